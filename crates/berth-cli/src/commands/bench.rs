@@ -1,0 +1,131 @@
+//! `berth bench boot`: how long until the agent answers, against the floor.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use berth_vm::image::ImageStore;
+use berth_vm::qemu::Qemu;
+use berth_vm::session::{BootOptions, VmSession};
+use berth_vm::{Accel, VmSpec, accel, floor};
+use clap::Subcommand;
+
+use crate::context::{Context, host_cpu};
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time from `berth vm run` start until the guest agent answers, next to the floor.
+    Boot {
+        /// Boots of each kind.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        #[arg(long)]
+        accel: Option<Accel>,
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
+    let BenchCommand::Boot {
+        runs,
+        accel,
+        memory,
+        json,
+    } = cmd;
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    ctx.reconcile();
+    let image = ImageStore::new(ctx.data.images()).latest("default")?;
+    let host = host_cpu();
+    let choice = accel::choose(&host, accel);
+    let config = ctx.qemu_config()?;
+    let hv = Qemu::new(config.clone());
+    let share = tempdir(ctx, "bench-share")?;
+    let opts = BootOptions {
+        run_root: ctx.data.run(),
+        logs_dir: ctx.data.logs(),
+        owner_pid: std::process::id(),
+        boot_timeout: Duration::from_secs(120),
+    };
+
+    let mut berth = Vec::new();
+    for i in 0..runs {
+        let spec = VmSpec {
+            name: berth_core::random_id("bench")?,
+            image: image.clone(),
+            share: Some(share.clone()),
+            memory_mib: memory,
+            cpus: 1,
+            accel: choice.accel,
+            extra_kernel_args: Vec::new(),
+        };
+        let session = VmSession::boot(&hv, &spec, &opts)?;
+        eprintln!(
+            "berth boot {}/{runs}: {:.3} s",
+            i + 1,
+            session.boot_time.as_secs_f64()
+        );
+        berth.push(session.boot_time);
+        session.shutdown();
+    }
+
+    let floor_img = share.join("floor.cpio");
+    floor::write_floor_initramfs(std::path::Path::new("/bin/busybox"), &floor_img)?;
+    let mut floor_times = Vec::new();
+    for i in 0..runs {
+        let t = floor::boot_floor(
+            &config.qemu,
+            &image.kernel(),
+            &floor_img,
+            choice.accel,
+            config.tsc_khz,
+            memory,
+        )?;
+        eprintln!("floor boot {}/{runs}: {:.3} s", i + 1, t.as_secs_f64());
+        floor_times.push(t);
+    }
+    let _ = std::fs::remove_dir_all(&share);
+
+    let b = median(&mut berth);
+    let f = median(&mut floor_times);
+    let ratio = b.as_secs_f64() / f.as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "accel": choice.accel,
+                "runs": runs,
+                "berth_median_s": b.as_secs_f64(),
+                "floor_median_s": f.as_secs_f64(),
+                "ratio": ratio,
+            })
+        );
+    } else {
+        println!("accelerator: {}", choice.reason);
+        println!(
+            "berth vm run -> agent ready   median {:.3} s  ({runs} runs)",
+            b.as_secs_f64()
+        );
+        println!(
+            "floor (busybox, poweroff)     median {:.3} s  ({runs} runs)",
+            f.as_secs_f64()
+        );
+        println!("ratio                         {ratio:.2}x");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn tempdir(ctx: &Context, prefix: &str) -> Result<std::path::PathBuf> {
+    let dir = ctx.data.root().join(berth_core::random_id(prefix)?);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,88 @@
+//! `berth doctor`: what is installed, which accelerator, is an image built; how to fix gaps.
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use anyhow::Result;
+use berth_vm::accel;
+use berth_vm::image::ImageStore;
+
+use crate::context::{Context, find_agent, find_tool, find_virtiofsd, host_cpu};
+
+#[derive(clap::Args)]
+pub struct Args {}
+
+pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
+    let mut ok = true;
+    let mut line = |good: bool, what: &str, detail: String| {
+        ok &= good;
+        println!("{} {what:<12} {detail}", if good { "ok  " } else { "FAIL" });
+    };
+
+    let choice = accel::choose(&host_cpu(), None);
+    line(true, "accelerator", choice.reason);
+
+    match find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]) {
+        Some(p) => line(true, "qemu", version(&p)),
+        None => line(
+            false,
+            "qemu",
+            "not found: apt install qemu-system-x86".into(),
+        ),
+    }
+    match find_tool("BERTH_QEMU_IMG", &["qemu-img"], &[]) {
+        Some(p) => line(true, "qemu-img", version(&p)),
+        None => line(
+            false,
+            "qemu-img",
+            "not found: apt install qemu-utils".into(),
+        ),
+    }
+    match find_virtiofsd() {
+        Ok(p) => line(true, "virtiofsd", version(&p)),
+        Err(e) => line(false, "virtiofsd", e.to_string()),
+    }
+    for (tool, pkg) in [("mmdebstrap", "mmdebstrap"), ("busybox", "busybox-static")] {
+        let extra = [
+            Path::new("/bin").join(tool),
+            Path::new("/usr/sbin").join(tool),
+        ];
+        match find_tool("", &[tool], &extra) {
+            Some(p) => line(true, tool, p.display().to_string()),
+            None => line(
+                false,
+                tool,
+                format!("not found (needed by `berth image build`): apt install {pkg}"),
+            ),
+        }
+    }
+    match find_agent(None, &ctx.exe) {
+        Ok(p) => line(true, "guest agent", p.display().to_string()),
+        Err(e) => line(false, "guest agent", e.to_string()),
+    }
+    match ImageStore::new(ctx.data.images()).latest("default") {
+        Ok(img) => line(
+            true,
+            "image",
+            format!("{} (kernel {})", img.id(), img.manifest.kernel_version),
+        ),
+        Err(e) => line(false, "image", e.to_string()),
+    }
+    println!("     {:<12} {}", "data dir", ctx.data.root().display());
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The first line of `PROGRAM --version`, or the path if it prints nothing.
+fn version(p: &Path) -> String {
+    let out = Command::new(p).arg("--version").output();
+    let first = out
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    format!("{} ({})", first.trim(), p.display())
+}

@@ -1,0 +1,137 @@
+//! What the binary resolves from the environment once and passes into the libraries.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use berth_core::DataDir;
+use berth_vm::accel::HostCpu;
+use berth_vm::qemu::QemuConfig;
+
+pub struct Context {
+    pub data: DataDir,
+    /// This executable, for starting VM guards.
+    pub exe: PathBuf,
+}
+
+impl Context {
+    pub fn resolve(flag: Option<PathBuf>) -> Result<Context> {
+        let root = match flag.or_else(|| std::env::var_os("BERTH_DATA_DIR").map(PathBuf::from)) {
+            Some(p) => p,
+            None => default_data_dir()?,
+        };
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::env::current_dir()?.join(root)
+        };
+        let exe = std::env::current_exe().context("cannot find the berth executable")?;
+        Ok(Context {
+            data: DataDir::new(root),
+            exe,
+        })
+    }
+
+    /// Removes the run directories of VMs whose `berth` died without cleaning up.
+    pub fn reconcile(&self) {
+        for dir in berth_vm::rundir::reap_orphans(&self.data.run()) {
+            tracing::info!("cleaned up after a VM whose owner died: {}", dir.display());
+        }
+    }
+
+    pub fn qemu_config(&self) -> Result<QemuConfig> {
+        Ok(QemuConfig {
+            qemu: find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]).context(
+                "qemu-system-x86_64 not found; install it (Debian/Ubuntu: apt install qemu-system-x86) \
+                 or run scripts/install-deps.sh",
+            )?,
+            qemu_img: find_tool("BERTH_QEMU_IMG", &["qemu-img"], &[])
+                .context("qemu-img not found; install it (apt install qemu-utils)")?,
+            virtiofsd: find_virtiofsd()?,
+            tsc_khz: host_cpu().tsc_khz(),
+            guard: Some((self.exe.clone(), vec!["__guard".into()])),
+        })
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return Ok(PathBuf::from(x).join("berth"));
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/berth")),
+        None => bail!("neither XDG_DATA_HOME nor HOME is set; pass --data-dir"),
+    }
+}
+
+/// Reads what the accelerator choice needs from this host.
+pub fn host_cpu() -> HostCpu {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let kvm_device = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    HostCpu {
+        cpuinfo,
+        kvm_device,
+    }
+}
+
+/// `$VAR` if set, else the first of `names` on PATH, else the first existing of `extra`.
+pub fn find_tool(var: &str, names: &[&str], extra: &[PathBuf]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var) {
+        return Some(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for name in names {
+        for dir in std::env::split_paths(&path) {
+            let candidate = dir.join(name);
+            if is_executable(&candidate) {
+                return Some(candidate);
+            }
+        }
+    }
+    extra.iter().find(|p| is_executable(p)).cloned()
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+pub fn find_virtiofsd() -> Result<PathBuf> {
+    let mut extra = Vec::new();
+    if let Some(h) = std::env::var_os("CARGO_HOME") {
+        extra.push(PathBuf::from(h).join("bin/virtiofsd"));
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        extra.push(PathBuf::from(h).join(".cargo/bin/virtiofsd"));
+    }
+    extra.push(PathBuf::from("/usr/libexec/virtiofsd"));
+    find_tool("BERTH_VIRTIOFSD", &["virtiofsd"], &extra)
+        .context("virtiofsd not found; install it with `cargo install virtiofsd --locked`")
+}
+
+/// The static guest agent: `--agent`, `$BERTH_AGENT`, next to this binary, or in the
+/// cargo target dir's static build (`scripts/build.sh` puts it there).
+pub fn find_agent(flag: Option<PathBuf>, exe: &Path) -> Result<PathBuf> {
+    if let Some(p) = flag.or_else(|| std::env::var_os("BERTH_AGENT").map(PathBuf::from)) {
+        return Ok(p);
+    }
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    // In a cargo target dir the plain `berth-agent` beside `berth` is the dynamic host
+    // build; the static one is under the explicit target triple, so look there first.
+    let candidates = [
+        dir.join("../x86_64-unknown-linux-gnu/release/berth-agent"),
+        dir.join("../../x86_64-unknown-linux-gnu/release/berth-agent"),
+        dir.join("berth-agent"),
+        PathBuf::from("/usr/lib/berth/berth-agent"),
+    ];
+    candidates.into_iter().find(|p| p.is_file()).context(
+        "the static guest agent (berth-agent) was not found next to berth; build it with \
+             scripts/build.sh or pass --agent",
+    )
+}

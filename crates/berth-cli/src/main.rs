@@ -1,0 +1,83 @@
+//! `berth`: every coding-agent attempt in its own VM.
+#![allow(clippy::print_stdout)]
+
+mod commands;
+mod context;
+mod terminal;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for berth's own failures (as `docker run` does), distinct from the guest
+/// command's codes.
+pub const BERTH_FAILURE: u8 = 125;
+
+#[derive(Parser)]
+#[command(name = "berth", version, about = "Run coding agents in throwaway VMs", long_about = None)]
+struct Cli {
+    /// Data directory (images, run dirs, logs). Default: $BERTH_DATA_DIR or $XDG_DATA_HOME/berth.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What is installed, which accelerator VMs get, whether an image is built.
+    Doctor(commands::doctor::Args),
+    /// Build and list guest images.
+    #[command(subcommand)]
+    Image(commands::image::ImageCommand),
+    /// Run commands in throwaway VMs.
+    #[command(subcommand)]
+    Vm(commands::vm::VmCommand),
+    /// Measure Berth.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+    /// Internal: the per-VM cleanup guard.
+    #[command(name = "__guard", hide = true)]
+    Guard { run_dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Guard { run_dir } = &cli.command {
+        berth_vm::guard::run_guard(run_dir);
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let ctx = match context::Context::resolve(cli.data_dir) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let result = match cli.command {
+        Command::Doctor(args) => commands::doctor::run(&ctx, args),
+        Command::Image(cmd) => commands::image::run(&ctx, cmd),
+        Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
+        Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
+        Command::Guard { .. } => unreachable!("handled above"),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("berth: error: {e:#}");
+    ExitCode::from(BERTH_FAILURE)
+}
+
+/// Logs go to stderr, filtered by `BERTH_LOG` (e.g. `BERTH_LOG=debug`); warnings by default.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

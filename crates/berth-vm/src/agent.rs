@@ -1,0 +1,346 @@
+//! The host's client for the guest agent.
+//!
+//! The guest is untrusted, so everything here is bounded: frames are capped by
+//! `berth-proto`, a reader thread feeds a bounded queue (memory stays constant however fast
+//! the guest writes), output is rate-limited, and every wait has a deadline. Any protocol
+//! violation ends the session with an error naming what the guest did.
+
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth_proto::{
+    ExecRequest, ExitStatus, FrameReader, Hello, MAX_CHUNK, Message, PROTOCOL_VERSION, ProtoError,
+    write_message,
+};
+use thiserror::Error;
+
+/// Frames buffered between the reader thread and the consumer.
+const QUEUE_FRAMES: usize = 64;
+/// Guest output the host accepts per second; beyond it the reader slows down (backpressure).
+pub const MAX_OUTPUT_BYTES_PER_SEC: u64 = 64 * 1024 * 1024;
+/// Silence after which the host pings the agent.
+const PING_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Error)]
+pub enum AgentError {
+    #[error(
+        "the guest agent did not answer within {}s of boot; the guest may have failed to \
+         start (guest console: {console})", .waited.as_secs()
+    )]
+    BootTimeout { waited: Duration, console: String },
+    #[error(
+        "the guest stopped answering for {}s; it was stopped (guest console: {console})",
+        .waited.as_secs()
+    )]
+    Unresponsive { waited: Duration, console: String },
+    #[error(
+        "the guest broke the agent protocol ({source}); the guest is misbehaving or is not \
+         running berth-agent, so it was stopped (guest console: {console})"
+    )]
+    Protocol {
+        #[source]
+        source: ProtoError,
+        console: String,
+    },
+    #[error(
+        "the guest agent speaks protocol version {theirs}, this berth speaks {PROTOCOL_VERSION}; \
+         rebuild the image with `berth image build`"
+    )]
+    Version { theirs: u32 },
+    #[error(
+        "the guest closed the agent channel (the VM shut down or crashed; guest console: {console})"
+    )]
+    Closed { console: String },
+    #[error("cannot reach the agent socket {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the guest agent sent an unexpected {kind} message; the guest is misbehaving, so it \
+         was stopped (guest console: {console})"
+    )]
+    Unexpected { kind: &'static str, console: String },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Where a command's output goes, and what may interrupt the wait.
+pub trait ExecIo {
+    fn stdout(&mut self, data: &[u8]);
+    fn stderr(&mut self, data: &[u8]);
+    /// The agent could not run the command (e.g. no such program).
+    fn error(&mut self, message: &str);
+    /// Polled while waiting: `true` ends the exec with [`AgentError::Interrupted`].
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+}
+
+/// A handle to send stdin/signals/resizes for the exec in progress, from another thread.
+#[derive(Clone)]
+pub struct ExecControl {
+    writer: Arc<Mutex<UnixStream>>,
+    id: u32,
+}
+
+impl ExecControl {
+    pub fn stdin(&self, data: &[u8]) -> std::io::Result<()> {
+        for chunk in data.chunks(MAX_CHUNK) {
+            self.send(&Message::Stdin {
+                id: self.id,
+                data: chunk.to_vec(),
+            })?;
+        }
+        Ok(())
+    }
+    pub fn close_stdin(&self) -> std::io::Result<()> {
+        self.send(&Message::StdinEof { id: self.id })
+    }
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        self.send(&Message::Signal {
+            id: self.id,
+            signal,
+        })
+    }
+    pub fn resize(&self, rows: u16, cols: u16) -> std::io::Result<()> {
+        self.send(&Message::Resize {
+            id: self.id,
+            size: berth_proto::WinSize { rows, cols },
+        })
+    }
+    fn send(&self, msg: &Message) -> std::io::Result<()> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        write_message(&mut *w, msg)
+    }
+}
+
+pub struct AgentClient {
+    writer: Arc<Mutex<UnixStream>>,
+    inbox: Receiver<Result<Message, ProtoError>>,
+    console: String,
+    next_id: u32,
+    next_nonce: u32,
+    unresponsive_after: Duration,
+    pub agent_software: String,
+}
+
+impl AgentClient {
+    /// Connects to the agent socket and waits for the agent's hello.
+    ///
+    /// `alive` is polled while waiting: return `false` when the VM is gone to stop early.
+    pub fn connect(
+        socket: &Path,
+        console_log: &Path,
+        boot_timeout: Duration,
+        alive: &mut dyn FnMut() -> bool,
+    ) -> Result<AgentClient, AgentError> {
+        let console = console_log.display().to_string();
+        let stream = UnixStream::connect(socket).map_err(|source| AgentError::Connect {
+            path: socket.to_path_buf(),
+            source,
+        })?;
+        let read_half = stream.try_clone().map_err(|source| AgentError::Connect {
+            path: socket.to_path_buf(),
+            source,
+        })?;
+        let (tx, inbox) = sync_channel(QUEUE_FRAMES);
+        std::thread::spawn(move || read_frames(read_half, tx));
+        let mut client = AgentClient {
+            writer: Arc::new(Mutex::new(stream)),
+            inbox,
+            console,
+            next_id: 1,
+            next_nonce: 1,
+            unresponsive_after: boot_timeout.max(Duration::from_secs(30)),
+            agent_software: String::new(),
+        };
+        client.send(&Message::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            software: format!("berth {}", env!("CARGO_PKG_VERSION")),
+        }))?;
+        let deadline = Instant::now() + boot_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(AgentError::BootTimeout {
+                    waited: boot_timeout,
+                    console: client.console.clone(),
+                });
+            }
+            match client
+                .inbox
+                .recv_timeout(left.min(Duration::from_millis(100)))
+            {
+                Ok(Ok(Message::Hello(h))) => {
+                    if h.version != PROTOCOL_VERSION {
+                        return Err(AgentError::Version { theirs: h.version });
+                    }
+                    client.agent_software = h.software;
+                    return Ok(client);
+                }
+                Ok(Ok(other)) => return Err(client.unexpected(&other)),
+                Ok(Err(e)) => return Err(client.map_read_error(e)),
+                Err(RecvTimeoutError::Timeout) => {
+                    if !alive() {
+                        return Err(AgentError::Closed {
+                            console: client.console.clone(),
+                        });
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(AgentError::Closed {
+                        console: client.console.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Silence after which a running guest counts as hung (default: 30 s).
+    pub fn set_unresponsive_after(&mut self, d: Duration) {
+        self.unresponsive_after = d;
+    }
+
+    /// Starts `request` and returns a handle for stdin/signals/resizes; then call
+    /// [`AgentClient::wait`] to stream its output until it ends.
+    pub fn start(&mut self, request: ExecRequest) -> Result<ExecControl, AgentError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&Message::Exec { id, request })?;
+        Ok(ExecControl {
+            writer: self.writer.clone(),
+            id,
+        })
+    }
+
+    /// Streams the exec's output into `io` until it exits.
+    pub fn wait(
+        &mut self,
+        exec: &ExecControl,
+        io: &mut dyn ExecIo,
+    ) -> Result<ExitStatus, AgentError> {
+        let mut last_heard = Instant::now();
+        let mut pinged = false;
+        loop {
+            if io.interrupted() {
+                return Err(AgentError::Interrupted);
+            }
+            match self.inbox.recv_timeout(Duration::from_millis(100)) {
+                Ok(Ok(msg)) => {
+                    last_heard = Instant::now();
+                    pinged = false;
+                    match msg {
+                        Message::Stdout { id, data } if id == exec.id => io.stdout(&data),
+                        Message::Stderr { id, data } if id == exec.id => io.stderr(&data),
+                        Message::Error { id, message } if id == exec.id => io.error(&message),
+                        Message::Exited { id, status } if id == exec.id => return Ok(status),
+                        Message::Started { .. } | Message::Pong { .. } => {}
+                        // Output for an exec we are not waiting on: not ours to show.
+                        Message::Stdout { .. } | Message::Stderr { .. } => {}
+                        other => return Err(self.unexpected(&other)),
+                    }
+                }
+                Ok(Err(e)) => return Err(self.map_read_error(e)),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(AgentError::Closed {
+                        console: self.console.clone(),
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    let silent = last_heard.elapsed();
+                    if silent >= self.unresponsive_after {
+                        return Err(AgentError::Unresponsive {
+                            waited: silent,
+                            console: self.console.clone(),
+                        });
+                    }
+                    if silent >= PING_AFTER && !pinged {
+                        let nonce = self.next_nonce;
+                        self.next_nonce += 1;
+                        self.send(&Message::Ping { nonce })?;
+                        pinged = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `request` to completion.
+    pub fn exec(
+        &mut self,
+        request: ExecRequest,
+        io: &mut dyn ExecIo,
+    ) -> Result<ExitStatus, AgentError> {
+        let exec = self.start(request)?;
+        let _ = exec.close_stdin();
+        self.wait(&exec, io)
+    }
+
+    /// Asks the agent to sync and power the VM off. The VM exits shortly after.
+    pub fn power_off(&mut self) {
+        let _ = self.send(&Message::PowerOff);
+    }
+
+    fn send(&self, msg: &Message) -> Result<(), AgentError> {
+        let mut w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        write_message(&mut *w, msg)
+            .and_then(|_| w.flush())
+            .map_err(|_| AgentError::Closed {
+                console: self.console.clone(),
+            })
+    }
+
+    fn protocol(&self, source: ProtoError) -> AgentError {
+        AgentError::Protocol {
+            source,
+            console: self.console.clone(),
+        }
+    }
+
+    fn unexpected(&self, msg: &Message) -> AgentError {
+        AgentError::Unexpected {
+            kind: msg.kind_name(),
+            console: self.console.clone(),
+        }
+    }
+
+    fn map_read_error(&self, e: ProtoError) -> AgentError {
+        match e {
+            ProtoError::Closed => AgentError::Closed {
+                console: self.console.clone(),
+            },
+            other => self.protocol(other),
+        }
+    }
+}
+
+/// Reader thread: decodes frames into the bounded queue, throttling guest output.
+fn read_frames(stream: UnixStream, tx: std::sync::mpsc::SyncSender<Result<Message, ProtoError>>) {
+    let mut reader = FrameReader::new(stream);
+    let mut window_start = Instant::now();
+    let mut window_bytes: u64 = 0;
+    loop {
+        let msg = reader.read_message();
+        let stop = msg.is_err();
+        if let Ok(Message::Stdout { data, .. } | Message::Stderr { data, .. }) = &msg {
+            window_bytes += data.len() as u64;
+            if window_bytes > MAX_OUTPUT_BYTES_PER_SEC {
+                let rest = Duration::from_secs(1).saturating_sub(window_start.elapsed());
+                std::thread::sleep(rest);
+            }
+            if window_start.elapsed() >= Duration::from_secs(1) {
+                window_start = Instant::now();
+                window_bytes = 0;
+            }
+        }
+        if tx.send(msg).is_err() || stop {
+            return;
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Virtual machines for Berth attempts.
+//!
+//! [`Hypervisor`] is the one backend trait; [`qemu::Qemu`] implements it on Linux (a
+//! `vz` backend for macOS will sit beside it behind `cfg(target_os = "macos")`).
+//! [`agent::AgentClient`] speaks `berth-proto` to the guest agent over the channel the
+//! backend provides. Guest images are built and found through [`image`].
+
+pub mod accel;
+pub mod agent;
+pub mod floor;
+pub mod guard;
+pub mod image;
+pub mod qemu;
+pub mod rundir;
+pub mod session;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+pub use accel::{Accel, AccelChoice, HostCpu};
+pub use image::{Image, ImageStore};
+pub use rundir::RunDir;
+
+#[derive(Debug, Error)]
+pub enum VmError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error("{program} failed to start: {detail}")]
+    Spawn {
+        program: &'static str,
+        detail: String,
+    },
+    #[error("QMP: {0}")]
+    Qmp(String),
+}
+
+impl VmError {
+    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> VmError {
+        VmError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// What one VM should be.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    /// Short unique name; also the run directory's name.
+    pub name: String,
+    pub image: Image,
+    /// Host directory shared read-write at `/work`.
+    pub share: Option<PathBuf>,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    pub accel: Accel,
+    /// Appended to the kernel command line (e.g. `berth.init=...` in tests).
+    pub extra_kernel_args: Vec<String>,
+}
+
+/// What a backend can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub accels: Vec<Accel>,
+    /// Shares host directories with virtiofs.
+    pub virtiofs: bool,
+    /// How the guest agent is reached.
+    pub agent_channel: AgentChannel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentChannel {
+    /// A virtio-serial port exposed on the host as a unix socket (QEMU).
+    VirtioSerial,
+    /// A vsock port (Virtualization.framework).
+    Vsock,
+}
+
+/// Observed state of a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VmStatus {
+    Running,
+    /// Paused, shutting down, or another hypervisor state, by name.
+    Other(String),
+    /// The hypervisor process has exited.
+    Exited,
+}
+
+/// A hypervisor backend.
+///
+/// Lifecycle and when each call is legal:
+/// - [`Hypervisor::create`] on a new or created VM: prepares the run directory and disk.
+///   Idempotent: calling it again with the same spec changes nothing.
+/// - [`Hypervisor::start`] on a created VM: boots it and returns the running VM.
+/// - [`RunningVm::status`] while running; [`RunningVm::stop`] once, which always ends
+///   with nothing of the VM left (processes, sockets, overlay, run directory).
+pub trait Hypervisor {
+    type Vm: RunningVm;
+
+    fn capabilities(&self) -> Capabilities;
+    fn create(&self, spec: &VmSpec, run_root: &Path) -> Result<RunDir, VmError>;
+    fn start(&self, spec: &VmSpec, run_dir: RunDir) -> Result<Self::Vm, VmError>;
+}
+
+pub trait RunningVm {
+    /// The host end of the guest agent channel.
+    fn agent_socket(&self) -> PathBuf;
+    /// The guest's serial console log (inside the run directory).
+    fn console_log(&self) -> PathBuf;
+    fn status(&mut self) -> Result<VmStatus, VmError>;
+    /// Whether the hypervisor process has exited (cheap; no round trip).
+    fn has_exited(&mut self) -> bool;
+    /// Stops the VM: waits up to `grace` for it to power off by itself (after the agent was
+    /// asked to), then asks QEMU to quit, then kills it; finally removes the run directory.
+    fn stop(self, grace: Duration);
+}
+
+/// How long a stop waits between asking nicely and forcing.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(5);

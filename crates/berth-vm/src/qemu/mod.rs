@@ -1,0 +1,238 @@
+//! The QEMU backend: `microvm`, direct kernel boot, a qcow2 overlay over the read-only base
+//! image, virtiofs for `/work`, a virtio-serial port for the agent, QMP for control.
+
+mod args;
+mod qmp;
+mod spawn;
+pub mod virtiofsd;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub use args::{kernel_cmdline, qemu_args};
+pub use virtiofsd::Sandbox;
+
+use crate::guard::{GuardHandle, spawn_guard};
+use crate::{
+    Accel, AgentChannel, Capabilities, Hypervisor, RunDir, RunningVm, VmError, VmSpec, VmStatus,
+};
+
+/// Where the QEMU backend finds its programs; the binary resolves these.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub qemu: PathBuf,
+    pub qemu_img: PathBuf,
+    pub virtiofsd: PathBuf,
+    /// Host TSC in kHz, passed to TCG guests (see `accel::HostCpu::tsc_khz`).
+    pub tsc_khz: Option<u64>,
+    /// Program and leading arguments that run [`crate::guard::run_guard`] on a run dir.
+    pub guard: Option<(PathBuf, Vec<String>)>,
+}
+
+pub struct Qemu {
+    config: QemuConfig,
+}
+
+impl Qemu {
+    pub fn new(config: QemuConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl Hypervisor for Qemu {
+    type Vm = QemuVm;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            accels: vec![Accel::Kvm, Accel::Tcg],
+            virtiofs: true,
+            agent_channel: AgentChannel::VirtioSerial,
+        }
+    }
+
+    fn create(&self, spec: &VmSpec, run_root: &Path) -> Result<RunDir, VmError> {
+        let dir = RunDir::create(run_root, &spec.name)?;
+        if dir.overlay().exists() {
+            return Ok(dir); // already created
+        }
+        let partial = dir.path().join("overlay.qcow2.partial");
+        let out = Command::new(&self.config.qemu_img)
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(spec.image.rootfs())
+            .arg(&partial)
+            .output()
+            .map_err(|e| VmError::Spawn {
+                program: "qemu-img",
+                detail: format!("{}: {e}", self.config.qemu_img.display()),
+            })?;
+        if !out.status.success() {
+            return Err(VmError::Spawn {
+                program: "qemu-img",
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        std::fs::rename(&partial, dir.overlay())
+            .map_err(|e| VmError::io("cannot create", &dir.overlay(), e))?;
+        Ok(dir)
+    }
+
+    fn start(&self, spec: &VmSpec, dir: RunDir) -> Result<QemuVm, VmError> {
+        let mut vm = QemuVm {
+            dir,
+            qemu: None,
+            virtiofsd: None,
+            guard: None,
+            sandbox: None,
+            done: false,
+        };
+        // From here on, dropping `vm` on an error tears down whatever was started.
+        if let Some((exe, args)) = &self.config.guard {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            vm.guard = Some(spawn_guard(exe, &args, &vm.dir)?);
+        }
+        if let Some(share) = &spec.share {
+            let (child, sandbox) = virtiofsd::spawn(&self.config.virtiofsd, share, &vm.dir)?;
+            vm.virtiofsd = Some(child);
+            vm.sandbox = Some(sandbox);
+        }
+        let log_path = vm.dir.log("qemu");
+        let log =
+            File::create(&log_path).map_err(|e| VmError::io("cannot create", &log_path, e))?;
+        let mut cmd = Command::new(&self.config.qemu);
+        cmd.args(qemu_args(spec, &vm.dir, self.config.tsc_khz))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        spawn::detach_from_terminal(&mut cmd);
+        let child = cmd.spawn().map_err(|e| VmError::Spawn {
+            program: "qemu",
+            detail: format!("{}: {e}", self.config.qemu.display()),
+        })?;
+        vm.dir.record_pid("qemu", child.id())?;
+        vm.qemu = Some(child);
+        // QEMU creates its sockets before it starts the guest; wait for them or its exit.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !vm.dir.agent_socket().exists() || !vm.dir.qmp_socket().exists() {
+            if let Some(status) = vm.qemu_exit() {
+                return Err(VmError::Spawn {
+                    program: "qemu",
+                    detail: format!("exited {status}: {}", vm.qemu_log_tail()),
+                });
+            }
+            if Instant::now() > deadline {
+                return Err(VmError::Spawn {
+                    program: "qemu",
+                    detail: "made no sockets within 10 s".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(vm)
+    }
+}
+
+/// A running QEMU VM. Dropping it without [`RunningVm::stop`] kills everything at once.
+pub struct QemuVm {
+    dir: RunDir,
+    qemu: Option<Child>,
+    virtiofsd: Option<Child>,
+    guard: Option<GuardHandle>,
+    sandbox: Option<Sandbox>,
+    done: bool,
+}
+
+impl QemuVm {
+    pub fn run_dir(&self) -> &RunDir {
+        &self.dir
+    }
+
+    /// The virtiofsd sandbox in use, if the VM has a share.
+    pub fn sandbox(&self) -> Option<Sandbox> {
+        self.sandbox
+    }
+
+    /// QEMU's exit status if it has exited.
+    pub fn qemu_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.qemu.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    pub fn qemu_log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.log("qemu")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    fn wait_qemu(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.qemu.is_none() || self.qemu_exit().is_some() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn teardown(&mut self, grace: Duration) {
+        if !self.wait_qemu(grace) {
+            tracing::info!("VM did not power off within {grace:?}; asking QEMU to quit");
+            let _ = qmp::quit(&self.dir.qmp_socket());
+            if !self.wait_qemu(Duration::from_secs(3)) {
+                tracing::warn!("QEMU did not quit; killing it");
+                if let Some(c) = self.qemu.as_mut() {
+                    let _ = c.kill();
+                }
+            }
+        }
+        for child in [self.qemu.take(), self.virtiofsd.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.dir.destroy();
+        if let Some(g) = self.guard.take() {
+            g.release();
+        }
+        self.done = true;
+    }
+}
+
+impl RunningVm for QemuVm {
+    fn agent_socket(&self) -> PathBuf {
+        self.dir.agent_socket()
+    }
+
+    fn console_log(&self) -> PathBuf {
+        self.dir.console_log()
+    }
+
+    fn has_exited(&mut self) -> bool {
+        self.qemu_exit().is_some()
+    }
+
+    fn status(&mut self) -> Result<VmStatus, VmError> {
+        if self.qemu_exit().is_some() {
+            return Ok(VmStatus::Exited);
+        }
+        qmp::status(&self.dir.qmp_socket())
+    }
+
+    fn stop(mut self, grace: Duration) {
+        self.teardown(grace);
+    }
+}
+
+impl Drop for QemuVm {
+    fn drop(&mut self) {
+        if !self.done {
+            self.teardown(Duration::ZERO);
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! A booted VM with a connected agent: what `berth vm run`, the benchmarks and the tests use.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use crate::agent::{AgentClient, AgentError};
+use crate::{DEFAULT_STOP_GRACE, Hypervisor, RunningVm, VmError, VmSpec};
+
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// Where failed VMs leave their console log, and how long to wait for the agent.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    pub run_root: PathBuf,
+    pub logs_dir: PathBuf,
+    /// Recorded as the VM's owner: when that process is gone, the VM is an orphan.
+    pub owner_pid: u32,
+    pub boot_timeout: Duration,
+}
+
+pub struct VmSession<V: RunningVm> {
+    pub vm: Option<V>,
+    pub agent: AgentClient,
+    /// From `create` until the agent's hello.
+    pub boot_time: Duration,
+    kept_console: PathBuf,
+}
+
+impl<V: RunningVm> VmSession<V> {
+    pub fn boot<H: Hypervisor<Vm = V>>(
+        hv: &H,
+        spec: &VmSpec,
+        opts: &BootOptions,
+    ) -> Result<VmSession<V>, SessionError> {
+        let started = Instant::now();
+        let dir = hv.create(spec, &opts.run_root)?;
+        dir.record_pid("owner", opts.owner_pid)?;
+        let mut vm = hv.start(spec, dir)?;
+        let kept_console = opts.logs_dir.join(format!("{}.console.log", spec.name));
+        let connected = AgentClient::connect(
+            &vm.agent_socket(),
+            &kept_console,
+            opts.boot_timeout,
+            &mut || !vm.has_exited(),
+        );
+        match connected {
+            Ok(agent) => Ok(VmSession {
+                vm: Some(vm),
+                agent,
+                boot_time: started.elapsed(),
+                kept_console,
+            }),
+            Err(e) => {
+                keep_console(&vm, &kept_console);
+                vm.stop(Duration::ZERO);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Keeps the guest console for the user after a failure (the run dir is about to go).
+    pub fn keep_console(&self) -> &Path {
+        if let Some(vm) = &self.vm {
+            keep_console(vm, &self.kept_console);
+        }
+        &self.kept_console
+    }
+
+    /// Asks the guest to power off, then stops the VM (forcing it after the grace period).
+    pub fn shutdown(mut self) {
+        self.agent.power_off();
+        if let Some(vm) = self.vm.take() {
+            vm.stop(DEFAULT_STOP_GRACE);
+        }
+    }
+
+    /// Stops the VM at once: for a guest that misbehaved.
+    pub fn kill(mut self) {
+        if let Some(vm) = self.vm.take() {
+            vm.stop(Duration::ZERO);
+        }
+    }
+}
+
+fn keep_console<V: RunningVm>(vm: &V, to: &Path) {
+    if let Some(parent) = to.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let _ = std::fs::copy(vm.console_log(), to);
+}

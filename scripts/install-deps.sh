@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Berth needs on a Debian/Ubuntu host: QEMU, the image-building tools and
+# virtiofsd. Idempotent: a second run only checks. Needs root or sudo for apt.
+set -euo pipefail
+
+APT_PACKAGES=(
+  qemu-system-x86 qemu-utils     # the hypervisor and qemu-img
+  mmdebstrap busybox-static      # guest image: root filesystem and initramfs
+  cpio e2fsprogs xz-utils kmod   # guest image: packing and depmod
+  libseccomp-dev libcap-ng-dev   # to build virtiofsd
+  pkg-config
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  case "$p" in \#*) continue ;; esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  "${sudo_cmd[@]}" apt-get update -q
+  # The whole list, not only the missing ones: installing one package can replace another
+  # (qemu-system-x86 swaps out a backported qemu-utils), and apt keeps what is right.
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
+    "${APT_PACKAGES[@]}"
+fi
+for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4; do
+  PATH="$PATH:/usr/sbin:/sbin" command -v "$c" >/dev/null || { echo "error: $c is still missing" >&2; exit 1; }
+done
+
+if ! command -v virtiofsd >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/virtiofsd" ]; then
+  echo "==> building virtiofsd (cargo install virtiofsd, about 2 minutes)"
+  cargo install virtiofsd --locked
+fi
+echo "==> dependencies ready"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine: installs what is missing, builds,
+# builds the test guest image, then runs the gates and every test (real VMs included).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/install-deps.sh
+scripts/build.sh --debug
+
+echo "==> building the test guest image (cached in target/berth-test-data)"
+target/debug/berth --data-dir target/berth-test-data image build
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+echo "==> cargo test"
+# Real-VM tests are heavy under TCG on a 2-core machine: run two test threads at most.
+cargo test --locked --workspace -- --test-threads=2
