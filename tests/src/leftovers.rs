@@ -1,0 +1,81 @@
+//! Proof that a VM left nothing behind: no process, socket, overlay or run directory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Processes whose command line mentions `needle` (e.g. a test's data dir), with their pids.
+pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rfind(')')
+            .is_some_and(|i| state[i + 1..].trim_start().starts_with('Z'));
+        if cmdline.contains(needle) && !zombie {
+            found.push((pid, cmdline));
+        }
+    }
+    found
+}
+
+/// What is left of VMs under a data directory.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub processes: Vec<String>,
+    pub run_entries: Vec<String>,
+}
+
+impl Leftovers {
+    pub fn of(data_dir: &Path, share: Option<&Path>) -> Leftovers {
+        let mut processes: Vec<String> = processes_mentioning(&data_dir.display().to_string())
+            .into_iter()
+            .map(|(pid, c)| format!("{pid}: {c}"))
+            .collect();
+        if let Some(s) = share {
+            processes.extend(
+                processes_mentioning(&s.display().to_string())
+                    .into_iter()
+                    .map(|(pid, c)| format!("{pid}: {c}")),
+            );
+        }
+        let run_entries = std::fs::read_dir(data_dir.join("run"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .collect();
+        Leftovers {
+            processes,
+            run_entries,
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.processes.is_empty() && self.run_entries.is_empty()
+    }
+}
+
+/// Polls `cond` every 50 ms for up to `limit`; returns whether it became true.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

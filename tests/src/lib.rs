@@ -1,0 +1,19 @@
+//! Shared helpers for Berth's end-to-end tests, so a test reads like a story:
+//!
+//! ```no_run
+//! let env = berth_tests::TestEnv::new();
+//! let mut vm = env.boot_vm(None);
+//! assert_eq!(vm.sh("echo hi").stdout, "hi\n");
+//! ```
+//!
+//! The guest image is built once by `scripts/test.sh` into `target/berth-test-data`; every
+//! test gets its own data directory (sharing that image) and its own HOME.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod env;
+mod leftovers;
+mod vm;
+
+pub use env::{TestEnv, berth_bin, target_dir};
+pub use leftovers::{Leftovers, processes_mentioning, wait_until};
+pub use vm::{Output, TestVm};

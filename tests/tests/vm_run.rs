@@ -1,0 +1,116 @@
+//! `berth vm run` as a user runs it: real VM, real agent, exit codes passed through.
+
+use berth_tests::{Leftovers, TestEnv};
+
+fn run(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    env.berth().args(["vm", "run"]).args(args).output().unwrap()
+}
+
+#[test]
+fn uname_prints_the_guest_kernel_and_exit_codes_pass_through() {
+    let env = TestEnv::new();
+    let out = run(&env, &["--", "uname", "-a"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.starts_with("Linux berth "), "{stdout}");
+    // The guest kernel is the image's, not the host's.
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let image = std::fs::read_dir(env.data_dir().join("images"))
+        .unwrap()
+        .flatten()
+        .find_map(|e| std::fs::read_to_string(e.path().join("manifest.json")).ok())
+        .unwrap();
+    let guest_release = stdout.split_whitespace().nth(2).unwrap();
+    assert!(
+        image.contains(guest_release),
+        "{guest_release} not in {image}"
+    );
+    if host.trim() != guest_release {
+        assert!(!stdout.contains(host.trim()));
+    }
+
+    let out = run(&env, &["--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    // Killed by a signal: the shell convention 128 + N.
+    let out = run(&env, &["--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(out.status.code(), Some(137), "{out:?}");
+    assert!(Leftovers::of(env.data_dir(), None).is_clean());
+}
+
+#[test]
+fn commands_run_as_the_unprivileged_agent_user_in_work() {
+    let env = TestEnv::new();
+    let out = run(
+        &env,
+        &[
+            "--env",
+            "GREETING=hi there",
+            "--",
+            "sh",
+            "-c",
+            "id -un; pwd; echo \"$GREETING\"; cat /proc/1/comm",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "agent\n/work\nhi there\nberth-agent\n"
+    );
+}
+
+#[test]
+fn stdin_is_forwarded_with_i_and_a_missing_program_is_a_clear_127() {
+    let env = TestEnv::new();
+    let mut child = env
+        .berth()
+        .args(["vm", "run", "-i", "--", "sh", "-c", "tr a-z A-Z; exit 3"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello vm\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO VM\n");
+
+    let out = run(&env, &["--", "no-such-program-here"]);
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-program-here"), "{err}");
+}
+
+#[test]
+fn a_pty_is_a_real_terminal_of_the_requested_size() {
+    let env = TestEnv::new();
+    let out = run(&env, &["-t", "--", "sh", "-c", "tty; stty size"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("/dev/pts/"), "{stdout}");
+    // Not a terminal here, so the default size is used.
+    assert!(stdout.contains("24 80"), "{stdout}");
+}
+
+#[test]
+fn bad_input_is_refused_with_an_actionable_message() {
+    let env = TestEnv::new();
+    let out = run(&env, &["--share", "/definitely/not/here", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot share /definitely/not/here"));
+
+    let out = run(&env, &["--image", "nope", "--", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("berth image build"));
+
+    let out = run(&env, &["--accel", "xen", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    assert!(Leftovers::of(env.data_dir(), None).is_clean());
+}
