@@ -98,13 +98,13 @@ impl RunDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 
-    /// The pid recorded for `process` if that very process still runs.
+    /// The pid recorded for `process` if that very process still runs (a zombie does not).
     pub fn live_pid(&self, process: &str) -> Option<u32> {
         let text = std::fs::read_to_string(self.path.join(format!("{process}.pid"))).ok()?;
         let mut parts = text.split_whitespace();
         let pid: u32 = parts.next()?.parse().ok()?;
         let started: u64 = parts.next()?.parse().ok()?;
-        (pid > 1 && start_time(pid) == Some(started)).then_some(pid)
+        (pid > 1 && start_time(pid) == Some(started) && !is_zombie(pid)).then_some(pid)
     }
 
     /// Whether the owning process is gone (crashed or killed without cleaning up).
@@ -137,16 +137,19 @@ fn start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// Whether `pid` exists only as a zombie (dead, waiting for its parent to reap it).
+fn is_zombie(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        == Some("Z")
+}
+
 /// Waits briefly for a killed process to disappear (it may be a zombie of another parent).
 fn wait_gone(pid: u32) {
     for _ in 0..200 {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let gone = state.is_empty()
-            || state
-                .rfind(')')
-                .and_then(|i| state[i + 1..].split_whitespace().next())
-                == Some("Z");
-        if gone {
+        let exists = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if !exists || is_zombie(pid) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
