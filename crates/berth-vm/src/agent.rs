@@ -311,7 +311,13 @@ impl AgentClient {
     }
 
     fn map_read_error(&self, e: ProtoError) -> AgentError {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         match e {
+            ProtoError::Io(io) if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) => {
+                AgentError::Closed {
+                    console: self.console.clone(),
+                }
+            }
             ProtoError::Closed => AgentError::Closed {
                 console: self.console.clone(),
             },
