@@ -74,9 +74,17 @@ fn run_against(env: &TestEnv, share: &std::path::Path, extra: &[&str], limit: Du
 
 fn assert_refused(env: &TestEnv, share: &std::path::Path, run: &Run, expect: &str) {
     assert_eq!(run.code, Some(125), "{}", run.stderr);
-    assert!(run.stderr.contains(expect), "wanted {expect:?} in: {}", run.stderr);
+    assert!(
+        run.stderr.contains(expect),
+        "wanted {expect:?} in: {}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
-    assert!(run.peak_rss_kib < 64 * 1024, "berth grew to {} KiB", run.peak_rss_kib);
+    assert!(
+        run.peak_rss_kib < 64 * 1024,
+        "berth grew to {} KiB",
+        run.peak_rss_kib
+    );
     let clean = berth_tests::wait_until(Duration::from_secs(20), || {
         Leftovers::of(env.data_dir(), Some(share)).is_clean()
     });
@@ -93,7 +101,11 @@ fn a_4_gib_length_prefix_is_refused_without_allocating_it() {
     );
     let run = run_against(&env, share.path(), &[], Duration::from_secs(120));
     assert_refused(&env, share.path(), &run, "frame of 4294967295 bytes");
-    assert!(run.stderr.contains("broke the agent protocol"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("broke the agent protocol"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -121,7 +133,12 @@ fn a_guest_that_says_nothing_times_out_with_a_clear_error() {
     );
     assert_refused(&env, share.path(), &run, "did not answer within 8s");
     // The console log is kept where the message says.
-    assert!(std::fs::read_dir(env.data_dir().join("logs")).unwrap().count() > 0);
+    assert!(
+        std::fs::read_dir(env.data_dir().join("logs"))
+            .unwrap()
+            .count()
+            > 0
+    );
 }
 
 #[test]

@@ -28,7 +28,11 @@ fn assert_clean(env: &TestEnv, share: &std::path::Path) {
     let clean = wait_until(Duration::from_secs(20), || {
         Leftovers::of(env.data_dir(), Some(share)).is_clean()
     });
-    assert!(clean, "left behind: {:?}", Leftovers::of(env.data_dir(), Some(share)));
+    assert!(
+        clean,
+        "left behind: {:?}",
+        Leftovers::of(env.data_dir(), Some(share))
+    );
 }
 
 fn signal(child: &Child, sig: i32) {
@@ -67,16 +71,25 @@ fn a_guest_that_stops_answering_is_stopped_with_a_clear_error() {
     let share = env.share();
     let child = start_long_run(&env, share.path(), &["--hang-timeout", "5"]);
     // Freeze the guest's CPUs through QMP: from the host it is now a hung guest.
-    let run = std::fs::read_dir(env.run_dir()).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(env.run_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let mut qmp = std::os::unix::net::UnixStream::connect(run.join("qmp.sock")).unwrap();
     use std::io::Write;
-    qmp.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"stop\"}\n").unwrap();
+    qmp.write_all(b"{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"stop\"}\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("stopped answering"), "{err}");
     // The console log is kept for the user, outside the (removed) run directory.
-    assert!(err.contains(&env.data_dir().join("logs").display().to_string()), "{err}");
+    assert!(
+        err.contains(&env.data_dir().join("logs").display().to_string()),
+        "{err}"
+    );
     assert_clean(&env, share.path());
 }
 
@@ -85,7 +98,12 @@ fn qemu_dying_under_a_running_command_is_reported_and_cleaned_up() {
     let env = TestEnv::new();
     let share = env.share();
     let child = start_long_run(&env, share.path(), &[]);
-    let run = std::fs::read_dir(env.run_dir()).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(env.run_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let pid: i32 = std::fs::read_to_string(run.join("qemu.pid"))
         .unwrap()
         .split_whitespace()
@@ -108,7 +126,12 @@ fn a_later_berth_cleans_up_after_a_vm_whose_owner_and_guard_both_died() {
     let env = TestEnv::new();
     let share = env.share();
     let mut child = start_long_run(&env, share.path(), &[]);
-    let run = std::fs::read_dir(env.run_dir()).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(env.run_dir())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let guard: i32 = std::fs::read_to_string(run.join("guard.pid"))
         .unwrap()
         .split_whitespace()
@@ -124,11 +147,17 @@ fn a_later_berth_cleans_up_after_a_vm_whose_owner_and_guard_both_died() {
     let _ = child.wait();
     // The processes die with their parent, but nobody removed the run directory...
     assert!(wait_until(Duration::from_secs(10), || {
-        Leftovers::of(env.data_dir(), Some(share.path())).processes.is_empty()
+        Leftovers::of(env.data_dir(), Some(share.path()))
+            .processes
+            .is_empty()
     }));
     assert!(run.exists());
     // ...until the next berth command reconciles.
-    let out = env.berth().args(["vm", "run", "--", "true"]).output().unwrap();
+    let out = env
+        .berth()
+        .args(["vm", "run", "--", "true"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(!run.exists());
     assert_clean(&env, share.path());

@@ -313,7 +313,9 @@ impl AgentClient {
     fn map_read_error(&self, e: ProtoError) -> AgentError {
         use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
         match e {
-            ProtoError::Io(io) if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) => {
+            ProtoError::Io(io)
+                if matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted) =>
+            {
                 AgentError::Closed {
                     console: self.console.clone(),
                 }

@@ -1,0 +1,32 @@
+//! Attempt workspaces and results, with git2 only.
+//!
+//! - [`create_workspace`]: a standalone repository holding just the base commit (and its
+//!   tree), checked out in the attempt's directory; nothing in it points back to the user's
+//!   repository. It is what the guest sees at `/work`.
+//! - [`collect`]: after the guest is done, treat the workspace's `.git` as hostile data:
+//!   copy its objects (regular files only, no symlinks, capped) into a host-private bare
+//!   repository, check that the result descends from the base and that every new object is
+//!   sane, and commit leftover changes with the host's own config (never the workspace's).
+//! - [`import`]: re-create the result's commits in the user's repository with a
+//!   `Berth-Attempt` trailer and point a new branch at them. No hooks, filters or config from
+//!   the workspace are involved at any step; libgit2 runs no hooks at all.
+
+mod collect;
+mod error;
+mod fsck;
+mod guest_head;
+mod import;
+mod limits;
+mod workspace;
+
+pub use collect::{Collected, collect, diff_patch};
+pub use error::GitError;
+pub use import::{Imported, import};
+pub use limits::Limits;
+pub use workspace::{CreatedWorkspace, create_workspace, init_repo_with_files};
+
+/// Author and committer of commits Berth makes for an attempt.
+pub const AGENT_NAME: &str = "Berth agent";
+pub const AGENT_EMAIL: &str = "agent@berth.invalid";
+/// The trailer linking an imported commit to its attempt.
+pub const TRAILER: &str = "Berth-Attempt";
