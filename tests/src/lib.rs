@@ -15,5 +15,5 @@ mod leftovers;
 mod vm;
 
 pub use env::{TestEnv, berth_bin, target_dir};
-pub use leftovers::{Leftovers, processes_mentioning, wait_until};
+pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
 pub use vm::{Output, TestVm};

@@ -45,15 +45,8 @@ fn run_against(env: &TestEnv, share: &std::path::Path, extra: &[&str], limit: Du
     let started = Instant::now();
     let mut peak = 0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            if let Some(kib) = status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak = peak.max(kib);
-            }
+        if let Some(kib) = berth_tests::peak_rss_kib(child.id()) {
+            peak = peak.max(kib);
         }
         if child.try_wait().unwrap().is_some() {
             break;
@@ -166,13 +159,7 @@ fn a_flood_of_valid_output_streams_through_in_bounded_memory() {
         // A slow reader: berth must apply backpressure, not buffer the guest's output.
         if total % (8 << 20) < n {
             std::thread::sleep(Duration::from_millis(200));
-            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if let Some(kib) = status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-            {
+            if let Some(kib) = berth_tests::peak_rss_kib(pid) {
                 peak = peak.max(kib);
             }
         }

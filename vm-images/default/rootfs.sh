@@ -9,7 +9,7 @@ size=${BERTH_ROOTFS_SIZE:-2G}
 . /etc/os-release
 suite=${VERSION_CODENAME:?/etc/os-release names no VERSION_CODENAME}
 
-packages=bash,coreutils,git,ca-certificates,curl,passwd,procps,less,findutils,grep,sed
+packages=bash,coreutils,git,ca-certificates,curl,passwd,procps,less,findutils,grep,sed,python3
 echo "building a $suite root filesystem with: $packages"
 mmdebstrap --mode=auto --variant=minbase --format=null --skip=chroot/mount \
   --include="$packages" \

@@ -31,6 +31,12 @@ enum Command {
     /// Build and list guest images.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
+    Run(commands::run::Args),
+    /// Bring an attempt's result into its repo as a branch.
+    Pull(commands::pull::Args),
+    /// Show an attempt's changes against its base.
+    Diff(commands::diff::Args),
     /// Run commands in throwaway VMs.
     #[command(subcommand)]
     Vm(commands::vm::VmCommand),
@@ -56,6 +62,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
+        Command::Run(args) => commands::run::run(&ctx, args),
+        Command::Pull(args) => commands::pull::run(&ctx, args),
+        Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
         Command::Guard { .. } => unreachable!("handled above"),

@@ -21,7 +21,9 @@ pub enum GitError {
     NotDescendant { base: String },
     #[error("the attempt's result is too large: {0}; nothing was imported")]
     TooLarge(String),
-    #[error("branch '{0}' already exists in the repo; pass --force to overwrite it or --branch to pick another name")]
+    #[error(
+        "branch '{0}' already exists in the repo; pass --force to overwrite it or --branch to pick another name"
+    )]
     BranchExists(String),
     #[error("'{0}' is not a valid branch name")]
     BadBranch(String),
@@ -36,7 +38,10 @@ pub enum GitError {
     },
 }
 
-pub(crate) fn io(what: &'static str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> GitError {
+pub(crate) fn io(
+    what: &'static str,
+    path: &std::path::Path,
+) -> impl FnOnce(std::io::Error) -> GitError {
     let path = path.to_path_buf();
     move |source| GitError::Io { what, path, source }
 }

@@ -21,6 +21,7 @@ mod workspace;
 
 pub use collect::{Collected, collect, diff_patch};
 pub use error::GitError;
+pub use git2::Oid;
 pub use import::{Imported, import};
 pub use limits::Limits;
 pub use workspace::{CreatedWorkspace, create_workspace, init_repo_with_files};

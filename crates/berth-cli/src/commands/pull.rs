@@ -1,0 +1,76 @@
+//! `berth pull ATTEMPT`: bring an attempt's result into its repo as a branch.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use berth_core::{AttemptId, Store, pull_attempt};
+use berth_git::Limits;
+
+use crate::context::Context;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The attempt, e.g. 3.1.
+    attempt: AttemptId,
+    /// Branch name to create (default berth/<task>/<n>).
+    #[arg(long)]
+    branch: Option<String>,
+    /// Replace the branch if it exists.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Caps on what a pull may bring back.
+#[derive(clap::Args, Clone)]
+pub struct LimitArgs {
+    /// Largest file an attempt may bring back, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_blob_bytes, value_name = "BYTES")]
+    max_file_size: u64,
+    /// Largest total of new objects an attempt may bring back, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_total_bytes, value_name = "BYTES")]
+    max_total_size: u64,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_blob_bytes: self.max_file_size,
+            max_total_bytes: self.max_total_size,
+            ..Limits::default()
+        }
+    }
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    let store = Store::new(ctx.data.clone());
+    let pulled = pull_attempt(
+        &store,
+        args.attempt,
+        args.branch.as_deref(),
+        args.force,
+        &args.limits.limits(),
+    )?;
+    for w in &pulled.warnings {
+        eprintln!("berth: attempt {}: {w}", args.attempt);
+    }
+    let rec = store.load_attempt(args.attempt)?;
+    match pulled.imported {
+        Some(i) => println!(
+            "pulled {} into {} as {} ({} commit(s), {} file(s), +{}/-{})",
+            args.attempt,
+            rec.repo.display(),
+            i.branch,
+            i.commits,
+            i.files_changed,
+            i.insertions,
+            i.deletions
+        ),
+        None => println!(
+            "attempt {} changed nothing; no branch was made",
+            args.attempt
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}

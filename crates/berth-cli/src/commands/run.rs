@@ -1,0 +1,317 @@
+//! `berth run`: a task with N attempts, each in its own VM, each result pulled back as a
+//! branch `berth/<task>/<n>` of the user's repo.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use berth_core::{NewTask, Store, VmSettings, prepare_task, pull_attempt, run_attempt};
+use berth_vm::agent::ExecIo;
+use berth_vm::image::ImageStore;
+use berth_vm::qemu::Qemu;
+use berth_vm::session::BootOptions;
+use berth_vm::{Accel, accel};
+
+use super::demo;
+use super::image::now_unix;
+use crate::context::{Context, host_cpu};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The git repository to work on.
+    #[arg(long, value_name = "PATH", required_unless_present = "demo")]
+    repo: Option<PathBuf>,
+    /// Branch, tag or commit the attempts start from.
+    #[arg(long, default_value = "HEAD")]
+    base: String,
+    /// How many attempts to run side by side.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    attempts: u32,
+    /// A title for the task.
+    #[arg(long)]
+    title: Option<String>,
+    /// Start from the repo's uncommitted changes too (snapshotted into a commit on the
+    /// attempt's side; the repo itself is not touched).
+    #[arg(long)]
+    include_uncommitted: bool,
+    /// Run the bundled demo: a small repo with a failing test and a scripted agent that
+    /// fixes it. Needs no API key.
+    #[arg(long, conflicts_with = "repo")]
+    demo: bool,
+    #[arg(long)]
+    accel: Option<Accel>,
+    /// Guest memory per attempt, MiB.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    memory: u32,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    cpus: u32,
+    #[arg(long, default_value_t = 120)]
+    boot_timeout: u64,
+    #[command(flatten)]
+    limits: super::pull::LimitArgs,
+    /// The command each attempt runs in /work (default with --demo: the demo agent).
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    ctx.reconcile();
+    let (repo, command, title) = if args.demo {
+        let repo = demo::ensure_demo_repo(&ctx.data.root().join("demo"))?;
+        let command = if args.command.is_empty() {
+            vec!["bash".into(), ".berth/demo-agent.sh".into()]
+        } else {
+            args.command.clone()
+        };
+        (
+            repo,
+            command,
+            args.title.clone().unwrap_or("Fix the failing test".into()),
+        )
+    } else {
+        let repo = args.repo.clone().unwrap_or_default();
+        let repo = repo
+            .canonicalize()
+            .with_context(|| format!("cannot open the repo {}", repo.display()))?;
+        if args.command.is_empty() {
+            bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");
+        }
+        let title = args.title.clone().unwrap_or_else(|| args.command.join(" "));
+        (repo, args.command.clone(), title)
+    };
+    let store = Store::new(ctx.data.clone());
+    let image = ImageStore::new(ctx.data.images()).latest("default")?;
+    let prepared = prepare_task(
+        &store,
+        &NewTask {
+            repo: &repo,
+            base_ref: &args.base,
+            attempts: args.attempts,
+            title: &title,
+            command: &command,
+            include_uncommitted: args.include_uncommitted,
+            now_unix: now_unix(),
+        },
+    )?;
+    let task = &prepared.task;
+    eprintln!(
+        "berth: task {} \"{}\": {} attempt(s) of `{}` on {} at {} ({})",
+        task.id,
+        task.title,
+        task.attempts,
+        command.join(" "),
+        repo.display(),
+        args.base,
+        &task.base[..12.min(task.base.len())]
+    );
+    if prepared.left_out_uncommitted {
+        eprintln!(
+            "berth: note: the repo has uncommitted changes; the attempts start from {} without \
+             them (pass --include-uncommitted to include them)",
+            args.base
+        );
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let settings = VmSettings {
+        image,
+        accel: accel::choose(&host_cpu(), args.accel).accel,
+        memory_mib: args.memory,
+        cpus: args.cpus,
+        boot: BootOptions {
+            run_root: ctx.data.run(),
+            logs_dir: ctx.data.logs(),
+            owner_pid: std::process::id(),
+            boot_timeout: Duration::from_secs(args.boot_timeout),
+        },
+    };
+    let hv = Qemu::new(ctx.qemu_config()?);
+    let many = prepared.attempts.len() > 1;
+    let console = Arc::new(Mutex::new(()));
+    let outcomes: Vec<(berth_core::AttemptRecord, Result<Option<i32>, String>)> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = prepared
+                .attempts
+                .iter()
+                .cloned()
+                .map(|mut rec| {
+                    let (store, hv, settings) = (&store, &hv, &settings);
+                    let mut io = PrefixIo::new(
+                        many.then(|| format!("[{}] ", rec.id)),
+                        stop.clone(),
+                        console.clone(),
+                    );
+                    s.spawn(move || {
+                        let r = run_attempt(store, hv, settings, &mut rec, &mut io)
+                            .map(|st| st.map(|s| s.shell_code()))
+                            .map_err(|e| e.to_string());
+                        io.finish();
+                        (rec, r)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("attempt thread"))
+                .collect()
+        });
+
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("berth: interrupted; the attempts were stopped and their workspaces kept:");
+        for (rec, _) in &outcomes {
+            eprintln!(
+                "  berth pull {}   # bring attempt {} back as a branch anyway",
+                rec.id, rec.id
+            );
+        }
+        return Ok(ExitCode::from(130));
+    }
+
+    let limits = args.limits.limits();
+    let mut rows = Vec::new();
+    let mut all_ok = true;
+    for (rec, outcome) in &outcomes {
+        let exit = match outcome {
+            Ok(Some(code)) => code.to_string(),
+            Ok(None) => "stopped".into(),
+            Err(e) => {
+                eprintln!("berth: attempt {} failed: {e}", rec.id);
+                "error".into()
+            }
+        };
+        all_ok &= matches!(outcome, Ok(Some(0)));
+        // A failed command that changed files still yields a branch: the user decides.
+        let (branch, files, lines) = match pull_attempt(&store, rec.id, None, false, &limits) {
+            Ok(p) => {
+                for w in &p.warnings {
+                    eprintln!("berth: attempt {}: {w}", rec.id);
+                }
+                match p.imported {
+                    Some(i) => (
+                        i.branch,
+                        i.files_changed.to_string(),
+                        format!("+{}/-{}", i.insertions, i.deletions),
+                    ),
+                    None => ("(no changes)".into(), "0".into(), "".into()),
+                }
+            }
+            Err(e) => {
+                all_ok = false;
+                eprintln!("berth: attempt {} was not pulled: {e}", rec.id);
+                ("(not pulled)".into(), "-".into(), "".into())
+            }
+        };
+        rows.push((rec.id.to_string(), exit, branch, files, lines));
+    }
+    println!(
+        "{:<8} {:<7} {:<20} {:>5}  LINES",
+        "ATTEMPT", "EXIT", "BRANCH", "FILES"
+    );
+    for (id, exit, branch, files, lines) in &rows {
+        println!("{id:<8} {exit:<7} {branch:<20} {files:>5}  {lines}");
+    }
+    if let Some((_, _, branch, _, _)) = rows.iter().find(|r| r.2.starts_with("berth/")) {
+        println!();
+        println!(
+            "Look at it:  git -C {} log -p {}..{branch}",
+            repo.display(),
+            &task.base[..12.min(task.base.len())]
+        );
+        println!("Merge it:    git -C {} merge {branch}", repo.display());
+    }
+    if !many {
+        if let Some((_, Ok(Some(code)))) = outcomes.first() {
+            return Ok(ExitCode::from((*code).clamp(0, 255) as u8));
+        }
+        return Ok(ExitCode::from(crate::BERTH_FAILURE));
+    }
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Streams an attempt's output to the terminal, each line prefixed with the attempt id when
+/// several attempts share the terminal.
+struct PrefixIo {
+    prefix: Option<String>,
+    stop: Arc<AtomicBool>,
+    console: Arc<Mutex<()>>,
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl PrefixIo {
+    fn new(prefix: Option<String>, stop: Arc<AtomicBool>, console: Arc<Mutex<()>>) -> Self {
+        Self {
+            prefix,
+            stop,
+            console,
+            out: Vec::new(),
+            err: Vec::new(),
+        }
+    }
+
+    fn emit(&mut self, is_err: bool, data: &[u8], flush_partial: bool) {
+        let _lock = self.console.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(prefix) = &self.prefix else {
+            if is_err {
+                let _ = std::io::stderr().write_all(data);
+            } else {
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(data).and_then(|_| o.flush());
+            }
+            return;
+        };
+        let buf = if is_err { &mut self.err } else { &mut self.out };
+        buf.extend_from_slice(data);
+        let mut text = Vec::new();
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            text.extend_from_slice(prefix.as_bytes());
+            text.extend(buf.drain(..=nl));
+        }
+        if flush_partial && !buf.is_empty() {
+            text.extend_from_slice(prefix.as_bytes());
+            text.append(buf);
+            text.push(b'\n');
+        }
+        if is_err {
+            let _ = std::io::stderr().write_all(&text);
+        } else {
+            let mut o = std::io::stdout().lock();
+            let _ = o.write_all(&text).and_then(|_| o.flush());
+        }
+    }
+
+    fn finish(&mut self) {
+        self.emit(false, &[], true);
+        self.emit(true, &[], true);
+    }
+}
+
+impl ExecIo for PrefixIo {
+    fn stdout(&mut self, data: &[u8]) {
+        self.emit(false, data, false);
+    }
+    fn stderr(&mut self, data: &[u8]) {
+        self.emit(true, data, false);
+    }
+    fn error(&mut self, message: &str) {
+        self.emit(true, format!("berth: guest: {message}\n").as_bytes(), false);
+    }
+    fn interrupted(&mut self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}

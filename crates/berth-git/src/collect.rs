@@ -1,0 +1,306 @@
+//! Bringing an attempt's result into a host-private repository, treating the workspace's
+//! `.git` as hostile data.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository, Signature};
+
+use crate::error::{GitError, io};
+use crate::fsck::{self, Budget};
+use crate::guest_head::{open_regular, read_guest_head};
+use crate::{AGENT_EMAIL, AGENT_NAME, Limits, TRAILER};
+
+/// The ref in the host repository that holds the collected result.
+const RESULT_REF: &str = "refs/heads/result";
+
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// The result commit, in the host repository.
+    pub head: Oid,
+    pub base: Oid,
+    /// New commits from the base (exclusive) to the head, oldest first.
+    pub commits: Vec<Oid>,
+    /// Whether Berth committed uncommitted leftovers.
+    pub committed_leftovers: bool,
+    /// Things the guest did that Berth ignored, for the user to know.
+    pub warnings: Vec<String>,
+}
+
+/// Collects the workspace's result into `host_git` (a bare repository only the host uses).
+///
+/// The guest's commits are used when its `HEAD` can be read safely; otherwise the result
+/// starts from `start` and a warning says why. Uncommitted changes in the working tree are
+/// committed on top with the host's config (the workspace's `.git/config` is never read;
+/// symlinks are stored as links, never followed). Idempotent.
+pub fn collect(
+    workspace: &Path,
+    host_git: &Path,
+    base: Oid,
+    start: Oid,
+    attempt: &str,
+    limits: &Limits,
+) -> Result<Collected, GitError> {
+    let host = open_or_init_bare(host_git)?;
+    let mut warnings = Vec::new();
+    copy_guest_objects(workspace, host_git, limits)?;
+
+    let mut head = match read_guest_head(&workspace.join(".git")) {
+        Ok(id) if host.find_commit(id).is_ok() => id,
+        Ok(id) => {
+            warnings.push(format!(
+                "the workspace's HEAD names {id}, which it does not contain; using the start"
+            ));
+            start
+        }
+        Err(why) => {
+            warnings.push(format!(
+                "ignored the workspace's HEAD ({why}); using the start"
+            ));
+            start
+        }
+    };
+    let mut commits = new_commits(&host, head, base, limits)?;
+    let mut known = HashSet::new();
+    fsck::collect_tree_ids(&host, host.find_commit(base)?.tree_id(), &mut known)?;
+    let mut budget = Budget::default();
+    for c in &commits {
+        fsck::check_commit(&host, *c, &mut known, &mut budget, limits)?;
+    }
+
+    warnings.extend(neutralize_rule_symlinks(workspace)?);
+    let leftovers = commit_leftovers(&host, workspace, head, attempt)?;
+    if let Some(id) = leftovers {
+        fsck::check_commit(&host, id, &mut known, &mut budget, limits)?;
+        head = id;
+        commits.push(id);
+    }
+    host.reference(RESULT_REF, head, true, "berth: collected result")?;
+    Ok(Collected {
+        head,
+        base,
+        commits,
+        committed_leftovers: leftovers.is_some(),
+        warnings,
+    })
+}
+
+fn open_or_init_bare(path: &Path) -> Result<Repository, GitError> {
+    if path.join("HEAD").is_file() {
+        return Ok(Repository::open_bare(path)?);
+    }
+    let repo = Repository::init_bare(path)?;
+    let mut cfg = repo.config()?;
+    cfg.set_bool("core.autocrlf", false)?;
+    cfg.set_bool("core.symlinks", true)?;
+    Ok(repo)
+}
+
+/// Copies the loose objects and packs of `workspace/.git/objects` into `host_git/objects`:
+/// regular files only, never through a symlink, `info/` (alternates) ignored, capped.
+fn copy_guest_objects(workspace: &Path, host_git: &Path, limits: &Limits) -> Result<(), GitError> {
+    for dir in [".git", ".git/objects"] {
+        let p = workspace.join(dir);
+        let meta = std::fs::symlink_metadata(&p).map_err(io("cannot read", &p))?;
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            return Err(GitError::Hostile(format!("{dir} is not a directory")));
+        }
+    }
+    let objects = workspace.join(".git/objects");
+    let mut total = 0u64;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(&objects).map_err(io("cannot list", &objects))? {
+        let entry = entry.map_err(io("cannot list", &objects))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ft = entry
+            .file_type()
+            .map_err(io("cannot stat", &entry.path()))?;
+        let wanted =
+            (name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit())) || name == "pack";
+        if !wanted {
+            continue; // info/ (alternates), tmp files: never read
+        }
+        if ft.is_symlink() || !ft.is_dir() {
+            return Err(GitError::Hostile(format!(
+                ".git/objects/{name} is not a directory"
+            )));
+        }
+        for inner in std::fs::read_dir(entry.path()).map_err(io("cannot list", &entry.path()))? {
+            let inner = inner.map_err(io("cannot list", &entry.path()))?;
+            let iname = inner.file_name().to_string_lossy().into_owned();
+            let ok = if name == "pack" {
+                iname.starts_with("pack-") && (iname.ends_with(".pack") || iname.ends_with(".idx"))
+            } else {
+                iname.len() == 38 && iname.bytes().all(|b| b.is_ascii_hexdigit())
+            };
+            if !ok {
+                continue;
+            }
+            let ift = inner
+                .file_type()
+                .map_err(io("cannot stat", &inner.path()))?;
+            if ift.is_symlink() {
+                return Err(GitError::Hostile(format!(
+                    ".git/objects/{name}/{iname} is a symlink"
+                )));
+            }
+            files.push(PathBuf::from(".git/objects").join(&name).join(&iname));
+        }
+    }
+    for rel in files {
+        let dest = host_git.join(rel.strip_prefix(".git").unwrap_or(&rel));
+        if dest.exists() {
+            continue;
+        }
+        let mut src = open_regular(workspace, &rel).map_err(GitError::Hostile)?;
+        let len = src.metadata().map_err(io("cannot stat", &rel))?.len();
+        total += len;
+        if total > limits.max_total_bytes {
+            return Err(GitError::TooLarge(format!(
+                "the workspace's objects exceed {} bytes",
+                limits.max_total_bytes
+            )));
+        }
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+        }
+        let tmp = dest.with_extension("partial");
+        let mut out = std::fs::File::create(&tmp).map_err(io("cannot create", &tmp))?;
+        std::io::copy(&mut std::io::Read::take(&mut src, len), &mut out)
+            .map_err(io("cannot copy", &rel))?;
+        std::fs::rename(&tmp, &dest).map_err(io("cannot move", &tmp))?;
+    }
+    Ok(())
+}
+
+/// New commits from `base` (exclusive) to `head`, parents first. Every path from `head`
+/// must end at `base`: a root commit, or a missing parent, means history was rewritten.
+fn new_commits(
+    repo: &Repository,
+    head: Oid,
+    base: Oid,
+    limits: &Limits,
+) -> Result<Vec<Oid>, GitError> {
+    let not_descendant = || GitError::NotDescendant {
+        base: base.to_string(),
+    };
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    // Iterative post-order DFS.
+    let mut stack = vec![(head, false)];
+    while let Some((id, expanded)) = stack.pop() {
+        if id == base {
+            continue;
+        }
+        if expanded {
+            order.push(id);
+            continue;
+        }
+        if !seen.insert(id) {
+            continue;
+        }
+        if seen.len() as u64 > limits.max_commits {
+            return Err(GitError::TooLarge(format!(
+                "more than {} new commits",
+                limits.max_commits
+            )));
+        }
+        let commit = repo.find_commit(id).map_err(|_| not_descendant())?;
+        if commit.parent_count() == 0 {
+            return Err(not_descendant());
+        }
+        stack.push((id, true));
+        for p in commit.parent_ids() {
+            if !seen.contains(&p) {
+                stack.push((p, false));
+            }
+        }
+    }
+    Ok(order)
+}
+
+/// `.gitignore`/`.gitattributes` symlinks would make libgit2 read a host file as rules:
+/// remove them from the workspace (they are the guest's doing) and say so.
+fn neutralize_rule_symlinks(workspace: &Path) -> Result<Vec<String>, GitError> {
+    let mut warnings = Vec::new();
+    let mut stack = vec![workspace.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() && name != ".git" {
+                stack.push(entry.path());
+            } else if ft.is_symlink() && (name == ".gitignore" || name == ".gitattributes") {
+                let rel = entry
+                    .path()
+                    .strip_prefix(workspace)
+                    .unwrap_or(&entry.path())
+                    .to_path_buf();
+                std::fs::remove_file(entry.path()).map_err(io("cannot remove", &entry.path()))?;
+                warnings.push(format!(
+                    "removed {} (a symlink; Berth does not follow it)",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
+fn commit_leftovers(
+    host: &Repository,
+    workspace: &Path,
+    head: Oid,
+    attempt: &str,
+) -> Result<Option<Oid>, GitError> {
+    host.set_workdir(workspace, false)?;
+    let head_commit = host.find_commit(head)?;
+    let mut index = host.index()?;
+    index.clear()?;
+    index.read_tree(&head_commit.tree()?)?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    let tree_id = index.write_tree()?;
+    if tree_id == head_commit.tree_id() {
+        return Ok(None);
+    }
+    let tree = host.find_tree(tree_id)?;
+    let sig = Signature::now(AGENT_NAME, AGENT_EMAIL)?;
+    let msg = format!("Uncommitted changes of attempt {attempt}\n\n{TRAILER}: {attempt}\n");
+    Ok(Some(host.commit(
+        None,
+        &sig,
+        &sig,
+        &msg,
+        &tree,
+        &[&head_commit],
+    )?))
+}
+
+/// The unified diff from `base` to `head` in the host repository, and (files, +, -).
+pub fn diff_patch(
+    host_git: &Path,
+    base: Oid,
+    head: Oid,
+) -> Result<(String, (usize, usize, usize)), GitError> {
+    let repo = Repository::open_bare(host_git)?;
+    let old = repo.find_commit(base)?.tree()?;
+    let new = repo.find_commit(head)?.tree()?;
+    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
+    let stats = diff.stats()?;
+    let mut out = String::new();
+    diff.print(git2::DiffFormat::Patch, |_d, _h, line| {
+        if matches!(line.origin(), '+' | '-' | ' ') {
+            out.push(line.origin());
+        }
+        out.push_str(&String::from_utf8_lossy(line.content()));
+        true
+    })?;
+    Ok((
+        out,
+        (stats.files_changed(), stats.insertions(), stats.deletions()),
+    ))
+}

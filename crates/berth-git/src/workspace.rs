@@ -1,0 +1,151 @@
+//! Creating an attempt's workspace from the user's repository.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Oid, Repository, Signature, StatusOptions, build::CheckoutBuilder};
+
+use crate::error::{GitError, io};
+use crate::{AGENT_EMAIL, AGENT_NAME};
+
+/// The branch the guest works on inside the workspace.
+pub const WORKSPACE_BRANCH: &str = "refs/heads/berth";
+
+#[derive(Debug, Clone)]
+pub struct CreatedWorkspace {
+    pub dir: PathBuf,
+    /// The base commit in the user's repository.
+    pub base: Oid,
+    /// What the workspace starts at: the base, or a snapshot of uncommitted changes on it.
+    pub start: Oid,
+    /// The user's working tree had uncommitted changes that were *not* included.
+    pub left_out_uncommitted: bool,
+}
+
+/// Creates `dest` as a standalone repository holding only `base` (its commit and tree, no
+/// history: the pack is built from the tree, so creation does not grow with the repository's
+/// history), checked out on branch `berth`. The user's repository is only read.
+///
+/// With `include_uncommitted`, the user's uncommitted changes (tracked and untracked, minus
+/// ignored files) become one snapshot commit on top of the base in the workspace; the user's
+/// index and working tree are left as they are.
+pub fn create_workspace(
+    repo_path: &Path,
+    base: &str,
+    dest: &Path,
+    include_uncommitted: bool,
+) -> Result<CreatedWorkspace, GitError> {
+    let user = Repository::open(repo_path).map_err(|source| GitError::NotARepo {
+        path: repo_path.to_path_buf(),
+        source,
+    })?;
+    let no_base = || GitError::NoSuchBase {
+        repo: repo_path.to_path_buf(),
+        base: base.to_string(),
+    };
+    let base_commit = user
+        .revparse_single(base)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|_| no_base())?;
+    let dirty = is_dirty(&user)?;
+
+    std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
+    let ws = Repository::init(dest)?;
+    {
+        let mut cfg = ws.config()?;
+        cfg.set_str("user.name", AGENT_NAME)?;
+        cfg.set_str("user.email", AGENT_EMAIL)?;
+    }
+    let mut pb = user.packbuilder()?;
+    pb.insert_commit(base_commit.id())?;
+    let snapshot_tree = if include_uncommitted && dirty {
+        let tree = snapshot_tree(&user)?;
+        pb.insert_tree(tree)?;
+        Some(tree)
+    } else {
+        None
+    };
+    let mut buf = git2::Buf::new();
+    pb.write_buf(&mut buf)?;
+    let odb = ws.odb()?;
+    let mut writer = odb.packwriter()?;
+    std::io::Write::write_all(&mut writer, &buf).map_err(io("cannot write pack into", dest))?;
+    writer.commit()?;
+
+    let start = match snapshot_tree {
+        Some(tree_id) => {
+            let tree = ws.find_tree(tree_id)?;
+            let base_in_ws = ws.find_commit(base_commit.id())?;
+            let sig = Signature::now(AGENT_NAME, AGENT_EMAIL)?;
+            ws.commit(
+                None,
+                &sig,
+                &sig,
+                "Uncommitted changes from the repo (--include-uncommitted)\n",
+                &tree,
+                &[&base_in_ws],
+            )?
+        }
+        None => base_commit.id(),
+    };
+    // Only the base commit is here, not its parents: tell the guest's git it is shallow.
+    let shallow = dest.join(".git/shallow");
+    std::fs::write(&shallow, format!("{}\n", base_commit.id()))
+        .map_err(io("cannot write", &shallow))?;
+    ws.reference(WORKSPACE_BRANCH, start, true, "berth: start of the attempt")?;
+    ws.set_head(WORKSPACE_BRANCH)?;
+    ws.checkout_head(Some(CheckoutBuilder::new().force()))?;
+    Ok(CreatedWorkspace {
+        dir: dest.to_path_buf(),
+        base: base_commit.id(),
+        start,
+        left_out_uncommitted: dirty && !include_uncommitted,
+    })
+}
+
+fn is_dirty(repo: &Repository) -> Result<bool, GitError> {
+    if repo.is_bare() {
+        return Ok(false);
+    }
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true).exclude_submodules(true);
+    Ok(!repo.statuses(Some(&mut opts))?.is_empty())
+}
+
+/// A tree of the user's working directory as it is now, written to the user's object
+/// database (new blobs only; nothing references them) without writing the user's index.
+fn snapshot_tree(user: &Repository) -> Result<Oid, GitError> {
+    let mut index = user.index()?; // an in-memory copy; never written back
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    Ok(index.write_tree()?)
+}
+
+/// Makes a new repository at `dir` with `files` committed on `main` (the demo repo, tests).
+pub fn init_repo_with_files(
+    dir: &Path,
+    files: &[(&str, &str, bool)],
+    message: &str,
+) -> Result<Oid, GitError> {
+    std::fs::create_dir_all(dir).map_err(io("cannot create", dir))?;
+    let mut opts = git2::RepositoryInitOptions::new();
+    opts.initial_head("main");
+    let repo = Repository::init_opts(dir, &opts)?;
+    for (name, text, executable) in files {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+        }
+        std::fs::write(&path, text).map_err(io("cannot write", &path))?;
+        if *executable {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                .map_err(io("cannot chmod", &path))?;
+        }
+    }
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = Signature::now("Berth demo", "demo@berth.invalid")?;
+    Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])?)
+}
