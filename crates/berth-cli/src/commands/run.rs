@@ -80,7 +80,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         if args.command.is_empty() {
             bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");
         }
-        let title = args.title.clone().unwrap_or_else(|| args.command.join(" "));
+        let title = args
+            .title
+            .clone()
+            .unwrap_or_else(|| default_title(&args.command));
         (repo, args.command.clone(), title)
     };
     let store = Store::new(ctx.data.clone());
@@ -99,11 +102,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     )?;
     let task = &prepared.task;
     eprintln!(
-        "berth: task {} \"{}\": {} attempt(s) of `{}` on {} at {} ({})",
+        "berth: task {} \"{}\": {} attempt(s) on {} at {} ({})",
         task.id,
         task.title,
         task.attempts,
-        command.join(" "),
         repo.display(),
         args.base,
         &task.base[..12.min(task.base.len())]
@@ -241,6 +243,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The command's first line, shortened: a readable title for listings.
+fn default_title(command: &[String]) -> String {
+    let joined = command.join(" ");
+    let first = joined.lines().next().unwrap_or("");
+    let mut title: String = first.chars().take(60).collect();
+    if title.len() < joined.len() {
+        title.push('…');
+    }
+    title
 }
 
 /// Streams an attempt's output to the terminal, each line prefixed with the attempt id when
