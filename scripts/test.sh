@@ -18,3 +18,4 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 # Real-VM tests are heavy under TCG on a 2-core machine: run two test threads at most.
 cargo test --locked --workspace -- --test-threads=2
+echo "==> all gates and tests passed in ${SECONDS}s"
