@@ -342,3 +342,69 @@ fn a_file_beyond_the_size_limit_is_refused_with_a_clear_error() {
         "objects were imported"
     );
 }
+
+#[test]
+fn ctrl_c_stops_every_attempt_and_keeps_their_workspaces() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let child = env
+        .berth()
+        .args(["run", "--attempts", "2", "--repo"])
+        .arg(&repo)
+        .args(["--", "sh", "-c", "echo started > started.txt; sleep 600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let attempts = env.data_dir().join("attempts");
+    let started = berth_tests::wait_until(std::time::Duration::from_secs(180), || {
+        (1..=2).all(|n| attempts.join(format!("1.{n}/work/started.txt")).exists())
+    });
+    assert!(started, "the attempts never started");
+    // SAFETY: kill takes plain integers.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("berth pull 1.2"));
+    assert!(
+        !git(&repo, &["for-each-ref"]).contains("berth/"),
+        "nothing is pulled on Ctrl-C"
+    );
+    let clean = berth_tests::wait_until(std::time::Duration::from_secs(20), || {
+        berth_tests::Leftovers::of(env.data_dir(), None).is_clean()
+    });
+    assert!(
+        clean,
+        "{:?}",
+        berth_tests::Leftovers::of(env.data_dir(), None)
+    );
+    // The work is kept and can still be pulled.
+    let pulled = env.berth().args(["pull", "1.2"]).output().unwrap();
+    assert!(pulled.status.success(), "{pulled:?}");
+    assert_eq!(git(&repo, &["show", "berth/1/2:started.txt"]), "started\n");
+}
+
+#[test]
+fn uncommitted_work_in_the_repo_is_left_out_with_a_note_or_included_on_request() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    std::fs::write(repo.join("app.txt"), "dirty\n").unwrap();
+    let out = run(&env, &repo, &[], "cat app.txt > seen.txt");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--include-uncommitted"));
+    assert_eq!(git(&repo, &["show", "berth/1/1:seen.txt"]), "version 2\n");
+    let out = run(
+        &env,
+        &repo,
+        &["--include-uncommitted"],
+        "cat app.txt > seen.txt",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(git(&repo, &["show", "berth/2/1:seen.txt"]), "dirty\n");
+    // The user's dirty file is still just as they left it.
+    assert_eq!(
+        std::fs::read_to_string(repo.join("app.txt")).unwrap(),
+        "dirty\n"
+    );
+}

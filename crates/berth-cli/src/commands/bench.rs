@@ -26,15 +26,41 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Workspace creation on a tiny repo vs one with a large history, and pull-back time.
+    Workspace {
+        /// MiB of history in the large repo.
+        #[arg(long, default_value_t = 1024)]
+        history_mib: u64,
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
-    let BenchCommand::Boot {
-        runs,
-        accel,
-        memory,
-        json,
-    } = cmd;
+    let (runs, accel, memory, json) = match cmd {
+        BenchCommand::Boot {
+            runs,
+            accel,
+            memory,
+            json,
+        } => (runs, accel, memory, json),
+        BenchCommand::Workspace {
+            history_mib,
+            runs,
+            json,
+        } => {
+            if runs == 0 {
+                bail!("--runs must be at least 1");
+            }
+            let root = tempdir(ctx, "bench-ws")?;
+            let result = super::bench_workspace::run(&root, history_mib, runs, json);
+            let _ = std::fs::remove_dir_all(&root);
+            result?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     if runs == 0 {
         bail!("--runs must be at least 1");
     }

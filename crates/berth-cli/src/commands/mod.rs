@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod bench;
+pub mod bench_workspace;
 pub mod demo;
 pub mod diff;
 pub mod doctor;

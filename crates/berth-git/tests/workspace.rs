@@ -1,0 +1,126 @@
+//! Workspaces, host-side only: standalone, shallow, and blind to the user's repository.
+
+use std::path::Path;
+
+use berth_git::{create_workspace, init_repo_with_files};
+
+fn repo(dir: &Path) {
+    init_repo_with_files(
+        dir,
+        &[("a.txt", "a\n", false), ("bin/run.sh", "#!/bin/sh\n", true)],
+        "first\n",
+    )
+    .unwrap();
+}
+
+fn all_text_under(dir: &Path) -> String {
+    let mut out = String::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let ft = e.file_type().unwrap();
+            if ft.is_dir() {
+                stack.push(e.path());
+            } else if ft.is_symlink() {
+                out.push_str(&std::fs::read_link(e.path()).unwrap().display().to_string());
+            } else {
+                out.push_str(&String::from_utf8_lossy(&std::fs::read(e.path()).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_workspace_is_standalone_and_never_points_back_to_the_user_repo() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("user-repo-xyz");
+    repo(&user);
+    let ws = d.path().join("ws");
+    let created = create_workspace(&user, "main", &ws, false).unwrap();
+    assert_eq!(created.base, created.start);
+    assert!(!created.left_out_uncommitted);
+    assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "a\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(ws.join("bin/run.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "executable bit kept");
+    // No alternates, no gitdir link, no path of the user's repo anywhere in the workspace.
+    assert!(ws.join(".git").is_dir());
+    assert!(!ws.join(".git/objects/info/alternates").exists());
+    assert!(!all_text_under(&ws).contains("user-repo-xyz"));
+    // No object file is shared with the user's repo (hard links would let the guest write it).
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![ws.join(".git/objects")];
+    while let Some(p) = stack.pop() {
+        for e in std::fs::read_dir(&p).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                assert_eq!(e.metadata().unwrap().nlink(), 1, "{}", e.path().display());
+            }
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(ws.join(".git/shallow"))
+            .unwrap()
+            .trim(),
+        created.base.to_string()
+    );
+}
+
+#[test]
+fn a_missing_base_and_a_non_repo_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("r");
+    repo(&user);
+    let err = create_workspace(&user, "no-such-branch", &d.path().join("w1"), false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no commit 'no-such-branch'; pass --base"),
+        "{err}"
+    );
+    let err = create_workspace(d.path(), "main", &d.path().join("w2"), false).unwrap_err();
+    assert!(err.to_string().contains("is not a git repository"), "{err}");
+}
+
+#[test]
+fn uncommitted_changes_are_snapshotted_only_when_asked_and_the_user_repo_is_untouched() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("r");
+    repo(&user);
+    std::fs::write(user.join("a.txt"), "edited\n").unwrap();
+    std::fs::write(user.join("new.txt"), "untracked\n").unwrap();
+    let index_before = std::fs::read(user.join(".git/index")).unwrap();
+
+    let plain = create_workspace(&user, "main", &d.path().join("w1"), false).unwrap();
+    assert!(plain.left_out_uncommitted);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("w1/a.txt")).unwrap(),
+        "a\n"
+    );
+    assert!(!d.path().join("w1/new.txt").exists());
+
+    let with = create_workspace(&user, "main", &d.path().join("w2"), true).unwrap();
+    assert!(!with.left_out_uncommitted);
+    assert_ne!(with.start, with.base);
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("w2/a.txt")).unwrap(),
+        "edited\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("w2/new.txt")).unwrap(),
+        "untracked\n"
+    );
+
+    assert_eq!(
+        std::fs::read(user.join(".git/index")).unwrap(),
+        index_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(user.join("a.txt")).unwrap(),
+        "edited\n"
+    );
+}
