@@ -88,12 +88,15 @@ impl Hypervisor for Qemu {
             done: false,
         };
         // From here on, dropping `vm` on an error tears down whatever was started.
+        let t0 = Instant::now();
         if let Some((exe, args)) = &self.config.guard {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             vm.guard = Some(spawn_guard(exe, &args, &vm.dir)?);
         }
+        tracing::debug!("guard started after {:?}", t0.elapsed());
         if let Some(share) = &spec.share {
             let (child, sandbox) = virtiofsd::spawn(&self.config.virtiofsd, share, &vm.dir)?;
+            tracing::debug!("virtiofsd ready after {:?}", t0.elapsed());
             vm.virtiofsd = Some(child);
             vm.sandbox = Some(sandbox);
         }
@@ -129,6 +132,7 @@ impl Hypervisor for Qemu {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+        tracing::debug!("QEMU sockets ready after {:?}", t0.elapsed());
         Ok(vm)
     }
 }
