@@ -31,11 +31,24 @@ impl Context {
         })
     }
 
-    /// Removes the run directories of VMs whose `berth` died without cleaning up.
+    /// Brings the state in line with reality before any command: attempts whose supervisor
+    /// died are marked stopped, run directories of VMs whose owner died are removed.
     pub fn reconcile(&self) {
+        match berth_core::reconcile(&self.store(), now_ms) {
+            Ok(ids) => {
+                for id in ids {
+                    tracing::info!("attempt {id}: its supervisor died; marked stopped");
+                }
+            }
+            Err(e) => tracing::warn!("cannot reconcile the state database: {e}"),
+        }
         for dir in berth_vm::rundir::reap_orphans(&self.data.run()) {
             tracing::info!("cleaned up after a VM whose owner died: {}", dir.display());
         }
+    }
+
+    pub fn store(&self) -> berth_core::Store {
+        berth_core::Store::new(self.data.clone())
     }
 
     pub fn qemu_config(&self) -> Result<QemuConfig> {
@@ -51,6 +64,28 @@ impl Context {
             guard: Some((self.exe.clone(), vec!["__guard".into()])),
         })
     }
+}
+
+/// The wall clock, in milliseconds since the Unix epoch (the libraries take it as a `Clock`).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// This host's memory in MiB, from /proc/meminfo.
+pub fn host_memory_mib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map(|kib| kib / 1024)
+        .unwrap_or(0)
 }
 
 fn default_data_dir() -> Result<PathBuf> {

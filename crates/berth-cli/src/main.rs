@@ -33,6 +33,25 @@ enum Command {
     Image(commands::image::ImageCommand),
     /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
     Run(commands::run::Args),
+    /// Create tasks whose attempts run in the background.
+    #[command(subcommand)]
+    Task(commands::task::TaskCommand),
+    /// Tasks and attempts: state, age, exit code, branch, files changed.
+    Ls(commands::ls::Args),
+    /// The terminal of a running attempt (Ctrl-] detaches; the attempt keeps running).
+    Attach(commands::attach::Args),
+    /// Run another command in a running attempt.
+    Exec(commands::exec::Args),
+    /// An attempt's output from the start (-f: then live).
+    Logs(commands::logs::Args),
+    /// Stop an attempt or every attempt of a task.
+    Stop(commands::stop::StopArgs),
+    /// Boot a stopped attempt again on its workspace.
+    Start(commands::stop::StartArgs),
+    /// Delete attempts or tasks (refuses while work is not pulled, unless --force).
+    Rm(commands::rm::Args),
+    /// An attempt's audit timeline.
+    Audit(commands::audit::Args),
     /// Bring an attempt's result into its repo as a branch.
     Pull(commands::pull::Args),
     /// Show an attempt's changes against its base.
@@ -43,6 +62,9 @@ enum Command {
     /// Measure Berth.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Internal: an attempt's supervisor.
+    #[command(name = "__supervise", hide = true)]
+    Supervise(commands::supervise::SuperviseArgs),
     /// Internal: the per-VM cleanup guard.
     #[command(name = "__guard", hide = true)]
     Guard { run_dir: PathBuf },
@@ -63,6 +85,16 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
         Command::Run(args) => commands::run::run(&ctx, args),
+        Command::Task(cmd) => commands::task::run(&ctx, cmd),
+        Command::Ls(args) => commands::ls::run(&ctx, args),
+        Command::Attach(args) => commands::attach::run(&ctx, args),
+        Command::Exec(args) => commands::exec::run(&ctx, args),
+        Command::Logs(args) => commands::logs::run(&ctx, args),
+        Command::Stop(args) => commands::stop::stop(&ctx, args),
+        Command::Start(args) => commands::stop::start(&ctx, args),
+        Command::Rm(args) => commands::rm::run(&ctx, args),
+        Command::Audit(args) => commands::audit::run(&ctx, args),
+        Command::Supervise(args) => commands::supervise::run(&ctx, args),
         Command::Pull(args) => commands::pull::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),

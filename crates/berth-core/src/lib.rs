@@ -1,17 +1,26 @@
-//! Berth's domain types, shared by every front end (the `berth` CLI, later the desktop app).
+//! Berth's domain and orchestration, shared by every front end (the `berth` CLI, later the
+//! desktop app): tasks and attempts, their workspaces, VMs and results.
 //!
-//! This crate reads no environment variables and no `$HOME`: the binaries resolve paths and
-//! pass them in.
+//! This crate reads no environment variables, no `$HOME` and no wall clock: the binaries
+//! resolve paths and pass a [`Clock`] in.
 
-mod attempt;
 mod data_dir;
 mod id;
+mod store;
+mod supervisor;
+mod supervisor_client;
 mod task;
 
-pub use attempt::{AttemptId, AttemptRecord, Store, StoreError, TaskRecord};
+pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
 pub use data_dir::DataDir;
 pub use id::random_id;
+pub use store::Store;
+pub use supervisor::supervise;
+pub use supervisor_client::{SupervisorClient, SupervisorError};
 pub use task::{
-    NewTask, PreparedTask, Pulled, TaskError, VmSettings, diff_attempt, prepare_task, pull_attempt,
-    run_attempt,
+    NewTask, PreparedTask, Pulled, TaskError, VmSettings, attempt_request, audit, check_memory,
+    diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state, unpulled_work,
 };
+
+/// The caller's clock: milliseconds since the Unix epoch.
+pub type Clock = fn() -> u64;

@@ -3,25 +3,27 @@
 
 use std::path::Path;
 
+use berth_db::{AttemptId, AttemptRecord, AttemptState, Db, DbError, TaskRecord};
 use berth_git::{CreatedWorkspace, GitError, Imported, Limits};
 use berth_proto::{ExecRequest, ExitStatus};
 use berth_vm::agent::{AgentError, ExecIo};
 use berth_vm::session::{BootOptions, SessionError, VmSession};
 use berth_vm::{Accel, Hypervisor, Image, VmSpec};
+use serde_json::json;
 use thiserror::Error;
 
-use crate::{AttemptId, AttemptRecord, Store, StoreError, TaskRecord};
+use crate::{Clock, Store};
 
 #[derive(Debug, Error)]
 pub enum TaskError {
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Db(#[from] DbError),
     #[error(transparent)]
     Git(#[from] GitError),
     #[error(transparent)]
     Vm(#[from] SessionError),
-    #[error("attempt {0} has not been collected yet and cannot be diffed")]
-    NotCollected(AttemptId),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// What the user asked for.
@@ -33,7 +35,7 @@ pub struct NewTask<'a> {
     pub title: &'a str,
     pub command: &'a [String],
     pub include_uncommitted: bool,
-    pub now_unix: u64,
+    pub memory_mib: u32,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -45,46 +47,87 @@ pub struct PreparedTask {
     pub left_out_uncommitted: bool,
 }
 
-pub fn prepare_task(store: &Store, new: &NewTask) -> Result<PreparedTask, TaskError> {
-    let repo = new.repo;
-    let task = store.new_task(TaskRecord {
+/// Appends a host-side audit event for `id`.
+pub fn audit(
+    db: &mut Db,
+    clock: Clock,
+    id: AttemptId,
+    kind: &str,
+    data: serde_json::Value,
+) -> Result<(), DbError> {
+    db.audit(id, clock(), kind, &data)
+}
+
+pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<PreparedTask, TaskError> {
+    let mut db = store.db()?;
+    let now = clock() / 1000;
+    let mut task = db.insert_task(TaskRecord {
         id: 0,
         title: new.title.to_string(),
-        repo: repo.to_path_buf(),
+        repo: new.repo.to_path_buf(),
         base_ref: new.base_ref.to_string(),
         base: String::new(),
         command: new.command.to_vec(),
         attempts: new.attempts,
-        created_at: new.now_unix,
+        created_at: now,
     })?;
     let mut attempts = Vec::new();
     let mut left_out = false;
     for n in 1..=new.attempts {
         let id = AttemptId { task: task.id, n };
-        let dir = store.attempt_dir(id).join("work");
+        let dir = store.attempt_dir(id);
+        if dir.exists() {
+            // Never reuse a directory that might hold someone's unpulled work.
+            return Err(TaskError::Refused(format!(
+                "{} already exists but the state database has no attempt {id}; move it away \
+                 (it may hold work from an earlier berth) and try again",
+                dir.display()
+            )));
+        }
         let CreatedWorkspace {
             base,
             start,
             left_out_uncommitted,
             ..
-        } = berth_git::create_workspace(repo, new.base_ref, &dir, new.include_uncommitted)?;
+        } = berth_git::create_workspace(
+            new.repo,
+            new.base_ref,
+            &store.workspace(id),
+            new.include_uncommitted,
+        )?;
         left_out |= left_out_uncommitted;
         let rec = AttemptRecord {
             id,
-            repo: repo.to_path_buf(),
+            state: AttemptState::Created,
+            repo: new.repo.to_path_buf(),
             base: base.to_string(),
             start: start.to_string(),
             command: new.command.to_vec(),
+            memory_mib: new.memory_mib,
             exit_code: None,
             error: None,
             branch: None,
             pulled_head: None,
+            files_changed: None,
+            insertions: None,
+            deletions: None,
+            supervisor_pid: None,
+            supervisor_start: None,
+            created_at: now,
+            updated_at: now,
         };
-        store.save_attempt(&rec)?;
+        db.save_attempt(&rec)?;
+        audit(
+            &mut db,
+            clock,
+            id,
+            "lifecycle",
+            json!({"event": "created", "repo": new.repo, "base_ref": new.base_ref, "base": rec.base, "command": new.command}),
+        )?;
         attempts.push(rec);
     }
-    let mut task = task;
     task.base = attempts.first().map(|a| a.base.clone()).unwrap_or_default();
+    db.set_task_base(task.id, &task.base)?;
     Ok(PreparedTask {
         task,
         attempts,
@@ -102,59 +145,142 @@ pub struct VmSettings {
     pub boot: BootOptions,
 }
 
-/// Boots the attempt's VM on its workspace, runs its command as `agent` in /work, records
-/// the exit code, and stops the VM. An interruption (`io.interrupted()`) stops the VM and
-/// keeps the workspace.
-pub fn run_attempt<H: Hypervisor>(
-    store: &Store,
-    hv: &H,
-    settings: &VmSettings,
-    rec: &mut AttemptRecord,
-    io: &mut dyn ExecIo,
-) -> Result<Option<ExitStatus>, TaskError> {
-    let spec = VmSpec {
-        name: format!("attempt-{}-{}", rec.id.task, rec.id.n),
-        image: settings.image.clone(),
-        share: Some(store.attempt_dir(rec.id).join("work")),
-        memory_mib: settings.memory_mib,
-        cpus: settings.cpus,
-        accel: settings.accel,
-        extra_kernel_args: Vec::new(),
-    };
-    let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
-        Ok(s) => s,
-        Err(e) => {
-            rec.error = Some(e.to_string());
-            store.save_attempt(rec)?;
-            return Err(e.into());
+impl VmSettings {
+    pub fn spec(&self, store: &Store, id: AttemptId) -> VmSpec {
+        VmSpec {
+            name: format!("attempt-{}-{}", id.task, id.n),
+            image: self.image.clone(),
+            share: Some(store.workspace(id)),
+            memory_mib: self.memory_mib,
+            cpus: self.cpus,
+            accel: self.accel,
+            extra_kernel_args: Vec::new(),
         }
-    };
-    let request = ExecRequest {
+    }
+}
+
+/// Records a state change (and the error, if any) with its audit event.
+pub fn set_state(
+    db: &mut Db,
+    clock: Clock,
+    id: AttemptId,
+    state: AttemptState,
+    detail: serde_json::Value,
+) -> Result<AttemptRecord, DbError> {
+    let now = clock() / 1000;
+    let (rec, ()) = db.update_attempt(id, |a| {
+        a.state = state;
+        a.updated_at = now;
+        if let Some(code) = detail.get("exit_code").and_then(|c| c.as_i64()) {
+            a.exit_code = Some(code as i32);
+        }
+        if let Some(e) = detail.get("error").and_then(|e| e.as_str()) {
+            a.error = Some(e.to_string());
+        }
+        if state.is_live() {
+            a.error = None;
+        }
+    })?;
+    let mut data = json!({"event": state.as_str()});
+    if let (Some(obj), Some(extra)) = (data.as_object_mut(), detail.as_object()) {
+        obj.extend(extra.clone());
+    }
+    db.audit(id, clock(), "lifecycle", &data)?;
+    Ok(rec)
+}
+
+/// The request that runs an attempt's command.
+pub fn attempt_request(rec: &AttemptRecord, pty: Option<berth_proto::WinSize>) -> ExecRequest {
+    ExecRequest {
         argv: rec.command.clone(),
         env: vec![("BERTH_ATTEMPT".into(), rec.id.to_string())],
         cwd: Some("/work".into()),
         user: None,
-        pty: None,
+        pty,
+    }
+}
+
+/// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this
+/// process, records the exit code, and stops the VM (`berth run`; `berth task new` uses a
+/// detached supervisor instead). An interruption stops the VM and keeps the workspace.
+pub fn run_attempt<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    id: AttemptId,
+    clock: Clock,
+    io: &mut dyn ExecIo,
+) -> Result<Option<ExitStatus>, TaskError> {
+    let mut db = store.db()?;
+    let pid = std::process::id();
+    db.update_attempt(id, |a| {
+        a.supervisor_pid = Some(pid);
+        a.supervisor_start = berth_vm::rundir::start_time(pid);
+    })?;
+    let rec = set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
+    let mut session = match VmSession::boot(hv, &settings.spec(store, id), &settings.boot) {
+        Ok(s) => s,
+        Err(e) => {
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
+            return Err(e.into());
+        }
     };
+    set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
+    let request = attempt_request(&rec, None);
+    audit(
+        &mut db,
+        clock,
+        id,
+        "command",
+        json!({"phase": "start", "argv": request.argv, "cwd": request.cwd}),
+    )?;
     let result = session.agent.exec(request, io);
     match result {
         Ok(status) => {
             session.shutdown();
-            rec.exit_code = Some(status.shell_code());
-            store.save_attempt(rec)?;
+            audit(
+                &mut db,
+                clock,
+                id,
+                "command",
+                json!({"phase": "end", "exit_code": status.shell_code()}),
+            )?;
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Exited,
+                json!({"exit_code": status.shell_code()}),
+            )?;
             Ok(Some(status))
         }
         Err(AgentError::Interrupted) => {
             session.shutdown();
-            rec.error = Some("interrupted".into());
-            store.save_attempt(rec)?;
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Stopped,
+                json!({"error": "interrupted"}),
+            )?;
             Ok(None)
         }
         Err(e) => {
             session.keep_console();
             session.kill();
-            rec.error = Some(e.to_string());
-            store.save_attempt(rec)?;
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
             Err(SessionError::from(e).into())
         }
     }
@@ -167,6 +293,25 @@ pub struct Pulled {
     pub warnings: Vec<String>,
 }
 
+fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
+    berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::Git(e)))
+}
+
+fn collect(
+    store: &Store,
+    rec: &AttemptRecord,
+    limits: &Limits,
+) -> Result<berth_git::Collected, TaskError> {
+    Ok(berth_git::collect(
+        &store.workspace(rec.id),
+        &store.host_git(rec.id),
+        oid(&rec.base)?,
+        oid(&rec.start)?,
+        &rec.id.to_string(),
+        limits,
+    )?)
+}
+
 /// Collects the attempt's result and imports it into its repo as `branch` (default
 /// `berth/<task>/<n>`). Refuses to overwrite an existing branch unless `force`.
 pub fn pull_attempt(
@@ -175,23 +320,22 @@ pub fn pull_attempt(
     branch: Option<&str>,
     force: bool,
     limits: &Limits,
+    clock: Clock,
 ) -> Result<Pulled, TaskError> {
-    let mut rec = store.load_attempt(id)?;
-    let dir = store.attempt_dir(id);
-    let parse = |s: &str| git2_oid(s);
-    let collected = berth_git::collect(
-        &dir.join("work"),
-        &dir.join("host.git"),
-        parse(&rec.base)?,
-        parse(&rec.start)?,
-        &id.to_string(),
-        limits,
-    )?;
+    let mut db = store.db()?;
+    let rec = db.attempt(id)?;
+    if rec.state.is_live() {
+        return Err(TaskError::Refused(format!(
+            "attempt {id} is still {}; `berth stop {id}` first, or wait for it to finish",
+            rec.state
+        )));
+    }
+    let collected = collect(store, &rec, limits)?;
     let branch = branch
         .map(str::to_string)
         .unwrap_or_else(|| format!("berth/{}/{}", id.task, id.n));
     let imported = berth_git::import(
-        &dir.join("host.git"),
+        &store.host_git(id),
         &collected,
         &rec.repo,
         &branch,
@@ -199,9 +343,20 @@ pub fn pull_attempt(
         &id.to_string(),
     )?;
     if let Some(i) = &imported {
-        rec.branch = Some(i.branch.clone());
-        rec.pulled_head = Some(i.head.to_string());
-        store.save_attempt(&rec)?;
+        db.update_attempt(id, |a| {
+            a.branch = Some(i.branch.clone());
+            a.pulled_head = Some(i.head.to_string());
+            a.files_changed = Some(i.files_changed as u32);
+            a.insertions = Some(i.insertions as u32);
+            a.deletions = Some(i.deletions as u32);
+        })?;
+        audit(
+            &mut db,
+            clock,
+            id,
+            "pull",
+            json!({"branch": i.branch, "head": i.head.to_string(), "commits": i.commits, "files_changed": i.files_changed}),
+        )?;
     }
     Ok(Pulled {
         imported,
@@ -215,23 +370,92 @@ pub fn diff_attempt(
     id: AttemptId,
     limits: &Limits,
 ) -> Result<(String, (usize, usize, usize)), TaskError> {
-    let rec = store.load_attempt(id)?;
-    let dir = store.attempt_dir(id);
-    let collected = berth_git::collect(
-        &dir.join("work"),
-        &dir.join("host.git"),
-        git2_oid(&rec.base)?,
-        git2_oid(&rec.start)?,
-        &id.to_string(),
-        limits,
-    )?;
+    let rec = store.db()?.attempt(id)?;
+    let collected = collect(store, &rec, limits)?;
     Ok(berth_git::diff_patch(
-        &dir.join("host.git"),
+        &store.host_git(id),
         collected.base,
         collected.head,
     )?)
 }
 
-fn git2_oid(s: &str) -> Result<berth_git::Oid, TaskError> {
-    berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::Git(e)))
+/// Marks live attempts whose supervisor is gone (crashed, killed) as stopped, so listings
+/// tell the truth. Returns the attempts it changed.
+pub fn reconcile(store: &Store, clock: Clock) -> Result<Vec<AttemptId>, TaskError> {
+    let mut db = store.db()?;
+    let mut changed = Vec::new();
+    for a in db.attempts()? {
+        if !a.state.is_live() {
+            continue;
+        }
+        let alive = match (a.supervisor_pid, a.supervisor_start) {
+            (Some(pid), Some(start)) => berth_vm::rundir::process_alive(pid, start),
+            _ => false,
+        };
+        if !alive {
+            let _ = std::fs::remove_file(store.socket(a.id));
+            set_state(
+                &mut db,
+                clock,
+                a.id,
+                AttemptState::Stopped,
+                json!({"error": "its supervisor died (crashed or was killed); `berth start` boots it again"}),
+            )?;
+            changed.push(a.id);
+        }
+    }
+    Ok(changed)
+}
+
+/// Refuses an attempt that would push running attempts past `share` of the host's memory.
+pub fn check_memory(
+    store: &Store,
+    want_mib: u64,
+    host_total_mib: u64,
+    share: f64,
+) -> Result<(), TaskError> {
+    let running: u64 = store
+        .db()?
+        .attempts()?
+        .iter()
+        .filter(|a| a.state.is_live())
+        .map(|a| a.memory_mib as u64)
+        .sum();
+    let limit = (host_total_mib as f64 * share) as u64;
+    if running + want_mib > limit {
+        return Err(TaskError::Refused(format!(
+            "starting {want_mib} MiB of attempts would put running attempts at {} MiB, over {}% of              this host's {host_total_mib} MiB ({limit} MiB); stop an attempt, lower --memory, or              raise --max-memory-share",
+            running + want_mib,
+            (share * 100.0).round()
+        )));
+    }
+    Ok(())
+}
+
+/// Describes work in the attempt that its repo does not have yet (`None`: nothing unpulled).
+pub fn unpulled_work(
+    store: &Store,
+    rec: &AttemptRecord,
+    limits: &Limits,
+) -> Result<Option<String>, TaskError> {
+    if !store.workspace(rec.id).join(".git").is_dir() {
+        return Ok(None);
+    }
+    let collected = collect(store, rec, limits)?;
+    if collected.commits.is_empty() {
+        return Ok(None);
+    }
+    let pulled_tree = match &rec.pulled_head {
+        Some(head) => berth_git::tree_of(&rec.repo, oid(head)?).ok(),
+        None => None,
+    };
+    let result_tree = berth_git::tree_of(&store.host_git(rec.id), collected.head)?;
+    if pulled_tree == Some(result_tree) {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "{} commit(s) not pulled into {}",
+        collected.commits.len(),
+        rec.repo.display()
+    )))
 }

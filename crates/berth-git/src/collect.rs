@@ -304,3 +304,9 @@ pub fn diff_patch(
         (stats.files_changed(), stats.insertions(), stats.deletions()),
     ))
 }
+
+/// The tree id of `commit` in the repository at `repo` (bare or not).
+pub fn tree_of(repo: &Path, commit: Oid) -> Result<Oid, GitError> {
+    let r = Repository::open(repo)?;
+    Ok(r.find_commit(commit)?.tree_id())
+}

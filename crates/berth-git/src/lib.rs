@@ -19,7 +19,7 @@ mod import;
 mod limits;
 mod workspace;
 
-pub use collect::{Collected, collect, diff_patch};
+pub use collect::{Collected, collect, diff_patch, tree_of};
 pub use error::GitError;
 pub use git2::Oid;
 pub use import::{Imported, import};

@@ -24,6 +24,7 @@ mod kind {
     pub const PING: u8 = 12;
     pub const PONG: u8 = 13;
     pub const POWER_OFF: u8 = 14;
+    pub const ATTACH: u8 = 15;
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -77,6 +78,7 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
         Message::Ping { nonce } => (kind::PING, *nonce, Vec::new()),
         Message::Pong { nonce } => (kind::PONG, *nonce, Vec::new()),
         Message::PowerOff => (kind::POWER_OFF, 0, Vec::new()),
+        Message::Attach { size } => (kind::ATTACH, 0, json(size)),
     };
     let len = HEADER_LEN as usize + body.len();
     if len > MAX_FRAME_LEN as usize {
@@ -193,6 +195,9 @@ fn decode(kind: u8, id: u32, body: Vec<u8>) -> Result<Message, ProtoError> {
         kind::PING => Message::Ping { nonce: id },
         kind::PONG => Message::Pong { nonce: id },
         kind::POWER_OFF => Message::PowerOff,
+        kind::ATTACH => Message::Attach {
+            size: parse::<Option<WinSize>>("attach", &body)?,
+        },
         other => return Err(ProtoError::UnknownKind { kind: other }),
     })
 }
@@ -258,6 +263,13 @@ mod tests {
         roundtrip(Message::Ping { nonce: 9 });
         roundtrip(Message::Pong { nonce: 9 });
         roundtrip(Message::PowerOff);
+        roundtrip(Message::Attach { size: None });
+        roundtrip(Message::Attach {
+            size: Some(WinSize {
+                rows: 50,
+                cols: 132,
+            }),
+        });
     }
 
     #[test]

@@ -89,8 +89,11 @@ pub enum Message {
     Ping { nonce: u32 },
     /// Agent -> host: answer to `Ping`.
     Pong { nonce: u32 },
-    /// Host -> agent: sync disks and power the VM off.
+    /// Host -> agent: sync disks and power the VM off. Client -> supervisor: stop the attempt.
     PowerOff,
+    /// Client -> supervisor: attach to the attempt's terminal (id 0): recent output, then
+    /// live output; the client's `Stdin`/`Resize` with id 0 go to the attempt's command.
+    Attach { size: Option<WinSize> },
 }
 
 impl Message {
@@ -111,6 +114,7 @@ impl Message {
             Message::Ping { .. } => "ping",
             Message::Pong { .. } => "pong",
             Message::PowerOff => "power-off",
+            Message::Attach { .. } => "attach",
         }
     }
 }

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,6 +91,11 @@ pub struct ExecControl {
 }
 
 impl ExecControl {
+    /// The exec's id on the agent channel.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     pub fn stdin(&self, data: &[u8]) -> std::io::Result<()> {
         for chunk in data.chunks(MAX_CHUNK) {
             self.send(&Message::Stdin {
@@ -120,13 +126,36 @@ impl ExecControl {
     }
 }
 
+/// Starts execs on the agent from any thread.
+#[derive(Clone)]
+pub struct AgentSender {
+    writer: Arc<Mutex<UnixStream>>,
+    next_id: Arc<AtomicU32>,
+}
+
+impl AgentSender {
+    /// Starts `request`; its output arrives through [`AgentClient::recv`] under the
+    /// returned exec's id.
+    pub fn start(&self, request: ExecRequest) -> std::io::Result<ExecControl> {
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let control = ExecControl {
+            writer: self.writer.clone(),
+            id,
+        };
+        control.send(&Message::Exec { id, request })?;
+        Ok(control)
+    }
+}
+
 pub struct AgentClient {
     writer: Arc<Mutex<UnixStream>>,
     inbox: Receiver<Result<Message, ProtoError>>,
     console: String,
-    next_id: u32,
+    next_id: Arc<AtomicU32>,
     next_nonce: u32,
     unresponsive_after: Duration,
+    last_heard: Instant,
+    pinged: bool,
     pub agent_software: String,
 }
 
@@ -155,9 +184,11 @@ impl AgentClient {
             writer: Arc::new(Mutex::new(stream)),
             inbox,
             console,
-            next_id: 1,
+            next_id: Arc::new(AtomicU32::new(1)),
             next_nonce: 1,
             unresponsive_after: boot_timeout.max(Duration::from_secs(30)),
+            last_heard: Instant::now(),
+            pinged: false,
             agent_software: String::new(),
         };
         client.send(&Message::Hello(Hello {
@@ -205,18 +236,62 @@ impl AgentClient {
     /// Silence after which a running guest counts as hung (default: 30 s).
     pub fn set_unresponsive_after(&mut self, d: Duration) {
         self.unresponsive_after = d;
+        self.last_heard = Instant::now();
+    }
+
+    /// A handle that starts execs from other threads.
+    pub fn sender(&self) -> AgentSender {
+        AgentSender {
+            writer: self.writer.clone(),
+            next_id: self.next_id.clone(),
+        }
     }
 
     /// Starts `request` and returns a handle for stdin/signals/resizes; then call
     /// [`AgentClient::wait`] to stream its output until it ends.
     pub fn start(&mut self, request: ExecRequest) -> Result<ExecControl, AgentError> {
-        let id = self.next_id;
-        self.next_id += 1;
-        self.send(&Message::Exec { id, request })?;
-        Ok(ExecControl {
-            writer: self.writer.clone(),
-            id,
-        })
+        self.sender()
+            .start(request)
+            .map_err(|_| AgentError::Closed {
+                console: self.console.clone(),
+            })
+    }
+
+    /// The next message from the agent, or `None` after `timeout` of quiet. Pings the agent
+    /// after 5 s of silence and fails with [`AgentError::Unresponsive`] once it has been
+    /// silent for the hang timeout. Protocol violations and a closed channel are errors.
+    pub fn recv(&mut self, timeout: Duration) -> Result<Option<Message>, AgentError> {
+        match self.inbox.recv_timeout(timeout) {
+            Ok(Ok(msg)) => {
+                self.last_heard = Instant::now();
+                self.pinged = false;
+                match msg {
+                    Message::Pong { .. } => Ok(None),
+                    Message::Hello(_) | Message::Ping { .. } => Err(self.unexpected(&msg)),
+                    other => Ok(Some(other)),
+                }
+            }
+            Ok(Err(e)) => Err(self.map_read_error(e)),
+            Err(RecvTimeoutError::Disconnected) => Err(AgentError::Closed {
+                console: self.console.clone(),
+            }),
+            Err(RecvTimeoutError::Timeout) => {
+                let silent = self.last_heard.elapsed();
+                if silent >= self.unresponsive_after {
+                    return Err(AgentError::Unresponsive {
+                        waited: silent,
+                        console: self.console.clone(),
+                    });
+                }
+                if silent >= PING_AFTER && !self.pinged {
+                    let nonce = self.next_nonce;
+                    self.next_nonce += 1;
+                    self.send(&Message::Ping { nonce })?;
+                    self.pinged = true;
+                }
+                Ok(None)
+            }
+        }
     }
 
     /// Streams the exec's output into `io` until it exits.
@@ -225,48 +300,25 @@ impl AgentClient {
         exec: &ExecControl,
         io: &mut dyn ExecIo,
     ) -> Result<ExitStatus, AgentError> {
-        let mut last_heard = Instant::now();
-        let mut pinged = false;
         loop {
             if io.interrupted() {
                 return Err(AgentError::Interrupted);
             }
-            match self.inbox.recv_timeout(Duration::from_millis(100)) {
-                Ok(Ok(msg)) => {
-                    last_heard = Instant::now();
-                    pinged = false;
-                    match msg {
-                        Message::Stdout { id, data } if id == exec.id => io.stdout(&data),
-                        Message::Stderr { id, data } if id == exec.id => io.stderr(&data),
-                        Message::Error { id, message } if id == exec.id => io.error(&message),
-                        Message::Exited { id, status } if id == exec.id => return Ok(status),
-                        Message::Started { .. } | Message::Pong { .. } => {}
-                        // Output for an exec we are not waiting on: not ours to show.
-                        Message::Stdout { .. } | Message::Stderr { .. } => {}
-                        other => return Err(self.unexpected(&other)),
-                    }
-                }
-                Ok(Err(e)) => return Err(self.map_read_error(e)),
-                Err(RecvTimeoutError::Disconnected) => {
-                    return Err(AgentError::Closed {
-                        console: self.console.clone(),
-                    });
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    let silent = last_heard.elapsed();
-                    if silent >= self.unresponsive_after {
-                        return Err(AgentError::Unresponsive {
-                            waited: silent,
-                            console: self.console.clone(),
-                        });
-                    }
-                    if silent >= PING_AFTER && !pinged {
-                        let nonce = self.next_nonce;
-                        self.next_nonce += 1;
-                        self.send(&Message::Ping { nonce })?;
-                        pinged = true;
-                    }
-                }
+            match self.recv(Duration::from_millis(100))? {
+                Some(Message::Stdout { id, data }) if id == exec.id => io.stdout(&data),
+                Some(Message::Stderr { id, data }) if id == exec.id => io.stderr(&data),
+                Some(Message::Error { id, message }) if id == exec.id => io.error(&message),
+                Some(Message::Exited { id, status }) if id == exec.id => return Ok(status),
+                // Another exec's messages: not ours to show.
+                Some(
+                    Message::Started { .. }
+                    | Message::Stdout { .. }
+                    | Message::Stderr { .. }
+                    | Message::Error { .. }
+                    | Message::Exited { .. },
+                ) => {}
+                Some(other) => return Err(self.unexpected(&other)),
+                None => {}
             }
         }
     }

@@ -129,8 +129,14 @@ pub fn reap_orphans(root: &Path) -> Vec<PathBuf> {
     reaped
 }
 
+/// Whether `pid` is alive and is the process that started at `start` (not a reused pid,
+/// not a zombie).
+pub fn process_alive(pid: u32, start: u64) -> bool {
+    pid > 1 && start_time(pid) == Some(start) && !is_zombie(pid)
+}
+
 /// Field 22 of /proc/PID/stat: start time in clock ticks since boot.
-fn start_time(pid: u32) -> Option<u64> {
+pub fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces and ')'; fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

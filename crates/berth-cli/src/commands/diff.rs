@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_core::{AttemptId, Store, diff_attempt};
+use berth_core::{AttemptId, diff_attempt};
 
 use crate::context::Context;
 
@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
-    let store = Store::new(ctx.data.clone());
+    let store = ctx.store();
     let (patch, (files, ins, del)) = diff_attempt(&store, args.attempt, &args.limits.limits())?;
     if !args.stat {
         std::io::stdout().lock().write_all(patch.as_bytes())?;

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_core::{AttemptId, Store, pull_attempt};
+use berth_core::{AttemptId, pull_attempt};
 use berth_git::Limits;
 
-use crate::context::Context;
+use crate::context::{Context, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,18 +44,20 @@ impl LimitArgs {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
-    let store = Store::new(ctx.data.clone());
+    ctx.reconcile();
+    let store = ctx.store();
     let pulled = pull_attempt(
         &store,
         args.attempt,
         args.branch.as_deref(),
         args.force,
         &args.limits.limits(),
+        now_ms,
     )?;
     for w in &pulled.warnings {
         eprintln!("berth: attempt {}: {w}", args.attempt);
     }
-    let rec = store.load_attempt(args.attempt)?;
+    let rec = store.db()?.attempt(args.attempt)?;
     match pulled.imported {
         Some(i) => println!(
             "pulled {} into {} as {} ({} commit(s), {} file(s), +{}/-{})",

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use berth_core::{NewTask, Store, VmSettings, prepare_task, pull_attempt, run_attempt};
+use berth_core::{NewTask, VmSettings, check_memory, prepare_task, pull_attempt, run_attempt};
 use berth_vm::agent::ExecIo;
 use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
@@ -17,8 +17,7 @@ use berth_vm::session::BootOptions;
 use berth_vm::{Accel, accel};
 
 use super::demo;
-use super::image::now_unix;
-use crate::context::{Context, host_cpu};
+use crate::context::{Context, host_cpu, host_memory_mib, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,6 +50,10 @@ pub struct Args {
     cpus: u32,
     #[arg(long, default_value_t = 120)]
     boot_timeout: u64,
+    /// Refuse to start attempts that would take running attempts past this share of the
+    /// host's memory.
+    #[arg(long, default_value_t = 0.75)]
+    max_memory_share: f64,
     #[command(flatten)]
     limits: super::pull::LimitArgs,
     /// The command each attempt runs in /work (default with --demo: the demo agent).
@@ -86,8 +89,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .unwrap_or_else(|| default_title(&args.command));
         (repo, args.command.clone(), title)
     };
-    let store = Store::new(ctx.data.clone());
+    let store = ctx.store();
     let image = ImageStore::new(ctx.data.images()).latest("default")?;
+    check_memory(
+        &store,
+        args.memory as u64 * args.attempts as u64,
+        host_memory_mib(),
+        args.max_memory_share,
+    )?;
     let prepared = prepare_task(
         &store,
         &NewTask {
@@ -97,8 +106,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             title: &title,
             command: &command,
             include_uncommitted: args.include_uncommitted,
-            now_unix: now_unix(),
+            memory_mib: args.memory,
         },
+        now_ms,
     )?;
     let task = &prepared.task;
     eprintln!(
@@ -141,13 +151,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let hv = Qemu::new(ctx.qemu_config()?);
     let many = prepared.attempts.len() > 1;
     let console = Arc::new(Mutex::new(()));
+    #[allow(clippy::type_complexity)]
     let outcomes: Vec<(berth_core::AttemptRecord, Result<Option<i32>, String>)> =
         std::thread::scope(|s| {
             let handles: Vec<_> = prepared
                 .attempts
                 .iter()
                 .cloned()
-                .map(|mut rec| {
+                .map(|rec| {
                     let (store, hv, settings) = (&store, &hv, &settings);
                     let mut io = PrefixIo::new(
                         many.then(|| format!("[{}] ", rec.id)),
@@ -155,7 +166,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                         console.clone(),
                     );
                     s.spawn(move || {
-                        let r = run_attempt(store, hv, settings, &mut rec, &mut io)
+                        let r = run_attempt(store, hv, settings, rec.id, now_ms, &mut io)
                             .map(|st| st.map(|s| s.shell_code()))
                             .map_err(|e| e.to_string());
                         io.finish();
@@ -194,26 +205,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         };
         all_ok &= matches!(outcome, Ok(Some(0)));
         // A failed command that changed files still yields a branch: the user decides.
-        let (branch, files, lines) = match pull_attempt(&store, rec.id, None, false, &limits) {
-            Ok(p) => {
-                for w in &p.warnings {
-                    eprintln!("berth: attempt {}: {w}", rec.id);
+        let (branch, files, lines) =
+            match pull_attempt(&store, rec.id, None, false, &limits, now_ms) {
+                Ok(p) => {
+                    for w in &p.warnings {
+                        eprintln!("berth: attempt {}: {w}", rec.id);
+                    }
+                    match p.imported {
+                        Some(i) => (
+                            i.branch,
+                            i.files_changed.to_string(),
+                            format!("+{}/-{}", i.insertions, i.deletions),
+                        ),
+                        None => ("(no changes)".into(), "0".into(), "".into()),
+                    }
                 }
-                match p.imported {
-                    Some(i) => (
-                        i.branch,
-                        i.files_changed.to_string(),
-                        format!("+{}/-{}", i.insertions, i.deletions),
-                    ),
-                    None => ("(no changes)".into(), "0".into(), "".into()),
+                Err(e) => {
+                    all_ok = false;
+                    eprintln!("berth: attempt {} was not pulled: {e}", rec.id);
+                    ("(not pulled)".into(), "-".into(), "".into())
                 }
-            }
-            Err(e) => {
-                all_ok = false;
-                eprintln!("berth: attempt {} was not pulled: {e}", rec.id);
-                ("(not pulled)".into(), "-".into(), "".into())
-            }
-        };
+            };
         rows.push((rec.id.to_string(), exit, branch, files, lines));
     }
     println!(
@@ -246,7 +258,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
 }
 
 /// The command's first line, shortened: a readable title for listings.
-fn default_title(command: &[String]) -> String {
+pub fn default_title(command: &[String]) -> String {
     let joined = command.join(" ");
     let first = joined.lines().next().unwrap_or("");
     let mut title: String = first.chars().take(60).collect();

@@ -1,0 +1,101 @@
+//! `berth attach ATTEMPT`: the attempt's terminal; detaching leaves it running.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+use berth_core::{AttemptId, SupervisorClient, SupervisorError};
+use berth_proto::{Message, WinSize};
+
+use crate::context::Context;
+use crate::terminal;
+
+/// Ctrl-] detaches (as in telnet and virsh console).
+const DETACH_KEY: u8 = 0x1d;
+
+#[derive(clap::Args)]
+pub struct Args {
+    attempt: AttemptId,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    ctx.reconcile();
+    let store = ctx.store();
+    let mut client = SupervisorClient::connect(&store.socket(args.attempt))?;
+    let size = terminal::size(1).map(|(rows, cols)| WinSize { rows, cols });
+    client.attach(size)?;
+    let tty = terminal::is_tty(0);
+    if tty {
+        eprintln!(
+            "berth: attached to {}; Ctrl-] detaches, the attempt keeps running\r",
+            args.attempt
+        );
+    }
+    let _raw = tty.then(terminal::RawMode::enable).flatten();
+    let detached = Arc::new(AtomicBool::new(false));
+    let writer = client.writer();
+    {
+        let detached = detached.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 {
+                    return; // input ended: keep showing output until the attempt ends
+                }
+                let data = &buf[..n];
+                if tty && let Some(pos) = data.iter().position(|&b| b == DETACH_KEY) {
+                    let _ = writer.send(&Message::Stdin {
+                        id: 0,
+                        data: data[..pos].to_vec(),
+                    });
+                    detached.store(true, Ordering::SeqCst);
+                    // Closing our end ends the session on the supervisor's side.
+                    std::process::exit(0);
+                }
+                if writer
+                    .send(&Message::Stdin {
+                        id: 0,
+                        data: data.to_vec(),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    let winch = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGWINCH, winch.clone())?;
+    let writer = client.writer();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if winch.swap(false, Ordering::SeqCst)
+                && let Some((rows, cols)) = terminal::size(1)
+            {
+                let _ = writer.send(&Message::Resize {
+                    id: 0,
+                    size: WinSize { rows, cols },
+                });
+            }
+        }
+    });
+    loop {
+        match client.recv() {
+            Ok(Message::Stdout { id: 0, data }) => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&data).and_then(|_| out.flush());
+            }
+            Ok(_) => {}
+            Err(SupervisorError::Ended) => {
+                drop(_raw);
+                eprintln!("\r\nberth: attempt {} ended", args.attempt);
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! `berth task new`: create a task and boot its attempts in the background.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use berth_core::{NewTask, check_memory, prepare_task};
+use berth_vm::image::ImageStore;
+use clap::Subcommand;
+
+use super::supervise::{VmArgs, spawn_supervisor};
+use crate::context::{Context, host_memory_mib, now_ms};
+
+#[derive(Subcommand)]
+pub enum TaskCommand {
+    /// Create a task and start its attempts; returns at once with their ids.
+    New(NewArgs),
+}
+
+#[derive(clap::Args)]
+pub struct NewArgs {
+    /// The git repository to work on.
+    #[arg(long, value_name = "PATH")]
+    repo: PathBuf,
+    /// Branch, tag or commit the attempts start from.
+    #[arg(long, default_value = "HEAD")]
+    base: String,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    attempts: u32,
+    #[arg(long)]
+    title: Option<String>,
+    /// Start from the repo's uncommitted changes too.
+    #[arg(long)]
+    include_uncommitted: bool,
+    /// Guest memory per attempt, MiB.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    memory: u32,
+    #[command(flatten)]
+    vm: VmArgs,
+    #[arg(long)]
+    json: bool,
+    /// The command each attempt runs in /work, under a terminal (`berth attach` to it).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
+    let TaskCommand::New(args) = cmd;
+    ctx.reconcile();
+    let repo = args
+        .repo
+        .canonicalize()
+        .with_context(|| format!("cannot open the repo {}", args.repo.display()))?;
+    if args.command.is_empty() {
+        bail!("say what each attempt runs after `--`");
+    }
+    ImageStore::new(ctx.data.images()).latest("default")?;
+    let store = ctx.store();
+    check_memory(
+        &store,
+        args.memory as u64 * args.attempts as u64,
+        host_memory_mib(),
+        args.vm.max_memory_share,
+    )?;
+    let title = args
+        .title
+        .clone()
+        .unwrap_or_else(|| super::run::default_title(&args.command));
+    let prepared = prepare_task(
+        &store,
+        &NewTask {
+            repo: &repo,
+            base_ref: &args.base,
+            attempts: args.attempts,
+            title: &title,
+            command: &args.command,
+            include_uncommitted: args.include_uncommitted,
+            memory_mib: args.memory,
+        },
+        now_ms,
+    )?;
+    for a in &prepared.attempts {
+        spawn_supervisor(ctx, a.id, &args.vm)?;
+    }
+    let ids: Vec<String> = prepared.attempts.iter().map(|a| a.id.to_string()).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"task": prepared.task.id, "title": prepared.task.title, "attempts": ids})
+        );
+    } else {
+        println!(
+            "task {}: attempts {} booting",
+            prepared.task.id,
+            ids.join(" ")
+        );
+        println!("  berth ls            watch them");
+        println!(
+            "  berth attach {}    their terminal (Ctrl-] detaches)",
+            ids[0]
+        );
+        println!("  berth logs -f {}   their output", ids[0]);
+    }
+    if prepared.left_out_uncommitted {
+        eprintln!(
+            "berth: note: the repo has uncommitted changes; the attempts start from {} without \
+             them (pass --include-uncommitted to include them)",
+            args.base
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

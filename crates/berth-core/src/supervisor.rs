@@ -1,0 +1,414 @@
+//! The attempt supervisor: one small detached process per running attempt (like Lima's host
+//! agent). It owns the attempt's VM (QEMU, virtiofsd) and its agent channel, runs the
+//! attempt's command under a PTY, writes everything the command prints to `output.log`, and
+//! serves `supervisor.sock` for the CLI and the app: attach (the command's terminal), exec
+//! (more commands), stop. Closing those clients never stops the attempt.
+//!
+//! Clients speak `berth-proto` frames (same caps as the agent channel): `Hello`, then
+//! `Attach`, `Exec`, `Stdin`, `StdinEof`, `Resize`, `Signal`, `PowerOff` (stop). Exec ids are
+//! the client's own; the supervisor maps them to agent ids. Id 0 is the attempt's command.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_db::{AttemptId, AttemptState};
+use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
+use berth_vm::Hypervisor;
+use berth_vm::agent::{AgentError, AgentSender, ExecControl};
+use berth_vm::session::VmSession;
+use serde_json::json;
+
+use crate::task::{TaskError, VmSettings, attempt_request, audit, set_state};
+use crate::{Clock, Store};
+
+/// How much recent output an attaching client is sent first.
+const REPLAY_BYTES: u64 = 64 * 1024;
+/// Frames queued per client; a client that falls further behind is disconnected.
+const CLIENT_QUEUE: usize = 1024;
+/// The PTY size until a client says otherwise.
+const DEFAULT_SIZE: WinSize = WinSize { rows: 24, cols: 80 };
+
+type Sink = SyncSender<Message>;
+
+/// What the client threads share with the main loop.
+struct Hub {
+    attached: Mutex<Vec<Sink>>,
+    /// agent exec id -> (client sink, client's id for it)
+    execs: Mutex<HashMap<u32, (Sink, u32)>>,
+    main: ExecControl,
+    agent: AgentSender,
+    stop: Arc<AtomicBool>,
+    store: Store,
+    id: AttemptId,
+    clock: Clock,
+}
+
+/// Runs the attempt until its command exits or it is stopped. `stop` is set by a client's
+/// stop request or by the process's SIGTERM handler.
+pub fn supervise<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    id: AttemptId,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<AttemptState, TaskError> {
+    let mut db = store.db()?;
+    let pid = std::process::id();
+    let started = berth_vm::rundir::start_time(pid);
+    db.update_attempt(id, |a| {
+        a.supervisor_pid = Some(pid);
+        a.supervisor_start = started;
+    })?;
+    let rec = db.attempt(id)?;
+    let rec = if rec.state == AttemptState::Booting {
+        rec
+    } else {
+        set_state(
+            &mut db,
+            clock,
+            id,
+            AttemptState::Booting,
+            json!({"supervisor_pid": pid}),
+        )?
+    };
+    let mut session = match VmSession::boot(hv, &settings.spec(store, id), &settings.boot) {
+        Ok(s) => s,
+        Err(e) => {
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
+            return Err(e.into());
+        }
+    };
+    let request = attempt_request(&rec, Some(DEFAULT_SIZE));
+    let main = match session.agent.start(request.clone()) {
+        Ok(m) => m,
+        Err(e) => {
+            session.kill();
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
+            return Err(berth_vm::session::SessionError::from(e).into());
+        }
+    };
+    set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
+    audit(
+        &mut db,
+        clock,
+        id,
+        "command",
+        json!({"phase": "start", "exec": "main", "argv": request.argv, "cwd": request.cwd}),
+    )?;
+
+    let log_path = store.output_log(id);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
+    let hub = Arc::new(Hub {
+        attached: Mutex::new(Vec::new()),
+        execs: Mutex::new(HashMap::new()),
+        main: main.clone(),
+        agent: session.agent.sender(),
+        stop: stop.clone(),
+        store: store.clone(),
+        id,
+        clock,
+    });
+    let socket = store.socket(id);
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)
+        .map_err(|e| TaskError::Refused(format!("cannot listen on {}: {e}", socket.display())))?;
+    {
+        let hub = hub.clone();
+        std::thread::spawn(move || accept_clients(listener, hub));
+    }
+
+    let outcome = loop {
+        if stop.load(Ordering::SeqCst) {
+            break Outcome::Stopped;
+        }
+        match session.agent.recv(Duration::from_millis(100)) {
+            Ok(None) => {}
+            Ok(Some(msg)) => {
+                if let Some(end) = route(&hub, msg, &mut log, &main) {
+                    break end;
+                }
+            }
+            Err(e) => break Outcome::Failed(e),
+        }
+    };
+    let _ = std::fs::remove_file(&socket);
+    let final_state = match outcome {
+        Outcome::Exited(code) => {
+            audit(
+                &mut db,
+                clock,
+                id,
+                "command",
+                json!({"phase": "end", "exec": "main", "exit_code": code}),
+            )?;
+            session.shutdown();
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Exited,
+                json!({"exit_code": code}),
+            )?;
+            AttemptState::Exited
+        }
+        Outcome::Stopped => {
+            session.shutdown();
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Stopped,
+                json!({"error": "stopped by the user"}),
+            )?;
+            AttemptState::Stopped
+        }
+        Outcome::Failed(e) => {
+            session.keep_console();
+            session.kill();
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
+            AttemptState::Failed
+        }
+    };
+    // Tell attached clients the attempt is over (their sockets close when we exit).
+    for sink in hub
+        .attached
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .drain(..)
+    {
+        let _ = sink.try_send(Message::PowerOff);
+    }
+    Ok(final_state)
+}
+
+enum Outcome {
+    Exited(i32),
+    Stopped,
+    Failed(AgentError),
+}
+
+/// Sends one agent message where it belongs; returns the outcome when the command ended.
+fn route(hub: &Hub, msg: Message, log: &mut std::fs::File, main: &ExecControl) -> Option<Outcome> {
+    match msg {
+        Message::Stdout { id, data } | Message::Stderr { id, data } if id == main.id() => {
+            let _ = log.write_all(&data);
+            let mut attached = hub.attached.lock().unwrap_or_else(|e| e.into_inner());
+            attached.retain(|sink| {
+                match sink.try_send(Message::Stdout {
+                    id: 0,
+                    data: data.clone(),
+                }) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+                }
+            });
+        }
+        Message::Error { id, message } if id == main.id() => {
+            let _ = writeln!(log, "berth: {message}");
+        }
+        Message::Exited { id, status } if id == main.id() => {
+            return Some(Outcome::Exited(status.shell_code()));
+        }
+        Message::Started { .. } => {}
+        Message::Stdout { id, .. }
+        | Message::Stderr { id, .. }
+        | Message::Error { id, .. }
+        | Message::Exited { id, .. } => {
+            let mut execs = hub.execs.lock().unwrap_or_else(|e| e.into_inner());
+            let (sink, local) = execs.get(&id).cloned()?;
+            let relabeled = match msg {
+                Message::Stdout { data, .. } => Message::Stdout { id: local, data },
+                Message::Stderr { data, .. } => Message::Stderr { id: local, data },
+                Message::Error { message, .. } => Message::Error { id: local, message },
+                Message::Exited { status, .. } => {
+                    execs.remove(&id);
+                    if let Ok(mut db) = hub.store.db() {
+                        let _ = audit(
+                            &mut db,
+                            hub.clock,
+                            hub.id,
+                            "command",
+                            json!({"phase": "end", "exec": id, "exit_code": status.shell_code()}),
+                        );
+                    }
+                    Message::Exited { id: local, status }
+                }
+                _ => return None,
+            };
+            let _ = sink.try_send(relabeled);
+        }
+        _ => {}
+    }
+    None
+}
+
+fn accept_clients(listener: UnixListener, hub: Arc<Hub>) {
+    for stream in listener.incoming().flatten() {
+        let hub = hub.clone();
+        std::thread::spawn(move || serve_client(stream, hub));
+    }
+}
+
+fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let (sink, queue) = sync_channel::<Message>(CLIENT_QUEUE);
+    std::thread::spawn(move || {
+        let mut w = write_half;
+        for msg in queue {
+            let stop = matches!(msg, Message::PowerOff);
+            if write_message(&mut w, &msg).is_err() || stop {
+                let _ = w.shutdown(std::net::Shutdown::Both);
+                return;
+            }
+        }
+    });
+    let mut reader = FrameReader::new(stream);
+    match reader.read_message() {
+        Ok(Message::Hello(h)) if h.version == PROTOCOL_VERSION => {}
+        _ => return,
+    }
+    let _ = sink.try_send(Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        software: format!("berth supervisor {}", env!("CARGO_PKG_VERSION")),
+    }));
+    let mut mine: HashMap<u32, ExecControl> = HashMap::new();
+    let mut attached = false;
+    while let Ok(msg) = reader.read_message() {
+        match msg {
+            Message::Attach { size } => {
+                if let Some(s) = size {
+                    let _ = hub.main.resize(s.rows, s.cols);
+                }
+                replay(&hub.store.output_log(hub.id), &sink);
+                hub.attached
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sink.clone());
+                if !attached {
+                    attached = true;
+                    if let Ok(mut db) = hub.store.db() {
+                        let _ = audit(
+                            &mut db,
+                            hub.clock,
+                            hub.id,
+                            "attach",
+                            json!({"phase": "start"}),
+                        );
+                    }
+                }
+            }
+            Message::Exec { id, request } => match hub.agent.start(request.clone()) {
+                Ok(control) => {
+                    if let Ok(mut db) = hub.store.db() {
+                        let _ = audit(
+                            &mut db,
+                            hub.clock,
+                            hub.id,
+                            "command",
+                            json!({"phase": "start", "exec": control.id(), "argv": request.argv, "cwd": request.cwd, "user": request.user}),
+                        );
+                    }
+                    hub.execs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(control.id(), (sink.clone(), id));
+                    mine.insert(id, control);
+                }
+                Err(e) => {
+                    let _ = sink.try_send(Message::Error {
+                        id,
+                        message: e.to_string(),
+                    });
+                }
+            },
+            Message::Stdin { id: 0, data } if attached => {
+                let _ = hub.main.stdin(&data);
+            }
+            Message::Resize { id: 0, size } if attached => {
+                let _ = hub.main.resize(size.rows, size.cols);
+            }
+            Message::Stdin { id, data } => {
+                if let Some(c) = mine.get(&id) {
+                    let _ = c.stdin(&data);
+                }
+            }
+            Message::StdinEof { id } => {
+                if let Some(c) = mine.get(&id) {
+                    let _ = c.close_stdin();
+                }
+            }
+            Message::Resize { id, size } => {
+                if let Some(c) = mine.get(&id) {
+                    let _ = c.resize(size.rows, size.cols);
+                }
+            }
+            Message::Signal { id, signal } => {
+                if let Some(c) = mine.get(&id) {
+                    let _ = c.signal(signal);
+                }
+            }
+            Message::Ping { nonce } => {
+                let _ = sink.try_send(Message::Pong { nonce });
+            }
+            Message::PowerOff => hub.stop.store(true, Ordering::SeqCst),
+            _ => break,
+        }
+    }
+    if attached && let Ok(mut db) = hub.store.db() {
+        let _ = audit(
+            &mut db,
+            hub.clock,
+            hub.id,
+            "attach",
+            json!({"phase": "end"}),
+        );
+    }
+}
+
+/// Sends the last [`REPLAY_BYTES`] of the log to a newly attached client.
+fn replay(log: &Path, sink: &Sink) {
+    let Ok(mut f) = std::fs::File::open(log) else {
+        return;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(REPLAY_BYTES)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    for chunk in buf.chunks(berth_proto::MAX_CHUNK) {
+        let _ = sink.try_send(Message::Stdout {
+            id: 0,
+            data: chunk.to_vec(),
+        });
+    }
+}

@@ -1,0 +1,128 @@
+//! Talking to a running attempt's supervisor over its socket.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_proto::{
+    ExecRequest, ExitStatus, FrameReader, Hello, Message, PROTOCOL_VERSION, ProtoError, WinSize,
+    write_message,
+};
+use berth_vm::agent::ExecIo;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SupervisorError {
+    #[error("the attempt is not running (nothing answers at {path}): {source}")]
+    NotRunning {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the supervisor broke the protocol: {0}")]
+    Protocol(#[from] ProtoError),
+    #[error("the attempt ended")]
+    Ended,
+}
+
+/// Sends frames to the supervisor from any thread.
+#[derive(Clone)]
+pub struct ClientWriter {
+    stream: Arc<Mutex<UnixStream>>,
+}
+
+impl ClientWriter {
+    pub fn send(&self, msg: &Message) -> std::io::Result<()> {
+        let mut s = self.stream.lock().unwrap_or_else(|e| e.into_inner());
+        write_message(&mut *s, msg)
+    }
+}
+
+pub struct SupervisorClient {
+    reader: FrameReader<UnixStream>,
+    writer: ClientWriter,
+}
+
+impl SupervisorClient {
+    pub fn connect(socket: &Path) -> Result<SupervisorClient, SupervisorError> {
+        let not_running = |source| SupervisorError::NotRunning {
+            path: socket.display().to_string(),
+            source,
+        };
+        let stream = UnixStream::connect(socket).map_err(not_running)?;
+        let read_half = stream.try_clone().map_err(not_running)?;
+        let _ = read_half.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut client = SupervisorClient {
+            reader: FrameReader::new(read_half),
+            writer: ClientWriter {
+                stream: Arc::new(Mutex::new(stream)),
+            },
+        };
+        client
+            .writer
+            .send(&Message::Hello(Hello {
+                version: PROTOCOL_VERSION,
+                software: format!("berth {}", env!("CARGO_PKG_VERSION")),
+            }))
+            .map_err(not_running)?;
+        match client.reader.read_message()? {
+            Message::Hello(h) if h.version == PROTOCOL_VERSION => {}
+            Message::Hello(h) => return Err(ProtoError::Version { theirs: h.version }.into()),
+            _ => return Err(ProtoError::UnknownKind { kind: 0 }.into()),
+        }
+        let _ = client.reader.get_ref().set_read_timeout(None);
+        Ok(client)
+    }
+
+    pub fn writer(&self) -> ClientWriter {
+        self.writer.clone()
+    }
+
+    /// The next frame from the supervisor (blocking).
+    pub fn recv(&mut self) -> Result<Message, SupervisorError> {
+        match self.reader.read_message() {
+            Ok(Message::PowerOff) | Err(ProtoError::Closed) => Err(SupervisorError::Ended),
+            Ok(m) => Ok(m),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Attaches to the attempt's terminal: recent output, then live output arrives through
+    /// [`SupervisorClient::recv`] as `Stdout { id: 0 }`; send `Stdin`/`Resize` with id 0.
+    pub fn attach(&self, size: Option<WinSize>) -> std::io::Result<()> {
+        self.writer.send(&Message::Attach { size })
+    }
+
+    /// Runs another command in the attempt's VM and streams its output into `io`.
+    pub fn exec(
+        &mut self,
+        request: ExecRequest,
+        io: &mut dyn ExecIo,
+    ) -> Result<ExitStatus, SupervisorError> {
+        let send_err = |source| SupervisorError::NotRunning {
+            path: String::from("the supervisor socket"),
+            source,
+        };
+        self.writer
+            .send(&Message::Exec { id: 1, request })
+            .map_err(send_err)?;
+        self.writer
+            .send(&Message::StdinEof { id: 1 })
+            .map_err(send_err)?;
+        loop {
+            match self.recv()? {
+                Message::Stdout { id: 1, data } => io.stdout(&data),
+                Message::Stderr { id: 1, data } => io.stderr(&data),
+                Message::Error { id: 1, message } => io.error(&message),
+                Message::Exited { id: 1, status } => return Ok(status),
+                _ => {}
+            }
+        }
+    }
+
+    /// Asks the supervisor to stop the attempt (orderly VM power-off).
+    pub fn stop(&self) -> std::io::Result<()> {
+        self.writer.send(&Message::PowerOff)
+    }
+}

@@ -1,0 +1,78 @@
+//! Schema migrations, applied in order; `schema_version` records how far a database is.
+
+use rusqlite::Connection;
+
+use crate::DbError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: tasks, attempts, audit
+    "CREATE TABLE tasks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        title TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        base_ref TEXT NOT NULL,
+        base TEXT NOT NULL,
+        command TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE attempts (
+        task_id INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        base TEXT NOT NULL,
+        start_commit TEXT NOT NULL,
+        command TEXT NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        exit_code INTEGER,
+        error TEXT,
+        branch TEXT,
+        pulled_head TEXT,
+        files_changed INTEGER,
+        insertions INTEGER,
+        deletions INTEGER,
+        supervisor_pid INTEGER,
+        supervisor_start INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (task_id, n)
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id INTEGER NOT NULL,
+        n INTEGER NOT NULL,
+        ts_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_attempt ON audit (task_id, n, seq);",
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let version: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = MIGRATIONS.len() as i64;
+    if version > known {
+        return Err(DbError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [i as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
