@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use berth_db::{AttemptId, AttemptState};
 use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
-use berth_vm::Hypervisor;
 use berth_vm::agent::{AgentError, AgentSender, ExecControl};
 use berth_vm::session::VmSession;
+use berth_vm::{Hypervisor, RunningVm};
 use serde_json::json;
 
 use crate::task::{TaskError, VmSettings, attempt_request, audit, set_state};
@@ -140,9 +140,16 @@ pub fn supervise<H: Hypervisor>(
         std::thread::spawn(move || accept_clients(listener, hub));
     }
 
+    let mut last_check = std::time::Instant::now();
     let outcome = loop {
         if stop.load(Ordering::SeqCst) {
             break Outcome::Stopped;
+        }
+        if last_check.elapsed() >= Duration::from_millis(500) {
+            last_check = std::time::Instant::now();
+            if let Some(problem) = session.vm.as_mut().and_then(|vm| vm.problem()) {
+                break Outcome::Broken(problem);
+            }
         }
         match session.agent.recv(Duration::from_millis(100)) {
             Ok(None) => {}
@@ -197,6 +204,19 @@ pub fn supervise<H: Hypervisor>(
             )?;
             AttemptState::Failed
         }
+        Outcome::Broken(problem) => {
+            session.keep_console();
+            session.kill();
+            let error = format!("{problem}; the VM was stopped (`berth start` boots it again)");
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": error}),
+            )?;
+            AttemptState::Failed
+        }
     };
     // Tell attached clients the attempt is over (their sockets close when we exit).
     for sink in hub
@@ -214,6 +234,7 @@ enum Outcome {
     Exited(i32),
     Stopped,
     Failed(AgentError),
+    Broken(String),
 }
 
 /// Sends one agent message where it belongs; returns the outcome when the command ended.

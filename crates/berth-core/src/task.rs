@@ -390,18 +390,36 @@ pub fn reconcile(store: &Store, clock: Clock) -> Result<Vec<AttemptId>, TaskErro
         }
         let alive = match (a.supervisor_pid, a.supervisor_start) {
             (Some(pid), Some(start)) => berth_vm::rundir::process_alive(pid, start),
-            _ => false,
+            // Marked booting by a `berth` that is spawning its supervisor right now.
+            _ => a.state == AttemptState::Booting && clock() / 1000 < a.updated_at + 30,
         };
         if !alive {
-            let _ = std::fs::remove_file(store.socket(a.id));
-            set_state(
-                &mut db,
-                clock,
-                a.id,
-                AttemptState::Stopped,
-                json!({"error": "its supervisor died (crashed or was killed); `berth start` boots it again"}),
-            )?;
-            changed.push(a.id);
+            // Re-check under the write lock: the supervisor may have recorded how the
+            // attempt ended between our read and now; that record wins.
+            let now = clock() / 1000;
+            let error = "its supervisor died (crashed or was killed); `berth start` boots it again";
+            let (_, marked) = db.update_attempt(a.id, |r| {
+                let same = r.state.is_live()
+                    && r.supervisor_pid == a.supervisor_pid
+                    && r.supervisor_start == a.supervisor_start;
+                if same {
+                    r.state = AttemptState::Stopped;
+                    r.error = Some(error.to_string());
+                    r.updated_at = now;
+                }
+                same
+            })?;
+            if marked {
+                let _ = std::fs::remove_file(store.socket(a.id));
+                audit(
+                    &mut db,
+                    clock,
+                    a.id,
+                    "lifecycle",
+                    json!({"event": "stopped", "error": error}),
+                )?;
+                changed.push(a.id);
+            }
         }
     }
     Ok(changed)
@@ -424,7 +442,9 @@ pub fn check_memory(
     let limit = (host_total_mib as f64 * share) as u64;
     if running + want_mib > limit {
         return Err(TaskError::Refused(format!(
-            "starting {want_mib} MiB of attempts would put running attempts at {} MiB, over {}% of              this host's {host_total_mib} MiB ({limit} MiB); stop an attempt, lower --memory, or              raise --max-memory-share",
+            "starting {want_mib} MiB of attempts would put running attempts at {} MiB, over {}% of \
+             this host's {host_total_mib} MiB ({limit} MiB); stop an attempt, lower --memory, or \
+             raise --max-memory-share",
             running + want_mib,
             (share * 100.0).round()
         )));

@@ -120,6 +120,8 @@ pub trait RunningVm {
     fn status(&mut self) -> Result<VmStatus, VmError>;
     /// Whether the hypervisor process has exited (cheap; no round trip).
     fn has_exited(&mut self) -> bool;
+    /// What is wrong with the VM's host processes, if anything (e.g. its file server died).
+    fn problem(&mut self) -> Option<String>;
     /// Stops the VM: waits up to `grace` for it to power off by itself (after the agent was
     /// asked to), then asks QEMU to quit, then kills it; finally removes the run directory.
     fn stop(self, grace: Duration);

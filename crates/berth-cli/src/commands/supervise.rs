@@ -63,12 +63,11 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
             Ok(())
         });
     }
-    let child = cmd.spawn().context("cannot start the attempt supervisor")?;
-    let pid = child.id();
+    // Booting before the supervisor exists, so it never races us to say so.
     let mut db = store.db()?;
     db.update_attempt(id, |a| {
-        a.supervisor_pid = Some(pid);
-        a.supervisor_start = berth_vm::rundir::start_time(pid);
+        a.supervisor_pid = None;
+        a.supervisor_start = None;
         a.exit_code = None;
     })?;
     set_state(
@@ -76,8 +75,21 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
         now_ms,
         id,
         AttemptState::Booting,
-        serde_json::json!({"supervisor_pid": pid}),
+        serde_json::json!({}),
     )?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let error = serde_json::json!({"error": e.to_string()});
+            set_state(&mut db, now_ms, id, AttemptState::Failed, error)?;
+            return Err(e).context("cannot start the attempt supervisor");
+        }
+    };
+    let pid = child.id();
+    db.update_attempt(id, |a| {
+        a.supervisor_pid = Some(pid);
+        a.supervisor_start = berth_vm::rundir::start_time(pid);
+    })?;
     Ok(pid)
 }
 

@@ -221,6 +221,16 @@ impl RunningVm for QemuVm {
         self.qemu_exit().is_some()
     }
 
+    fn problem(&mut self) -> Option<String> {
+        if let Some(status) = self.qemu_exit() {
+            return Some(format!("QEMU exited ({status})"));
+        }
+        if let Some(Ok(Some(status))) = self.virtiofsd.as_mut().map(|c| c.try_wait()) {
+            return Some(format!("virtiofsd, which serves /work, exited ({status})"));
+        }
+        None
+    }
+
     fn status(&mut self) -> Result<VmStatus, VmError> {
         if self.qemu_exit().is_some() {
             return Ok(VmStatus::Exited);

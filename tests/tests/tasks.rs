@@ -1,0 +1,425 @@
+//! Tasks that outlive the terminal: background attempts, their states, terminals, logs,
+//! lifecycle and audit, with real VMs and real supervisors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use berth_core::SupervisorClient;
+use berth_proto::{Message, WinSize};
+use berth_tests::{TestEnv, wait_until};
+use serde_json::Value;
+
+fn git(repo: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn user_repo(env: &TestEnv) -> PathBuf {
+    let repo = env.home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@x",
+            "commit",
+            "-qm",
+            "init",
+        ],
+    );
+    repo
+}
+
+fn berth(env: &TestEnv, args: &[&str]) -> std::process::Output {
+    env.berth().args(args).output().unwrap()
+}
+
+fn ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = berth(env, args);
+    assert!(out.status.success(), "berth {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn task_new(env: &TestEnv, repo: &Path, extra: &[&str], script: &str) -> Vec<String> {
+    let mut args = vec!["task", "new", "--json", "--repo", repo.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    let v: Value = serde_json::from_str(&ok(env, &args)).unwrap();
+    v["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn attempt(env: &TestEnv, id: &str) -> Value {
+    let v: Value = serde_json::from_str(&ok(env, &["ls", "--json"])).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+fn state(env: &TestEnv, id: &str) -> String {
+    attempt(env, id)["state"]
+        .as_str()
+        .unwrap_or("gone")
+        .to_string()
+}
+
+fn wait_state(env: &TestEnv, id: &str, want: &[&str], secs: u64) {
+    let reached = wait_until(Duration::from_secs(secs), || {
+        want.contains(&state(env, id).as_str())
+    });
+    assert!(reached, "{id} never reached {want:?}: {}", attempt(env, id));
+}
+
+#[test]
+fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_everything() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let ids = task_new(
+        &env,
+        &repo,
+        &[],
+        "for i in 1 2 3 4; do echo line $i; sleep 1; done; echo x > made.txt",
+    );
+    assert_eq!(ids, ["1.1"]);
+    // No VM boots in the time `task new` took to return.
+    assert_eq!(state(&env, "1.1"), "booting");
+    wait_state(&env, "1.1", &["running"], 120);
+    // Nobody is attached; `logs -f` still shows everything from the start, then ends.
+    let logs = ok(&env, &["logs", "-f", "1.1"]);
+    for i in 1..=4 {
+        assert!(logs.contains(&format!("line {i}")), "{logs}");
+    }
+    assert_eq!(state(&env, "1.1"), "exited");
+    assert_eq!(attempt(&env, "1.1")["exit_code"], 0);
+    ok(&env, &["pull", "1.1"]);
+    let a = attempt(&env, "1.1");
+    assert_eq!(a["branch"], "berth/1/1");
+    assert_eq!(a["files_changed"], 1);
+    assert_eq!(git(&repo, &["show", "berth/1/1:made.txt"]), "x\n");
+    // Every step is in the audit, which verifies.
+    let audit: Value = serde_json::from_str(&ok(&env, &["audit", "1.1", "--json"])).unwrap();
+    let events: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["kind"].as_str().unwrap(),
+                e["data"]["event"]
+                    .as_str()
+                    .or(e["data"]["phase"].as_str())
+                    .unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "lifecycle:created",
+            "lifecycle:booting",
+            "lifecycle:running",
+            "command:start",
+            "command:end",
+            "lifecycle:exited",
+            "pull:"
+        ]
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["attempt"] == "1.1")
+    );
+    assert!(ok(&env, &["audit", "1.1", "--verify"]).contains("chain intact"));
+}
+
+#[test]
+fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let ids = task_new(&env, &repo, &[], "exec bash -i");
+    wait_state(&env, &ids[0], &["running"], 120);
+    let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
+    let mut client = SupervisorClient::connect(&socket).unwrap();
+    client
+        .attach(Some(WinSize {
+            rows: 30,
+            cols: 100,
+        }))
+        .unwrap();
+    let w = client.writer();
+    let mut seen = String::new();
+    let mut expect = |client: &mut SupervisorClient, input: &str, want: &str| {
+        w.send(&Message::Stdin {
+            id: 0,
+            data: input.as_bytes().to_vec(),
+        })
+        .unwrap();
+        while !seen.contains(want) {
+            if let Message::Stdout { id: 0, data } = client.recv().unwrap() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    };
+    expect(&mut client, "tty; stty size\n", "/dev/pts/");
+    expect(&mut client, "", "30 100");
+    w.send(&Message::Resize {
+        id: 0,
+        size: WinSize {
+            rows: 40,
+            cols: 120,
+        },
+    })
+    .unwrap();
+    expect(
+        &mut client,
+        "echo cols=$(tput cols) lines=$(tput lines)\n",
+        "cols=120 lines=40",
+    );
+    drop(client); // detach
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(&env, "1.1"), "running");
+    // Another command in the same VM; then the CLI attach sees the shell too.
+    assert_eq!(
+        ok(
+            &env,
+            &["exec", "1.1", "--", "sh", "-c", "echo alive; tty || true"]
+        ),
+        "alive\nnot a tty\n"
+    );
+    let mut cli = env
+        .berth()
+        .args(["attach", "1.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::{Read, Write};
+    cli.stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"echo via-$((40+2))\n")
+        .unwrap();
+    let mut out = cli.stdout.take().unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while !got.contains("via-42") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(n > 0, "attach ended early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    cli.kill().unwrap(); // the user closes the terminal
+    let _ = cli.wait();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state(&env, "1.1"), "running");
+    ok(&env, &["stop", "1.1"]);
+    assert_eq!(state(&env, "1.1"), "stopped");
+    let audit = ok(&env, &["audit", "1.1"]);
+    assert!(
+        audit.contains("attach") && audit.contains("\"phase\":\"end\""),
+        "{audit}"
+    );
+}
+
+fn pid_of(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Kills one of an attempt's processes with SIGKILL, at boot or while it runs, repeatedly:
+/// `ls` must tell the truth, the workspace's commit must survive, `start` must bring the
+/// attempt back, and nothing may be left running.
+#[test]
+fn kill_9_of_supervisor_qemu_or_virtiofsd_at_any_moment_loses_nothing() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let script = "[ -f kept.txt ] || { echo kept > kept.txt && git add kept.txt && git commit -qm kept; }; \
+                  echo ready; sleep 600";
+    let ids = task_new(&env, &repo, &[], script);
+    let id = &ids[0];
+    let run = env.data_dir().join("run/attempt-1-1");
+    let targets = ["supervisor", "qemu", "virtiofsd", "supervisor", "qemu"];
+    for (round, target) in targets.iter().enumerate() {
+        let at_boot = round % 2 == 1;
+        if at_boot {
+            assert!(wait_until(Duration::from_secs(60), || run
+                .join("qemu.pid")
+                .exists()));
+        } else {
+            wait_state(&env, id, &["running"], 120);
+            assert!(wait_until(Duration::from_secs(60), || {
+                ok(&env, &["logs", id]).matches("ready").count() > round / 2
+            }));
+        }
+        let pid = match *target {
+            "supervisor" => attempt(&env, id)["supervisor_pid"]
+                .as_i64()
+                .unwrap_or_else(|| pid_of(&run.join("owner.pid")) as i64)
+                as i32,
+            other => pid_of(&run.join(format!("{other}.pid"))),
+        };
+        // SAFETY: kill takes plain integers; the pid is this test's own process.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        wait_state(&env, id, &["stopped", "failed"], 60);
+        let clean = wait_until(Duration::from_secs(20), || {
+            berth_tests::Leftovers::of(env.data_dir(), None).is_clean()
+        });
+        assert!(
+            clean,
+            "round {round} ({target}): {:?}",
+            berth_tests::Leftovers::of(env.data_dir(), None)
+        );
+        assert!(!env.data_dir().join("attempts/1.1/supervisor.sock").exists());
+        ok(&env, &["start", id]);
+    }
+    wait_state(&env, id, &["running"], 120);
+    // The commit made before the first kill is still there, and was made once only.
+    assert_eq!(
+        ok(&env, &["exec", id, "--", "git", "log", "--format=%s"]).trim(),
+        "kept\ninit"
+    );
+    ok(&env, &["stop", id]);
+    ok(&env, &["pull", id]);
+    assert_eq!(git(&repo, &["show", "berth/1/1:kept.txt"]), "kept\n");
+    assert!(ok(&env, &["audit", id, "--verify"]).contains("chain intact"));
+}
+
+#[test]
+fn rm_refuses_unpulled_work_force_removes_it_and_pulled_branches_stay() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    task_new(
+        &env,
+        &repo,
+        &["--attempts", "2"],
+        "echo $BERTH_ATTEMPT > who.txt",
+    );
+    wait_state(&env, "1.1", &["exited"], 180);
+    wait_state(&env, "1.2", &["exited"], 180);
+    let out = berth(&env, &["rm", "1"]);
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1.1 has 1 commit(s) not pulled") && err.contains("1.2 has"),
+        "{err}"
+    );
+    assert!(
+        env.data_dir().join("attempts/1.1/work").exists(),
+        "a refusal removed something"
+    );
+    ok(&env, &["pull", "1.1"]);
+    ok(&env, &["rm", "1.1"]);
+    assert!(!env.data_dir().join("attempts/1.1").exists());
+    assert!(berth(&env, &["rm", "1.2"]).status.code() == Some(125));
+    ok(&env, &["rm", "--force", "1"]);
+    assert!(!env.data_dir().join("attempts/1.2").exists());
+    assert!(ok(&env, &["ls"]).contains("no tasks"));
+    assert_eq!(git(&repo, &["show", "berth/1/1:who.txt"]), "1.1\n");
+}
+
+#[test]
+fn editing_one_audit_event_in_the_database_makes_verify_fail() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    task_new(&env, &repo, &[], "true");
+    wait_state(&env, "1.1", &["exited"], 180);
+    assert!(ok(&env, &["audit", "1.1", "--verify"]).contains("chain intact"));
+    let db = rusqlite::Connection::open(env.data_dir().join("berth.db")).unwrap();
+    db.execute(
+        "UPDATE audit SET data = replace(data, '\"true\"', '\"curl evil\"') WHERE kind = 'command'",
+        [],
+    )
+    .unwrap();
+    let out = berth(&env, &["audit", "1.1", "--verify"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does NOT verify"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn eight_attempts_at_once_all_reach_running_and_all_pull_back() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let ids = task_new(
+        &env,
+        &repo,
+        &[
+            "--attempts",
+            "8",
+            "--memory",
+            "256",
+            "--boot-timeout",
+            "600",
+        ],
+        "echo $BERTH_ATTEMPT > who.txt; while [ ! -f /work/go ]; do sleep 0.2; done",
+    );
+    assert_eq!(ids.len(), 8);
+    for id in &ids {
+        wait_state(&env, id, &["running"], 600);
+    }
+    // All eight are running at the same time; let them finish.
+    for n in 1..=8 {
+        std::fs::write(env.data_dir().join(format!("attempts/1.{n}/work/go")), "").unwrap();
+    }
+    for id in &ids {
+        wait_state(&env, id, &["exited"], 120);
+        ok(&env, &["pull", id]);
+    }
+    for n in 1..=8 {
+        assert_eq!(
+            git(&repo, &["show", &format!("berth/1/{n}:who.txt")]),
+            format!("1.{n}\n")
+        );
+    }
+}
+
+#[test]
+fn an_attempt_that_would_overcommit_host_memory_is_refused_and_nothing_is_created() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let out = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args(["--attempts", "16", "--memory", "65536", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("over 75% of this host's"), "{err}");
+    assert!(ok(&env, &["ls"]).contains("no tasks"));
+}
