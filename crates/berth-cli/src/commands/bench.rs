@@ -26,6 +26,14 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Time to bring up 1, 4 and 8 idle attempts, and host memory per attempt.
+    Attempts {
+        /// Guest memory per attempt, MiB.
+        #[arg(long, default_value_t = 512)]
+        memory: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Workspace creation on a tiny repo vs one with a large history, and pull-back time.
     Workspace {
         /// MiB of history in the large repo.
@@ -46,6 +54,11 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             memory,
             json,
         } => (runs, accel, memory, json),
+        BenchCommand::Attempts { memory, json } => {
+            ctx.reconcile();
+            super::bench_attempts::run(ctx, &[1, 4, 8], memory, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCommand::Workspace {
             history_mib,
             runs,

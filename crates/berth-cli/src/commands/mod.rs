@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod audit;
 pub mod bench;
+pub mod bench_attempts;
 pub mod bench_workspace;
 pub mod demo;
 pub mod diff;

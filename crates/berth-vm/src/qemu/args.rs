@@ -6,6 +6,9 @@ use std::path::Path;
 use crate::{Accel, RunDir, VmSpec};
 use berth_proto::AGENT_PORT_NAME;
 
+/// MiB of translated code TCG may cache per VM.
+pub const TCG_CACHE_MIB: u32 = 256;
+
 /// QEMU option values separate fields with commas; a literal comma is written twice.
 fn esc(p: &Path) -> String {
     p.display().to_string().replace(',', ",,")
@@ -40,7 +43,11 @@ pub fn qemu_args(spec: &VmSpec, dir: &RunDir, tsc_khz: Option<u64>) -> Vec<OsStr
         "-M".into(),
         "microvm,memory-backend=mem,rtc=on".into(),
         "-accel".into(),
-        spec.accel.to_string(),
+        match spec.accel {
+            // Cap TCG's translation cache (QEMU's default allows 1 GiB per VM).
+            Accel::Tcg => format!("tcg,tb-size={TCG_CACHE_MIB}"),
+            Accel::Kvm => "kvm".into(),
+        },
     ];
     if spec.accel == Accel::Kvm {
         a.extend(["-cpu".into(), "host".into()]);
@@ -140,7 +147,7 @@ mod tests {
     #[test]
     fn tcg_gets_the_tsc_hint_and_kvm_gets_the_host_cpu() {
         let tcg = joined(&spec(Accel::Tcg, true));
-        assert!(tcg.contains("-accel tcg") && tcg.contains("tsc_early_khz=2596122"));
+        assert!(tcg.contains("-accel tcg,tb-size=256") && tcg.contains("tsc_early_khz=2596122"));
         assert!(!tcg.contains("-cpu host"));
         let kvm = joined(&spec(Accel::Kvm, true));
         assert!(kvm.contains("-accel kvm -cpu host") && !kvm.contains("tsc_early_khz"));
