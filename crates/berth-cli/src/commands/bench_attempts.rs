@@ -126,9 +126,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 up.as_secs_f64()
             );
         }
-        println!(
-            "(overhead: PSS of QEMU, virtiofsd, supervisor and guard, without the guest RAM)"
-        );
+        println!("(overhead: PSS of QEMU, virtiofsd, supervisor and guard, without the guest RAM)");
     }
     Ok(())
 }
