@@ -1,0 +1,522 @@
+//! The proxy server: one per attempt, on the socket QEMU's `guestfwd` bridges into.
+//!
+//! Each connection carries one request: `CONNECT host:port` (a tunnel, for HTTPS) or a plain
+//! HTTP request in absolute form (`GET http://host/path`), forwarded with `Connection: close`.
+//! The request head is capped in size (16 KiB) and time (10 s, against slowloris), parsed
+//! strictly, decided by [`crate::decide`], and every request, allowed or not, produces one
+//! [`EgressEvent`] when it ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::decide::{Decision, decide};
+use crate::policy::Policy;
+
+const MAX_HEAD: usize = 16 * 1024;
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CONNECTIONS: usize = 512;
+
+/// One request through the proxy, as the audit records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EgressEvent {
+    pub host: String,
+    pub port: u16,
+    /// `CONNECT` or the HTTP method.
+    pub method: String,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// The rule that decided.
+    pub rule: String,
+    pub reason: Option<String>,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+}
+
+/// Where events go (the supervisor writes them to the audit log).
+pub type EventSink = Arc<dyn Fn(EgressEvent) + Send + Sync>;
+
+struct Shared {
+    policy: Policy,
+    sink: EventSink,
+    uploaded: AtomicU64,
+    slots: Semaphore,
+}
+
+/// A running proxy; dropping it stops it.
+pub struct EgressProxy {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for EgressProxy {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+enum Listener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+impl EgressProxy {
+    /// Serves on a unix socket (what the VM's bridge connects to).
+    pub fn start_unix(
+        listener: std::os::unix::net::UnixListener,
+        policy: Policy,
+        sink: EventSink,
+    ) -> std::io::Result<EgressProxy> {
+        Self::start(Listener::Unix(listener), policy, sink)
+    }
+
+    /// Serves on TCP (benchmarks and host-side tests).
+    pub fn start_tcp(
+        listener: std::net::TcpListener,
+        policy: Policy,
+        sink: EventSink,
+    ) -> std::io::Result<EgressProxy> {
+        Self::start(Listener::Tcp(listener), policy, sink)
+    }
+
+    fn start(listener: Listener, policy: Policy, sink: EventSink) -> std::io::Result<EgressProxy> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("berth-egress")
+            .build()?;
+        match &listener {
+            Listener::Unix(l) => l.set_nonblocking(true)?,
+            Listener::Tcp(l) => l.set_nonblocking(true)?,
+        }
+        let shared = Arc::new(Shared {
+            policy,
+            sink,
+            uploaded: AtomicU64::new(0),
+            slots: Semaphore::new(MAX_CONNECTIONS),
+        });
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("berth-egress".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                match listener {
+                    Listener::Unix(l) => {
+                        let Ok(l) = tokio::net::UnixListener::from_std(l) else { return };
+                        loop {
+                            tokio::select! {
+                                _ = &mut rx => return,
+                                r = l.accept() => match r {
+                                    Ok((s, _)) => spawn_conn(s, shared.clone()),
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                                },
+                            }
+                        }
+                    }
+                    Listener::Tcp(l) => {
+                        let Ok(l) = tokio::net::TcpListener::from_std(l) else { return };
+                        loop {
+                            tokio::select! {
+                                _ = &mut rx => return,
+                                r = l.accept() => match r {
+                                    Ok((s, _)) => spawn_conn(s, shared.clone()),
+                                    Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                                },
+                            }
+                        }
+                    }
+                }
+            });
+            })?;
+        Ok(EgressProxy {
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+fn spawn_conn<S>(stream: S, shared: Arc<Shared>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let Ok(_slot) = shared.slots.try_acquire() else {
+            let mut s = stream;
+            let _ = respond(
+                &mut s,
+                503,
+                "too many connections through this attempt's proxy",
+            )
+            .await;
+            return;
+        };
+        handle(stream, &shared).await;
+    });
+}
+
+struct Request {
+    method: String,
+    host: String,
+    port: u16,
+    /// For plain HTTP: the head to send upstream.
+    forward_head: Option<Vec<u8>>,
+}
+
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared) {
+    let (buf, head_len) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
+        Ok(Ok(x)) => x,
+        Ok(Err((code, why))) => {
+            let _ = respond(&mut client, code, why).await;
+            event(
+                shared,
+                "",
+                0,
+                "?",
+                "deny",
+                "protocol",
+                Some(why.to_string()),
+                0,
+                0,
+            );
+            return;
+        }
+        Err(_) => {
+            let _ = respond(&mut client, 408, "request head not received in time").await;
+            event(
+                shared,
+                "",
+                0,
+                "?",
+                "deny",
+                "protocol",
+                Some("slow request head".into()),
+                0,
+                0,
+            );
+            return;
+        }
+    };
+    let req = match parse_request(&buf[..head_len]) {
+        Ok(r) => r,
+        Err(why) => {
+            let _ = respond(&mut client, 400, &why).await;
+            event(shared, "", 0, "?", "deny", "protocol", Some(why), 0, 0);
+            return;
+        }
+    };
+    let leftover = &buf[head_len..];
+    if let Some(budget) = shared.policy.egress_budget
+        && shared.uploaded.load(Ordering::SeqCst) >= budget
+    {
+        let why = format!("the egress budget of {budget} bytes is used up");
+        let _ = respond(&mut client, 403, &why).await;
+        event(
+            shared,
+            &req.host,
+            req.port,
+            &req.method,
+            "deny",
+            "egress_budget",
+            Some(why),
+            0,
+            0,
+        );
+        return;
+    }
+    let (addrs, rule) = match decide(&shared.policy, &req.host, req.port).await {
+        Decision::Allow { addrs, rule } => (addrs, rule),
+        Decision::Deny { reason, rule } => {
+            let _ = respond(&mut client, 403, &reason).await;
+            event(
+                shared,
+                &req.host,
+                req.port,
+                &req.method,
+                "deny",
+                &rule,
+                Some(reason),
+                0,
+                0,
+            );
+            return;
+        }
+    };
+    let mut upstream = None;
+    let mut last_err = String::from("no address");
+    for addr in &addrs {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => {
+                upstream = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last_err = format!("{addr}: {e}"),
+            Err(_) => last_err = format!("{addr}: connect timed out"),
+        }
+    }
+    let Some(mut upstream) = upstream else {
+        let why = format!("cannot reach {}:{}: {last_err}", req.host, req.port);
+        let _ = respond(&mut client, 502, &why).await;
+        event(
+            shared,
+            &req.host,
+            req.port,
+            &req.method,
+            "allow",
+            &rule,
+            Some(why),
+            0,
+            0,
+        );
+        return;
+    };
+    let mut up = 0u64;
+    match &req.forward_head {
+        None => {
+            if client
+                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        Some(head) => {
+            if upstream.write_all(head).await.is_err() {
+                return;
+            }
+            up += head.len() as u64;
+        }
+    }
+    if !leftover.is_empty() {
+        if upstream.write_all(leftover).await.is_err() {
+            return;
+        }
+        up += leftover.len() as u64;
+    }
+    shared.uploaded.fetch_add(up, Ordering::SeqCst);
+    let (bytes_up, bytes_down, budget_hit) = pump(client, upstream, shared).await;
+    let reason = budget_hit.then(|| "cut off: the egress budget was used up".to_string());
+    event(
+        shared,
+        &req.host,
+        req.port,
+        &req.method,
+        "allow",
+        &rule,
+        reason,
+        up + bytes_up,
+        bytes_down,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+fn event(
+    shared: &Shared,
+    host: &str,
+    port: u16,
+    method: &str,
+    decision: &'static str,
+    rule: &str,
+    reason: Option<String>,
+    up: u64,
+    down: u64,
+) {
+    (shared.sink)(EgressEvent {
+        host: host.to_string(),
+        port,
+        method: method.to_string(),
+        decision,
+        rule: rule.to_string(),
+        reason,
+        bytes_up: up,
+        bytes_down: down,
+    });
+}
+
+/// Reads until the end of the request head; returns the buffer and the head's length.
+async fn read_head<S: AsyncRead + Unpin>(
+    s: &mut S,
+) -> Result<(Vec<u8>, usize), (u16, &'static str)> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|_| (400, "connection error"))?;
+        if n == 0 {
+            return Err((400, "connection closed before the request head ended"));
+        }
+        let start = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(pos) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") {
+            return Ok((buf, start + pos + 4));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err((431, "request head larger than 16 KiB"));
+        }
+    }
+}
+
+fn parse_request(head: &[u8]) -> Result<Request, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
+        Err(e) => return Err(format!("malformed request: {e}")),
+    }
+    let method = req.method.unwrap_or("").to_string();
+    let target = req.path.unwrap_or("");
+    if method == "CONNECT" {
+        let (host, port) = split_authority(target, None)?;
+        return Ok(Request {
+            method,
+            host,
+            port,
+            forward_head: None,
+        });
+    }
+    let Some(rest) = target.strip_prefix("http://") else {
+        return Err(format!(
+            "'{target}' is not an absolute http:// URL (use CONNECT for https)"
+        ));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.contains('@') {
+        return Err("credentials in the URL are not forwarded".into());
+    }
+    let (host, port) = split_authority(authority, Some(80))?;
+    let mut out = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    for h in req.headers.iter() {
+        let name = h.name.to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "proxy-authorization"
+                | "te"
+                | "upgrade"
+        ) {
+            continue;
+        }
+        out.extend_from_slice(h.name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    Ok(Request {
+        method,
+        host,
+        port,
+        forward_head: Some(out),
+    })
+}
+
+fn split_authority(a: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
+    let bad = || format!("'{a}' is not host:port");
+    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
+        let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
+        (format!("[{h}]"), tail.strip_prefix(':'))
+    } else {
+        match a.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (a.to_string(), None),
+        }
+    };
+    let port = match (port, default_port) {
+        (Some(p), _) => p.parse::<u16>().map_err(|_| bad())?,
+        (None, Some(d)) => d,
+        (None, None) => return Err(bad()),
+    };
+    if host.is_empty() || host.len() > 255 {
+        return Err(bad());
+    }
+    Ok((host, port))
+}
+
+async fn respond<S: AsyncWrite + Unpin>(s: &mut S, code: u16, why: &str) -> std::io::Result<()> {
+    let status = match code {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        502 => "Bad Gateway",
+        _ => "Service Unavailable",
+    };
+    let body = format!("berth: {why}\n");
+    let msg = format!(
+        "HTTP/1.1 {code} {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(msg.as_bytes()).await?;
+    s.shutdown().await
+}
+
+/// Copies both ways until both sides are done; uploads count against the budget.
+async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
+    client: S,
+    upstream: TcpStream,
+    shared: &Shared,
+) -> (u64, u64, bool) {
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut ur, mut uw) = upstream.into_split();
+    let upload = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut total = 0u64;
+        let mut hit = false;
+        loop {
+            let n = match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let after = shared.uploaded.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
+            if let Some(b) = shared.policy.egress_budget
+                && after > b
+            {
+                hit = true;
+                break;
+            }
+            if uw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            total += n as u64;
+        }
+        let _ = uw.shutdown().await;
+        (total, hit)
+    };
+    let download = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = match ur.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            total += n as u64;
+        }
+        let _ = cw.shutdown().await;
+        total
+    };
+    let ((up, hit), down) = tokio::join!(upload, download);
+    (up, down, hit)
+}
