@@ -11,9 +11,11 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod env;
+mod http;
 mod leftovers;
 mod vm;
 
 pub use env::{TestEnv, berth_bin, target_dir};
+pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
 pub use vm::{Output, TestVm};

@@ -58,6 +58,10 @@ pub fn qemu_config() -> QemuConfig {
         virtiofsd: find_virtiofsd().expect("virtiofsd is installed (scripts/install-deps.sh)"),
         tsc_khz: h.tsc_khz(),
         guard: Some((berth_bin(), vec!["__guard".into()])),
+        bridge: Some(berth_vm::qemu::Bridge {
+            program: berth_bin(),
+            args: vec!["__bridge".into()],
+        }),
     }
 }
 
@@ -80,6 +84,7 @@ impl TestEnv {
             cpus: 1,
             accel: auto_accel(),
             extra_kernel_args: Vec::new(),
+            network: false,
         };
         let opts = BootOptions {
             run_root: self.run_dir(),

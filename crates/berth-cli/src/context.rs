@@ -62,6 +62,10 @@ impl Context {
             virtiofsd: find_virtiofsd()?,
             tsc_khz: host_cpu().tsc_khz(),
             guard: Some((self.exe.clone(), vec!["__guard".into()])),
+            bridge: Some(berth_vm::qemu::Bridge {
+                program: self.exe.clone(),
+                args: vec!["__bridge".into()],
+            }),
         })
     }
 }

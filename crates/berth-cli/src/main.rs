@@ -65,6 +65,9 @@ enum Command {
     /// Internal: an attempt's supervisor.
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),
+    /// Internal: bridges one guest connection (stdin/stdout) into an egress proxy socket.
+    #[command(name = "__bridge", hide = true)]
+    Bridge { socket: PathBuf },
     /// Internal: the per-VM cleanup guard.
     #[command(name = "__guard", hide = true)]
     Guard { run_dir: PathBuf },
@@ -72,6 +75,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Bridge { socket } = &cli.command {
+        return commands::bridge::run(socket);
+    }
     if let Command::Guard { run_dir } = &cli.command {
         berth_vm::guard::run_guard(run_dir);
         return ExitCode::SUCCESS;
@@ -99,7 +105,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => commands::diff::run(&ctx, args),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
-        Command::Guard { .. } => unreachable!("handled above"),
+        Command::Guard { .. } | Command::Bridge { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(code) => code,

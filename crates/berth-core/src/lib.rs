@@ -4,7 +4,9 @@
 //! This crate reads no environment variables, no `$HOME` and no wall clock: the binaries
 //! resolve paths and pass a [`Clock`] in.
 
+mod config;
 mod data_dir;
+mod egress;
 mod id;
 mod store;
 mod supervisor;
@@ -12,7 +14,9 @@ mod supervisor_client;
 mod task;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
+pub use config::{RepoConfig, load_repo_config};
 pub use data_dir::DataDir;
+pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
 pub use store::Store;
 pub use supervisor::supervise;

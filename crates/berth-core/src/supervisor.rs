@@ -78,7 +78,27 @@ pub fn supervise<H: Hypervisor>(
             json!({"supervisor_pid": pid}),
         )?
     };
-    let mut session = match VmSession::boot(hv, &settings.spec(store, id), &settings.boot) {
+    let policy = crate::egress::attempt_policy(&rec.policy);
+    let spec = settings.spec(store, id, policy.mode != berth_egress::Mode::Off);
+    let proxy = match crate::egress::start_proxy(
+        &settings.boot.run_root,
+        &spec.name,
+        &policy,
+        crate::egress::audit_sink(store, id, clock),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Failed,
+                json!({"error": e.to_string()}),
+            )?;
+            return Err(e);
+        }
+    };
+    let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
         Ok(s) => s,
         Err(e) => {
             set_state(
@@ -218,6 +238,7 @@ pub fn supervise<H: Hypervisor>(
             AttemptState::Failed
         }
     };
+    drop(proxy);
     // Tell attached clients the attempt is over (their sockets close when we exit).
     for sink in hub
         .attached

@@ -36,6 +36,7 @@ pub struct NewTask<'a> {
     pub command: &'a [String],
     pub include_uncommitted: bool,
     pub memory_mib: u32,
+    pub policy: berth_egress::Policy,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -115,6 +116,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             supervisor_start: None,
             created_at: now,
             updated_at: now,
+            policy: serde_json::to_string(&new.policy).unwrap_or_default(),
         };
         db.save_attempt(&rec)?;
         audit(
@@ -122,7 +124,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             clock,
             id,
             "lifecycle",
-            json!({"event": "created", "repo": new.repo, "base_ref": new.base_ref, "base": rec.base, "command": new.command}),
+            json!({"event": "created", "repo": new.repo, "base_ref": new.base_ref, "base": rec.base, "command": new.command, "policy": new.policy}),
         )?;
         attempts.push(rec);
     }
@@ -146,7 +148,7 @@ pub struct VmSettings {
 }
 
 impl VmSettings {
-    pub fn spec(&self, store: &Store, id: AttemptId) -> VmSpec {
+    pub fn spec(&self, store: &Store, id: AttemptId, network: bool) -> VmSpec {
         VmSpec {
             name: format!("attempt-{}-{}", id.task, id.n),
             image: self.image.clone(),
@@ -155,6 +157,7 @@ impl VmSettings {
             cpus: self.cpus,
             accel: self.accel,
             extra_kernel_args: Vec::new(),
+            network,
         }
     }
 }
@@ -191,9 +194,13 @@ pub fn set_state(
 
 /// The request that runs an attempt's command.
 pub fn attempt_request(rec: &AttemptRecord, pty: Option<berth_proto::WinSize>) -> ExecRequest {
+    let mut env = vec![("BERTH_ATTEMPT".to_string(), rec.id.to_string())];
+    env.extend(crate::egress::proxy_env(&crate::egress::attempt_policy(
+        &rec.policy,
+    )));
     ExecRequest {
         argv: rec.command.clone(),
-        env: vec![("BERTH_ATTEMPT".into(), rec.id.to_string())],
+        env,
         cwd: Some("/work".into()),
         user: None,
         pty,
@@ -218,7 +225,15 @@ pub fn run_attempt<H: Hypervisor>(
         a.supervisor_start = berth_vm::rundir::start_time(pid);
     })?;
     let rec = set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
-    let mut session = match VmSession::boot(hv, &settings.spec(store, id), &settings.boot) {
+    let policy = crate::egress::attempt_policy(&rec.policy);
+    let spec = settings.spec(store, id, policy.mode != berth_egress::Mode::Off);
+    let _proxy = crate::egress::start_proxy(
+        &settings.boot.run_root,
+        &spec.name,
+        &policy,
+        crate::egress::audit_sink(store, id, clock),
+    )?;
+    let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
         Ok(s) => s,
         Err(e) => {
             set_state(

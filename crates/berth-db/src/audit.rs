@@ -71,6 +71,16 @@ impl Db {
         })
     }
 
+    /// How many of `attempt`'s network requests the proxy denied.
+    pub fn denied_requests(&self, attempt: AttemptId) -> Result<u64, DbError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM audit WHERE task_id = ?1 AND n = ?2 AND kind = 'egress'
+             AND json_extract(data, '$.decision') = 'deny'",
+            params![attempt.task, attempt.n],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// `attempt`'s events in order.
     pub fn audit_events(&self, attempt: AttemptId) -> Result<Vec<AuditEvent>, DbError> {
         let mut stmt = self.conn.prepare(

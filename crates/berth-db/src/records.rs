@@ -141,6 +141,8 @@ pub struct AttemptRecord {
     pub supervisor_start: Option<u64>,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The attempt's network policy, as JSON (`berth_egress::Policy`).
+    pub policy: String,
 }
 
 pub const TASK_COLUMNS: &str = "id, title, repo, base_ref, base, command, attempts, created_at";
@@ -160,7 +162,7 @@ pub fn task_from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
 
 pub const ATTEMPT_COLUMNS: &str = "task_id, n, state, repo, base, start_commit, command, memory_mib, \
     exit_code, error, branch, pulled_head, files_changed, insertions, deletions, supervisor_pid, \
-    supervisor_start, created_at, updated_at";
+    supervisor_start, created_at, updated_at, policy";
 
 pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
@@ -185,6 +187,7 @@ pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
         supervisor_start: r.get::<_, Option<i64>>(16)?.map(|v| v as u64),
         created_at: r.get::<_, i64>(17)? as u64,
         updated_at: r.get::<_, i64>(18)? as u64,
+        policy: r.get(19)?,
     })
 }
 
@@ -205,7 +208,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
     tx.execute(
         &format!(
             "INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
         ),
         params![
             a.id.task,
@@ -227,6 +230,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
             a.supervisor_start.map(|v| v as i64),
             a.created_at as i64,
             a.updated_at as i64,
+            a.policy,
         ],
     )?;
     Ok(())
@@ -285,6 +289,7 @@ mod tests {
             supervisor_start: Some(99),
             created_at: 1,
             updated_at: 1,
+            policy: "{}".into(),
         };
         db.save_attempt(&rec).unwrap();
         assert_eq!(db.attempt(rec.id).unwrap(), rec);

@@ -49,6 +49,8 @@ const MIGRATIONS: &[&str] = &[
         hash TEXT NOT NULL
     );
     CREATE INDEX audit_by_attempt ON audit (task_id, n, seq);",
+    // 2: each attempt's network policy (JSON)
+    "ALTER TABLE attempts ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -66,6 +66,9 @@ pub struct VmSpec {
     pub accel: Accel,
     /// Appended to the kernel command line (e.g. `berth.init=...` in tests).
     pub extra_kernel_args: Vec<String>,
+    /// Give the guest one NIC whose only reachable address is the egress proxy, served on
+    /// the run dir's `egress.sock` (the caller listens there before booting). `false`: no NIC.
+    pub network: bool,
 }
 
 /// What a backend can do.

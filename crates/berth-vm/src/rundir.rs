@@ -9,6 +9,7 @@
 //! <run>/<vm>/virtiofs.sock  vhost-user socket    <run>/<vm>/overlay.qcow2  copy-on-write root disk
 //! <run>/<vm>/console.log    guest serial console <run>/<vm>/qemu.log       QEMU's stderr
 //! <run>/<vm>/virtiofsd.log  virtiofsd's stderr   <run>/<vm>/sandbox        virtiofsd sandbox mode used
+//! <run>/<vm>/egress.sock    the egress proxy (only with networking on)
 //! ```
 
 use std::os::unix::fs::DirBuilderExt;
@@ -62,6 +63,10 @@ impl RunDir {
     }
     pub fn virtiofs_socket(&self) -> PathBuf {
         self.path.join("virtiofs.sock")
+    }
+    /// Where the attempt's egress proxy listens (the guest's connections are bridged here).
+    pub fn egress_socket(&self) -> PathBuf {
+        self.path.join("egress.sock")
     }
     pub fn overlay(&self) -> PathBuf {
         self.path.join("overlay.qcow2")

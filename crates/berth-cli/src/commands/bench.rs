@@ -101,6 +101,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             cpus: 1,
             accel: choice.accel,
             extra_kernel_args: Vec::new(),
+            network: false,
         };
         let session = VmSession::boot(&hv, &spec, &opts)?;
         eprintln!(

@@ -60,6 +60,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 command: &command,
                 include_uncommitted: false,
                 memory_mib: memory,
+                policy: berth_egress::Policy::default(),
             },
             now_ms,
         )?;

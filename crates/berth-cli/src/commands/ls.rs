@@ -40,6 +40,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "insertions": a.insertions,
                     "deletions": a.deletions,
                     "memory_mib": a.memory_mib,
+                    "denied_requests": db.denied_requests(a.id).unwrap_or(0),
                 })
             })
             .collect();
@@ -51,8 +52,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5}  TITLE",
-        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES"
+        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  TITLE",
+        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES", "DENIED"
     );
     for a in &attempts {
         let title = tasks
@@ -61,13 +62,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .map(|t| t.title.as_str())
             .unwrap_or("");
         println!(
-            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5}  {}",
+            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {}",
             a.id.to_string(),
             a.state.as_str(),
             age(now.saturating_sub(a.created_at)),
             a.exit_code.map(|c| c.to_string()).unwrap_or("-".into()),
             a.branch.clone().unwrap_or("-".into()),
             a.files_changed.map(|f| f.to_string()).unwrap_or("-".into()),
+            db.denied_requests(a.id).unwrap_or(0),
             title
         );
     }

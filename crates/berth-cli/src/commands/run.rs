@@ -56,6 +56,8 @@ pub struct Args {
     max_memory_share: f64,
     #[command(flatten)]
     limits: super::pull::LimitArgs,
+    #[command(flatten)]
+    net: super::net::NetArgs,
     /// The command each attempt runs in /work (default with --demo: the demo agent).
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -89,6 +91,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .unwrap_or_else(|| default_title(&args.command));
         (repo, args.command.clone(), title)
     };
+    let policy = args.net.policy(Some(&repo))?;
     let store = ctx.store();
     let image = ImageStore::new(ctx.data.images()).latest("default")?;
     check_memory(
@@ -107,6 +110,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             command: &command,
             include_uncommitted: args.include_uncommitted,
             memory_mib: args.memory,
+            policy,
         },
         now_ms,
     )?;

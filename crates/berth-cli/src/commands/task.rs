@@ -37,6 +37,8 @@ pub struct NewArgs {
     memory: u32,
     #[command(flatten)]
     vm: VmArgs,
+    #[command(flatten)]
+    net: super::net::NetArgs,
     #[arg(long)]
     json: bool,
     /// The command each attempt runs in /work, under a terminal (`berth attach` to it).
@@ -55,6 +57,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         bail!("say what each attempt runs after `--`");
     }
     ImageStore::new(ctx.data.images()).latest("default")?;
+    let policy = args.net.policy(Some(&repo))?;
     let store = ctx.store();
     check_memory(
         &store,
@@ -76,6 +79,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             command: &args.command,
             include_uncommitted: args.include_uncommitted,
             memory_mib: args.memory,
+            policy,
         },
         now_ms,
     )?;

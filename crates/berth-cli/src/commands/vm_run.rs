@@ -59,6 +59,8 @@ pub struct Args {
     /// Print boot progress on stderr even when it is not a terminal.
     #[arg(short, long)]
     verbose: bool,
+    #[command(flatten)]
+    net: super::net::NetArgs,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -66,7 +68,7 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
-    let env = parse_env(&args.env)?;
+    let mut env = parse_env(&args.env)?;
     let share = match &args.share {
         Some(s) => Some(
             s.canonicalize()
@@ -74,6 +76,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         ),
         None => None,
     };
+    let policy = args.net.policy(None)?;
     let image = ImageStore::new(ctx.data.images()).latest(&args.image)?;
     let choice = accel::choose(&host_cpu(), args.accel);
     let say = args.verbose || terminal::is_tty(2);
@@ -95,7 +98,25 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         cpus: args.cpus,
         accel: choice.accel,
         extra_kernel_args: args.kernel_args.clone(),
+        network: policy.mode != berth_egress::Mode::Off,
     };
+    // Requests are reported on stderr as they are decided (a plain VM has no audit log).
+    let _proxy = berth_core::start_proxy(
+        &ctx.data.run(),
+        &spec.name,
+        &policy,
+        std::sync::Arc::new(|ev: berth_egress::EgressEvent| {
+            if ev.decision == "deny" {
+                eprintln!(
+                    "berth: egress denied {} {}:{} ({})",
+                    ev.method,
+                    ev.host,
+                    ev.port,
+                    ev.reason.unwrap_or_default()
+                );
+            }
+        }),
+    )?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -139,7 +160,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     });
     let request = ExecRequest {
         argv: args.command.clone(),
-        env,
+        env: {
+            env.extend(berth_core::proxy_env(&policy));
+            env
+        },
         cwd: Some(args.workdir.clone()),
         user: None,
         pty,

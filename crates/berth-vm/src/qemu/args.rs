@@ -6,6 +6,9 @@ use std::path::Path;
 use crate::{Accel, RunDir, VmSpec};
 use berth_proto::AGENT_PORT_NAME;
 
+/// The guest address:port of the egress proxy (QEMU's user network is 10.0.2.0/24).
+pub const GUEST_PROXY: &str = "10.0.2.100:3128";
+
 /// MiB of translated code TCG may cache per VM.
 pub const TCG_CACHE_MIB: u32 = 256;
 
@@ -31,11 +34,26 @@ pub fn kernel_cmdline(spec: &VmSpec, tsc_khz: Option<u64>) -> String {
     if spec.share.is_some() {
         args.push("berth.work=1".into());
     }
+    if spec.network {
+        args.push("berth.net=1".into());
+    }
     args.extend(spec.extra_kernel_args.iter().cloned());
     args.join(" ")
 }
 
-pub fn qemu_args(spec: &VmSpec, dir: &RunDir, tsc_khz: Option<u64>) -> Vec<OsString> {
+/// The program QEMU runs per guest connection to the proxy (`guestfwd ... cmd:`).
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    pub program: std::path::PathBuf,
+    pub args: Vec<String>,
+}
+
+pub fn qemu_args(
+    spec: &VmSpec,
+    dir: &RunDir,
+    tsc_khz: Option<u64>,
+    bridge: Option<&Bridge>,
+) -> Vec<OsString> {
     let mem = spec.memory_mib;
     let mut a: Vec<String> = vec![
         "-name".into(),
@@ -61,9 +79,14 @@ pub fn qemu_args(spec: &VmSpec, dir: &RunDir, tsc_khz: Option<u64>) -> Vec<OsStr
         "-no-user-config".into(),
         "-nographic".into(),
         "-no-reboot".into(),
-        // QEMU's own seccomp filter: no exec, no privilege changes, no obsolete syscalls.
+        // QEMU's own seccomp filter: no privilege changes, no obsolete syscalls, and no exec
+        // unless the guest has a network (QEMU then starts the bridge per connection).
         "-sandbox".into(),
-        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into(),
+        if spec.network {
+            "on,obsolete=deny,resourcecontrol=deny".into()
+        } else {
+            "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny".into()
+        },
         "-object".into(),
         format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
         "-kernel".into(),
@@ -103,7 +126,21 @@ pub fn qemu_args(spec: &VmSpec, dir: &RunDir, tsc_khz: Option<u64>) -> Vec<OsStr
         "-serial".into(),
         format!("file:{}", esc(&dir.console_log())),
     ]);
-    // No -netdev at all: with networking off the guest has no NIC to send anything on.
+    // Networking off: no NIC at all, so the guest has nothing to send anything on.
+    if let (true, Some(b)) = (spec.network, bridge) {
+        // Restricted user networking: no route to the host or anywhere else, no DNS, and
+        // one forwarded address whose connections each start the bridge into the proxy.
+        let mut cmd = vec![b.program.display().to_string()];
+        cmd.extend(b.args.iter().cloned());
+        cmd.push(dir.egress_socket().display().to_string());
+        let cmd = cmd.join(" ").replace(',', ",,");
+        a.extend([
+            "-netdev".into(),
+            format!("user,id=n0,restrict=on,ipv6=off,guestfwd=tcp:{GUEST_PROXY}-cmd:{cmd}"),
+            "-device".into(),
+            "virtio-net-device,netdev=n0".into(),
+        ]);
+    }
     a.into_iter().map(OsString::from).collect()
 }
 
@@ -132,12 +169,17 @@ mod tests {
             cpus: 1,
             accel,
             extra_kernel_args: vec!["berth.init=/x".into()],
+            network: false,
         }
     }
 
     fn joined(spec: &VmSpec) -> String {
         let dir = RunDir::open(PathBuf::from("/run/vm-1"));
-        qemu_args(spec, &dir, Some(2_596_122))
+        let bridge = Bridge {
+            program: "/usr/bin/berth".into(),
+            args: vec!["__bridge".into()],
+        };
+        qemu_args(spec, &dir, Some(2_596_122), Some(&bridge))
             .iter()
             .map(|s| s.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
@@ -160,6 +202,16 @@ mod tests {
         let s = joined(&spec(Accel::Tcg, true));
         assert!(s.contains("vhost-user-fs-device") && s.contains("berth.work=1"));
         assert!(!s.contains("-netdev") && !s.contains("-nic"));
+    }
+
+    #[test]
+    fn networking_means_one_restricted_nic_forwarding_only_to_the_proxy() {
+        let mut s = spec(Accel::Tcg, false);
+        s.network = true;
+        let line = joined(&s);
+        assert!(line.contains("-netdev user,id=n0,restrict=on,ipv6=off,guestfwd=tcp:10.0.2.100:3128-cmd:/usr/bin/berth __bridge /run/vm-1/egress.sock"), "{line}");
+        assert!(line.contains("berth.net=1") && !line.contains("spawn=deny"));
+        assert!(!line.contains("hostfwd") && line.matches("-netdev").count() == 1);
     }
 
     #[test]

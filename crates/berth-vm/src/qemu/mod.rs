@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use args::{kernel_cmdline, qemu_args};
+pub use args::{Bridge, GUEST_PROXY, kernel_cmdline, qemu_args};
 pub use virtiofsd::Sandbox;
 
 use crate::guard::{GuardHandle, spawn_guard};
@@ -29,6 +29,8 @@ pub struct QemuConfig {
     pub tsc_khz: Option<u64>,
     /// Program and leading arguments that run [`crate::guard::run_guard`] on a run dir.
     pub guard: Option<(PathBuf, Vec<String>)>,
+    /// The per-connection bridge into the egress proxy (needed for VMs with a network).
+    pub bridge: Option<Bridge>,
 }
 
 pub struct Qemu {
@@ -104,10 +106,20 @@ impl Hypervisor for Qemu {
         let log =
             File::create(&log_path).map_err(|e| VmError::io("cannot create", &log_path, e))?;
         let mut cmd = Command::new(&self.config.qemu);
-        cmd.args(qemu_args(spec, &vm.dir, self.config.tsc_khz))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        if spec.network && self.config.bridge.is_none() {
+            return Err(VmError::Config(
+                "a VM with a network needs the egress bridge program".into(),
+            ));
+        }
+        cmd.args(qemu_args(
+            spec,
+            &vm.dir,
+            self.config.tsc_khz,
+            self.config.bridge.as_ref(),
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
         spawn::detach_from_terminal(&mut cmd);
         let child = cmd.spawn().map_err(|e| VmError::Spawn {
             program: "qemu",

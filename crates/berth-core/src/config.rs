@@ -1,0 +1,167 @@
+//! `berth.toml` at a repo's root: settings that travel with the repo, validated with errors
+//! that name the line and the key.
+//!
+//! ```toml
+//! [network]
+//! mode = "allowlist"                       # off | allowlist | open
+//! allow = ["example.com", "*.example.org:443"]
+//! resolve = { "svc.test" = "127.0.0.1" }   # the only way to reach a loopback/private address
+//! egress_budget = "50MiB"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use berth_egress::{AllowRule, Mode, Policy, parse_bytes};
+use serde::Deserialize;
+
+use crate::task::TaskError;
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub resolve: BTreeMap<String, String>,
+    pub egress_budget: Option<toml::Value>,
+}
+
+/// Reads `<repo>/berth.toml` if there is one.
+pub fn load_repo_config(repo: &Path) -> Result<RepoConfig, TaskError> {
+    let path = repo.join("berth.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RepoConfig::default()),
+        Err(e) => {
+            return Err(TaskError::Refused(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    parse(&text).map_err(|e| TaskError::Refused(format!("{}: {e}", path.display())))
+}
+
+fn parse(text: &str) -> Result<RepoConfig, String> {
+    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+}
+
+impl RepoConfig {
+    /// The network policy: the file's settings, then the command line's on top.
+    pub fn policy(
+        &self,
+        mode: Option<Mode>,
+        allow: &[String],
+        resolve: &[String],
+        budget: Option<&str>,
+    ) -> Result<Policy, String> {
+        let net = self.network.clone().unwrap_or_default();
+        let mut policy = Policy {
+            mode: mode.or(net.mode).unwrap_or_default(),
+            ..Policy::default()
+        };
+        for (i, a) in net.allow.iter().enumerate() {
+            policy.allow.push(
+                AllowRule::parse(a).map_err(|e| format!("berth.toml: network.allow[{i}]: {e}"))?,
+            );
+        }
+        for a in allow {
+            policy
+                .allow
+                .push(AllowRule::parse(a).map_err(|e| format!("--allow: {e}"))?);
+        }
+        for (name, ip) in &net.resolve {
+            let ip = ip.parse().map_err(|_| {
+                format!("berth.toml: network.resolve.\"{name}\": '{ip}' is not an IP address")
+            })?;
+            policy.resolve.insert(name.to_ascii_lowercase(), ip);
+        }
+        for r in resolve {
+            let (name, ip) = r
+                .split_once('=')
+                .ok_or_else(|| format!("--resolve takes NAME=IP, got '{r}'"))?;
+            let ip = ip
+                .parse()
+                .map_err(|_| format!("--resolve {r}: '{ip}' is not an IP address"))?;
+            policy.resolve.insert(name.to_ascii_lowercase(), ip);
+        }
+        policy.egress_budget = match (budget, &net.egress_budget) {
+            (Some(b), _) => Some(parse_bytes(b).map_err(|e| format!("--egress-budget: {e}"))?),
+            (None, Some(toml::Value::Integer(n))) if *n >= 0 => Some(*n as u64),
+            (None, Some(toml::Value::String(s))) => Some(
+                parse_bytes(s).map_err(|e| format!("berth.toml: network.egress_budget: {e}"))?,
+            ),
+            (None, Some(other)) => {
+                return Err(format!(
+                    "berth.toml: network.egress_budget: '{other}' is not a size"
+                ));
+            }
+            (None, None) => None,
+        };
+        if policy.mode == Mode::Off && !policy.allow.is_empty() {
+            return Err(
+                "an allowlist was given but the network mode is off; add --network allowlist"
+                    .into(),
+            );
+        }
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_read_and_flags_override_it() {
+        let c = parse(
+            "[network]\nmode = \"allowlist\"\nallow = [\"example.com\", \"*.example.org:443\"]\n\
+             resolve = { \"svc.test\" = \"127.0.0.1\" }\negress_budget = \"50MiB\"\n",
+        )
+        .unwrap();
+        let p = c.policy(None, &[], &[], None).unwrap();
+        assert_eq!(p.mode, Mode::Allowlist);
+        assert_eq!(p.allow.len(), 2);
+        assert_eq!(p.egress_budget, Some(50 << 20));
+        assert_eq!(p.resolve["svc.test"].to_string(), "127.0.0.1");
+        let p = c
+            .policy(
+                Some(Mode::Open),
+                &["extra.test".into()],
+                &["x.test=10.0.0.1".into()],
+                Some("1KiB"),
+            )
+            .unwrap();
+        assert_eq!(
+            (p.mode, p.allow.len(), p.egress_budget),
+            (Mode::Open, 3, Some(1024))
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_line_and_the_key() {
+        let err = parse("[network]\nmode = \"allowlist\"\nalow = []\n").unwrap_err();
+        assert!(err.contains("line 3") && err.contains("alow"), "{err}");
+        let err = parse("[network]\nmode = \"sometimes\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("sometimes"), "{err}");
+        let c = parse("[network]\nmode = \"allowlist\"\nallow = [\"ok.test\", \"bad host\"]\n")
+            .unwrap();
+        let err = c.policy(None, &[], &[], None).unwrap_err();
+        assert!(err.contains("network.allow[1]"), "{err}");
+        let c = parse("[network]\negress_budget = \"lots\"\n").unwrap();
+        assert!(
+            c.policy(None, &[], &[], None)
+                .unwrap_err()
+                .contains("network.egress_budget")
+        );
+    }
+}

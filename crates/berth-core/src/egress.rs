@@ -1,0 +1,78 @@
+//! Starting an attempt's egress proxy and telling the guest about it.
+
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use berth_db::AttemptId;
+use berth_egress::{EgressEvent, EgressProxy, GUEST_PROXY_ADDR, GUEST_PROXY_PORT, Mode, Policy};
+use berth_vm::RunDir;
+
+use crate::task::{TaskError, audit};
+use crate::{Clock, Store};
+
+/// The environment that points the guest's tools at the proxy (programs that ignore it have
+/// no route anywhere).
+pub fn proxy_env(policy: &Policy) -> Vec<(String, String)> {
+    if policy.mode == Mode::Off {
+        return Vec::new();
+    }
+    let url = format!("http://{GUEST_PROXY_ADDR}:{GUEST_PROXY_PORT}");
+    let mut env = Vec::new();
+    for k in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+        env.push((k.to_string(), url.clone()));
+    }
+    for k in ["no_proxy", "NO_PROXY"] {
+        env.push((k.to_string(), "localhost,127.0.0.1,::1".to_string()));
+    }
+    env
+}
+
+/// Listens on the VM's `egress.sock` with `policy`, handing every event to `sink`.
+/// `None` when networking is off (the VM then gets no NIC at all).
+pub fn start_proxy(
+    run_root: &Path,
+    vm_name: &str,
+    policy: &Policy,
+    sink: Arc<dyn Fn(EgressEvent) + Send + Sync>,
+) -> Result<Option<EgressProxy>, TaskError> {
+    if policy.mode == Mode::Off {
+        return Ok(None);
+    }
+    let dir = RunDir::create(run_root, vm_name).map_err(|e| TaskError::Refused(e.to_string()))?;
+    let path = dir.egress_socket();
+    let _ = std::fs::remove_file(&path);
+    let refused =
+        |e: std::io::Error| TaskError::Refused(format!("cannot listen on {}: {e}", path.display()));
+    let listener = UnixListener::bind(&path).map_err(refused)?;
+    Ok(Some(
+        EgressProxy::start_unix(listener, policy.clone(), sink).map_err(refused)?,
+    ))
+}
+
+/// A sink that records each request in the attempt's audit log (from a writer thread, so the
+/// proxy never waits on the database).
+pub fn audit_sink(
+    store: &Store,
+    id: AttemptId,
+    clock: Clock,
+) -> Arc<dyn Fn(EgressEvent) + Send + Sync> {
+    let (tx, rx) = std::sync::mpsc::channel::<EgressEvent>();
+    let store = store.clone();
+    std::thread::spawn(move || {
+        let Ok(mut db) = store.db() else { return };
+        for ev in rx {
+            let data = serde_json::to_value(&ev).unwrap_or_default();
+            let _ = audit(&mut db, clock, id, "egress", data);
+        }
+    });
+    let tx = std::sync::Mutex::new(tx);
+    Arc::new(move |ev| {
+        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(ev);
+    })
+}
+
+/// The attempt's stored policy.
+pub fn attempt_policy(policy_json: &str) -> Policy {
+    serde_json::from_str(policy_json).unwrap_or_default()
+}

@@ -1,0 +1,262 @@
+//! Egress from inside real VMs: no network by default, an allowlisting proxy as the only way
+//! out, every request audited. Every server here listens on the host's loopback only.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_tests::{LoopbackHttp, TestEnv};
+use serde_json::Value;
+
+fn user_repo(env: &TestEnv) -> PathBuf {
+    let repo = env.home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=u",
+        "-c",
+        "user.email=u@x",
+        "commit",
+        "-qm",
+        "init",
+    ]);
+    repo
+}
+
+fn run_in_attempt(env: &TestEnv, repo: &Path, net: &[&str], script: &str) -> (String, Value) {
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(repo)
+        .args(net)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let audit = env
+        .berth()
+        .args(["audit", "1.1", "--json"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    (stdout, audit)
+}
+
+fn egress_events(audit: &Value) -> Vec<Value> {
+    audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "egress")
+        .map(|e| e["data"].clone())
+        .collect()
+}
+
+#[test]
+fn with_networking_off_the_guest_has_no_nic_no_dns_and_reaches_nothing() {
+    let env = TestEnv::new();
+    let host = LoopbackHttp::start("host");
+    let out = env
+        .berth()
+        .args(["vm", "run", "--", "sh", "-c"])
+        .arg(format!(
+            "ls /sys/class/net; getent hosts svc.test || echo no-dns; \
+             curl -sS -m 5 http://10.0.2.2:{p}/ || echo no-host; \
+             curl -sS -m 5 http://10.0.2.100:3128/ || echo no-proxy; \
+             curl -sS -m 5 http://127.0.0.1:{p}/ || echo no-loopback",
+            p = host.port
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout, "lo\nno-dns\nno-host\nno-proxy\nno-loopback\n",
+        "{out:?}"
+    );
+    assert_eq!(*host.received.lock().unwrap(), 0);
+}
+
+#[test]
+fn the_allowlist_lets_through_exactly_what_it_names_and_every_request_is_audited() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let svc = LoopbackHttp::start("svc");
+    let p = svc.port;
+    let allow = format!(
+        "--allow=svc.test:{p} --allow=localhost:{p} --allow=127.1:{p} --allow=0x7f000001:{p} \
+         --allow=[::1]:{p} --allow=169.254.169.254"
+    );
+    let mut net: Vec<String> = vec![
+        "--network".into(),
+        "allowlist".into(),
+        "--resolve".into(),
+        "svc.test=127.0.0.1".into(),
+    ];
+    net.extend(allow.split(' ').map(str::to_string));
+    let net: Vec<&str> = net.iter().map(String::as_str).collect();
+    // NO_PROXY is emptied so curl sends even loopback spellings to the proxy.
+    let script = format!(
+        "export no_proxy= NO_PROXY=; \
+         for url in http://svc.test:{p}/http http://unlisted.test:{p}/ http://localhost:{p}/ \
+                    http://127.1:{p}/ http://0x7f000001:{p}/ 'http://[::1]:{p}/' \
+                    http://169.254.169.254/latest/meta-data/ http://svc.test:{q}/; do \
+           echo \"$url => $(curl -sS -g -m 10 \"$url\" 2>&1 | head -n 1)\"; \
+         done; \
+         echo \"connect => $(curl -sS -m 10 -p http://svc.test:{p}/tunnel)\"; \
+         echo \"direct => $(curl -sS -m 5 --noproxy '*' http://10.0.2.2:{p}/ 2>&1 | head -c 20)\"",
+        q = p + 1
+    );
+    let (stdout, audit) = run_in_attempt(&env, &repo, &net, &script);
+    let line = |prefix: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line for {prefix}: {stdout}"))
+            .to_string()
+    };
+    assert!(
+        line(&format!("http://svc.test:{p}/http =>")).ends_with("hello from svc"),
+        "{stdout}"
+    );
+    assert!(line("connect =>").ends_with("hello from svc"), "{stdout}");
+    for denied in [
+        format!("http://unlisted.test:{p}/"),
+        format!("http://localhost:{p}/"),
+        format!("http://127.1:{p}/"),
+        format!("http://0x7f000001:{p}/"),
+        format!("http://[::1]:{p}/"),
+        "http://169.254.169.254/".into(),
+        format!("http://svc.test:{}/", p + 1),
+    ] {
+        let l = line(&denied);
+        assert!(l.contains("berth:") && !l.contains("hello"), "{l}");
+    }
+    assert!(line("direct =>").contains("curl: (7)"), "{stdout}");
+
+    let events = egress_events(&audit);
+    let decision = |host: &str, method: &str| -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e["host"] == host && e["method"] == method)
+            .map(|e| e["decision"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(decision("svc.test", "GET"), ["allow", "deny"], "{events:?}");
+    assert_eq!(decision("svc.test", "CONNECT"), ["allow"]);
+    for host in ["unlisted.test", "localhost", "[::1]", "169.254.169.254"] {
+        assert_eq!(decision(host, "GET"), ["deny"], "{host}: {events:?}");
+    }
+    // curl normalises 127.1 and 0x7f000001 before asking; both arrive as 127.0.0.1.
+    assert_eq!(decision("127.0.0.1", "GET"), ["deny", "deny"], "{events:?}");
+    let allowed = events.iter().find(|e| e["decision"] == "allow").unwrap();
+    assert!(
+        allowed["bytes_up"].as_u64().unwrap() > 0 && allowed["bytes_down"].as_u64().unwrap() > 0
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e["rule"].as_str().is_some_and(|r| !r.is_empty()))
+    );
+    // `berth ls` counts the denials.
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls[0]["denied_requests"], 7);
+}
+
+#[test]
+fn the_egress_budget_stops_an_upload_that_exceeds_it() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let svc = LoopbackHttp::start("svc");
+    let p = svc.port;
+    let net = [
+        "--network",
+        "allowlist",
+        "--allow",
+        &format!("svc.test:{p}"),
+        "--resolve",
+        "svc.test=127.0.0.1",
+        "--egress-budget",
+        "64KiB",
+    ];
+    let script = format!(
+        "head -c 2000000 /dev/zero > /tmp/blob; \
+         curl -sS -m 30 -p -H 'Expect:' --data-binary @/tmp/blob http://svc.test:{p}/upload >/dev/null 2>&1; \
+         echo \"after => $(curl -sS -m 10 http://svc.test:{p}/small)\""
+    );
+    let (stdout, audit) = run_in_attempt(&env, &repo, &net, &script);
+    assert!(
+        stdout.contains("after => berth: the egress budget of 65536 bytes is used up"),
+        "{stdout}"
+    );
+    assert!(
+        *svc.received.lock().unwrap() < 65536 + 64 * 1024,
+        "{} bytes got out",
+        svc.received.lock().unwrap()
+    );
+    let events = egress_events(&audit);
+    assert!(
+        events.iter().any(|e| e["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("budget was used up"))),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["rule"] == "egress_budget" && e["decision"] == "deny")
+    );
+}
+
+#[test]
+fn berth_toml_configures_the_network_and_its_mistakes_are_clear() {
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let svc = LoopbackHttp::start("svc");
+    std::fs::write(
+        repo.join("berth.toml"),
+        format!(
+            "[network]\nmode = \"allowlist\"\nallow = [\"svc.test:{}\"]\nresolve = {{ \"svc.test\" = \"127.0.0.1\" }}\n",
+            svc.port
+        ),
+    )
+    .unwrap();
+    let (stdout, _) = run_in_attempt(
+        &env,
+        &repo,
+        &[],
+        &format!("curl -sS -m 10 http://svc.test:{}/", svc.port),
+    );
+    assert!(stdout.contains("hello from svc"), "{stdout}");
+    std::fs::write(
+        repo.join("berth.toml"),
+        "[network]\nmode = \"allowlist\"\nalow = []\n",
+    )
+    .unwrap();
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&repo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        err.contains("berth.toml") && err.contains("line 3") && err.contains("alow"),
+        "{err}"
+    );
+}
