@@ -26,6 +26,17 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Throughput and added latency through the egress proxy vs direct, on loopback.
+    Egress {
+        /// MiB per download.
+        #[arg(long, default_value_t = 512)]
+        size_mib: u64,
+        /// Small requests for the latency median.
+        #[arg(long, default_value_t = 500)]
+        requests: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Time to bring up 1, 4 and 8 idle attempts, and host memory per attempt.
     Attempts {
         /// Guest memory per attempt, MiB.
@@ -54,6 +65,14 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             memory,
             json,
         } => (runs, accel, memory, json),
+        BenchCommand::Egress {
+            size_mib,
+            requests,
+            json,
+        } => {
+            super::bench_egress::run(size_mib, requests.max(1), json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
         BenchCommand::Attempts { memory, json } => {
             ctx.reconcile();
             super::bench_attempts::run(ctx, &[1, 4, 8], memory, json)?;

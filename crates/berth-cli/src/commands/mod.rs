@@ -4,6 +4,7 @@ pub mod attach;
 pub mod audit;
 pub mod bench;
 pub mod bench_attempts;
+pub mod bench_egress;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod demo;
