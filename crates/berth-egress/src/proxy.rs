@@ -179,7 +179,6 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
     let (buf, head_len) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(x)) => x,
         Ok(Err((code, why))) => {
-            let _ = respond(&mut client, code, why).await;
             event(
                 shared,
                 "",
@@ -191,10 +190,10 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
                 0,
                 0,
             );
+            let _ = respond(&mut client, code, why).await;
             return;
         }
         Err(_) => {
-            let _ = respond(&mut client, 408, "request head not received in time").await;
             event(
                 shared,
                 "",
@@ -206,14 +205,25 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
                 0,
                 0,
             );
+            let _ = respond(&mut client, 408, "request head not received in time").await;
             return;
         }
     };
     let req = match parse_request(&buf[..head_len]) {
         Ok(r) => r,
         Err(why) => {
+            event(
+                shared,
+                "",
+                0,
+                "?",
+                "deny",
+                "protocol",
+                Some(why.clone()),
+                0,
+                0,
+            );
             let _ = respond(&mut client, 400, &why).await;
-            event(shared, "", 0, "?", "deny", "protocol", Some(why), 0, 0);
             return;
         }
     };
@@ -222,7 +232,6 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
         && shared.uploaded.load(Ordering::SeqCst) >= budget
     {
         let why = format!("the egress budget of {budget} bytes is used up");
-        let _ = respond(&mut client, 403, &why).await;
         event(
             shared,
             &req.host,
@@ -230,16 +239,16 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
             &req.method,
             "deny",
             "egress_budget",
-            Some(why),
+            Some(why.clone()),
             0,
             0,
         );
+        let _ = respond(&mut client, 403, &why).await;
         return;
     }
     let (addrs, rule) = match decide(&shared.policy, &req.host, req.port).await {
         Decision::Allow { addrs, rule } => (addrs, rule),
         Decision::Deny { reason, rule } => {
-            let _ = respond(&mut client, 403, &reason).await;
             event(
                 shared,
                 &req.host,
@@ -247,10 +256,11 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
                 &req.method,
                 "deny",
                 &rule,
-                Some(reason),
+                Some(reason.clone()),
                 0,
                 0,
             );
+            let _ = respond(&mut client, 403, &reason).await;
             return;
         }
     };
@@ -268,7 +278,6 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
     }
     let Some(mut upstream) = upstream else {
         let why = format!("cannot reach {}:{}: {last_err}", req.host, req.port);
-        let _ = respond(&mut client, 502, &why).await;
         event(
             shared,
             &req.host,
@@ -276,10 +285,11 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
             &req.method,
             "allow",
             &rule,
-            Some(why),
+            Some(why.clone()),
             0,
             0,
         );
+        let _ = respond(&mut client, 502, &why).await;
         return;
     };
     let mut up = 0u64;

@@ -116,6 +116,13 @@ fn allowed_http_and_connect_work_and_denials_are_403s_and_every_request_is_an_ev
         );
         assert!(r.starts_with("HTTP/1.1 403"), "{target}: {r}");
     }
+    // An allowed request's event comes when its connection is done: wait for all nine.
+    for _ in 0..100 {
+        if p.events.lock().unwrap().len() >= 9 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let events = p.events.lock().unwrap().clone();
     assert_eq!(events.len(), 9);
     assert_eq!(events.iter().filter(|e| e.decision == "allow").count(), 2);
@@ -224,6 +231,7 @@ fn the_budget_stops_an_upload_that_exceeds_it_and_later_requests() {
         format!("GET http://svc.test:{o}/ HTTP/1.1\r\n\r\n").as_bytes(),
     );
     assert!(r.starts_with("HTTP/1.1 403") && r.contains("budget"), "{r}");
+    std::thread::sleep(Duration::from_millis(500));
     let events = p.events.lock().unwrap();
     assert!(events.iter().any(|e| {
         e.reason
