@@ -260,3 +260,134 @@ fn berth_toml_configures_the_network_and_its_mistakes_are_clear() {
         "{err}"
     );
 }
+
+#[test]
+fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
+    use berth_core::SupervisorClient;
+    use berth_proto::Message;
+    let env = TestEnv::new();
+    let repo = user_repo(&env);
+    let svc = LoopbackHttp::start("svc");
+    let p = svc.port;
+    let script = format!(
+        "while [ ! -f /work/go ]; do sleep 0.2; done; \
+         for i in 1 2 3 4; do echo \"req$i $(curl -sS -m 90 http://other.test:{p}/)\"; done; sleep 600"
+    );
+    let out = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args([
+            "--network",
+            "allowlist",
+            "--allow",
+            &format!("svc.test:{p}"),
+        ])
+        .args([
+            "--resolve",
+            "svc.test=127.0.0.1",
+            "--resolve",
+            "other.test=127.0.0.1",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
+    assert!(berth_tests::wait_until(
+        std::time::Duration::from_secs(120),
+        || socket.exists()
+    ));
+    let mut client = SupervisorClient::connect(&socket).unwrap();
+    client.attach(None).unwrap();
+    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+    let answers = ["once", "deny", "always"];
+    let mut asked = 0;
+    let mut seen = String::new();
+    while !seen.contains("req4") || !seen[seen.find("req4").unwrap()..].contains('\n') {
+        match client.recv().unwrap() {
+            Message::Stdout { id: 0, data } => seen.push_str(&String::from_utf8_lossy(&data)),
+            Message::ApprovalRequest { id, host, port } => {
+                assert_eq!((host.as_str(), port), ("other.test", p));
+                assert!(asked < 3, "asked again after 'always'");
+                client
+                    .writer()
+                    .send(&Message::Approve {
+                        id,
+                        decision: answers[asked].into(),
+                    })
+                    .unwrap();
+                asked += 1;
+            }
+            _ => {}
+        }
+    }
+    let line = |n: u32| {
+        seen.lines()
+            .find(|l| l.starts_with(&format!("req{n}")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line(1).ends_with("hello from svc"), "{seen}");
+    assert!(
+        line(2).contains("was not approved: denied by the user"),
+        "{seen}"
+    );
+    assert!(line(3).ends_with("hello from svc"), "{seen}");
+    assert!(line(4).ends_with("hello from svc"), "{seen}");
+    assert_eq!(asked, 3);
+    let audit = env
+        .berth()
+        .args(["audit", "1.1", "--json"])
+        .output()
+        .unwrap();
+    let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let rules: Vec<String> = egress_events(&audit)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["decision"].as_str().unwrap(),
+                e["rule"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        rules[0].starts_with("allow approved once by the user"),
+        "{rules:?}"
+    );
+    assert_eq!(rules[1], "deny approval");
+    assert!(
+        rules[2].starts_with("allow approved for the task by the user"),
+        "{rules:?}"
+    );
+    assert!(
+        rules[3].starts_with("allow approved earlier for the task"),
+        "{rules:?}"
+    );
+    let approvals = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "approval")
+        .count();
+    assert_eq!(approvals, 3);
+    // "Always" is kept in the task's policy for its next boot.
+    let db = rusqlite::Connection::open(env.data_dir().join("berth.db")).unwrap();
+    let policy: String = db
+        .query_row(
+            "SELECT policy FROM attempts WHERE task_id = 1 AND n = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(policy.contains(&format!("other.test:{p}")), "{policy}");
+    drop(client);
+    assert!(
+        env.berth()
+            .args(["stop", "1.1"])
+            .status()
+            .unwrap()
+            .success()
+    );
+}

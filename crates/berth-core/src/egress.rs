@@ -35,6 +35,7 @@ pub fn start_proxy(
     vm_name: &str,
     policy: &Policy,
     sink: Arc<dyn Fn(EgressEvent) + Send + Sync>,
+    approver: Option<berth_egress::Approver>,
 ) -> Result<Option<EgressProxy>, TaskError> {
     if policy.mode == Mode::Off {
         return Ok(None);
@@ -45,9 +46,11 @@ pub fn start_proxy(
     let refused =
         |e: std::io::Error| TaskError::Refused(format!("cannot listen on {}: {e}", path.display()));
     let listener = UnixListener::bind(&path).map_err(refused)?;
-    Ok(Some(
-        EgressProxy::start_unix(listener, policy.clone(), sink).map_err(refused)?,
-    ))
+    let proxy = match approver {
+        Some(a) => EgressProxy::start_unix_with_approver(listener, policy.clone(), sink, a),
+        None => EgressProxy::start_unix(listener, policy.clone(), sink),
+    };
+    Ok(Some(proxy.map_err(refused)?))
 }
 
 /// A sink that records each request in the attempt's audit log (from a writer thread, so the

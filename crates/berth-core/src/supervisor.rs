@@ -12,12 +12,13 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_db::{AttemptId, AttemptState};
+use berth_egress::{AllowRule, Approval, Approver};
 use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
 use berth_vm::agent::{AgentError, AgentSender, ExecControl};
 use berth_vm::session::VmSession;
@@ -36,9 +37,48 @@ const DEFAULT_SIZE: WinSize = WinSize { rows: 24, cols: 80 };
 
 type Sink = SyncSender<Message>;
 
+/// Open questions to the attached user about unlisted names.
+#[derive(Default)]
+struct Desk {
+    attached: Mutex<Vec<Sink>>,
+    pending: Mutex<HashMap<u32, Pending>>,
+    next: AtomicU32,
+}
+
+/// An approval request waiting for its answer: where to send it, and what it was about.
+type Pending = (tokio::sync::oneshot::Sender<Approval>, String, u16);
+
+impl Desk {
+    /// The proxy's approver: asks every attached client; with nobody attached, denies.
+    fn approver(self: &Arc<Self>) -> Approver {
+        let desk = self.clone();
+        Arc::new(move |host: &str, port: u16| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let attached = desk.attached.lock().unwrap_or_else(|e| e.into_inner());
+            if attached.is_empty() {
+                let _ = tx.send(Approval::Deny("nobody is attached to approve it".into()));
+                return rx;
+            }
+            let id = desk.next.fetch_add(1, Ordering::SeqCst) + 1;
+            desk.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, (tx, host.to_string(), port));
+            for sink in attached.iter() {
+                let _ = sink.try_send(Message::ApprovalRequest {
+                    id,
+                    host: host.to_string(),
+                    port,
+                });
+            }
+            rx
+        })
+    }
+}
+
 /// What the client threads share with the main loop.
 struct Hub {
-    attached: Mutex<Vec<Sink>>,
+    desk: Arc<Desk>,
     /// agent exec id -> (client sink, client's id for it)
     execs: Mutex<HashMap<u32, (Sink, u32)>>,
     main: ExecControl,
@@ -80,11 +120,13 @@ pub fn supervise<H: Hypervisor>(
     };
     let policy = crate::egress::attempt_policy(&rec.policy);
     let spec = settings.spec(store, id, policy.mode != berth_egress::Mode::Off);
+    let desk = Arc::new(Desk::default());
     let proxy = match crate::egress::start_proxy(
         &settings.boot.run_root,
         &spec.name,
         &policy,
         crate::egress::audit_sink(store, id, clock),
+        Some(desk.approver()),
     ) {
         Ok(p) => p,
         Err(e) => {
@@ -142,7 +184,7 @@ pub fn supervise<H: Hypervisor>(
         .open(&log_path)
         .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
     let hub = Arc::new(Hub {
-        attached: Mutex::new(Vec::new()),
+        desk: desk.clone(),
         execs: Mutex::new(HashMap::new()),
         main: main.clone(),
         agent: session.agent.sender(),
@@ -241,6 +283,7 @@ pub fn supervise<H: Hypervisor>(
     drop(proxy);
     // Tell attached clients the attempt is over (their sockets close when we exit).
     for sink in hub
+        .desk
         .attached
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -263,7 +306,7 @@ fn route(hub: &Hub, msg: Message, log: &mut std::fs::File, main: &ExecControl) -
     match msg {
         Message::Stdout { id, data } | Message::Stderr { id, data } if id == main.id() => {
             let _ = log.write_all(&data);
-            let mut attached = hub.attached.lock().unwrap_or_else(|e| e.into_inner());
+            let mut attached = hub.desk.attached.lock().unwrap_or_else(|e| e.into_inner());
             attached.retain(|sink| {
                 match sink.try_send(Message::Stdout {
                     id: 0,
@@ -353,7 +396,8 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
                     let _ = hub.main.resize(s.rows, s.cols);
                 }
                 replay(&hub.store.output_log(hub.id), &sink);
-                hub.attached
+                hub.desk
+                    .attached
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(sink.clone());
@@ -423,6 +467,7 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
             Message::Ping { nonce } => {
                 let _ = sink.try_send(Message::Pong { nonce });
             }
+            Message::Approve { id, decision } if attached => answer(&hub, id, &decision),
             Message::PowerOff => hub.stop.store(true, Ordering::SeqCst),
             _ => break,
         }
@@ -436,6 +481,42 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
             json!({"phase": "end"}),
         );
     }
+}
+
+/// A user's answer to an approval request; "always" is kept for the whole task.
+fn answer(hub: &Hub, id: u32, decision: &str) {
+    let pending = hub
+        .desk
+        .pending
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
+    let Some((tx, host, port)) = pending else {
+        return; // answered already (another client was quicker) or timed out
+    };
+    let approval = match decision {
+        "once" => Approval::Once,
+        "always" => Approval::Always,
+        _ => Approval::Deny("denied by the user".into()),
+    };
+    if let Ok(mut db) = hub.store.db() {
+        let data = json!({"host": host, "port": port, "decision": decision});
+        let _ = audit(&mut db, hub.clock, hub.id, "approval", data);
+        if approval == Approval::Always
+            && let Ok(rule) = AllowRule::parse(&format!("{host}:{port}"))
+            && let Ok(attempts) = db.task_attempts(hub.id.task)
+        {
+            for a in attempts {
+                let mut policy = crate::egress::attempt_policy(&a.policy);
+                if !policy.allow.contains(&rule) {
+                    policy.allow.push(rule.clone());
+                }
+                let json = serde_json::to_string(&policy).unwrap_or_default();
+                let _ = db.update_attempt(a.id, |r| r.policy = json);
+            }
+        }
+    }
+    let _ = tx.send(approval);
 }
 
 /// Sends the last [`REPLAY_BYTES`] of the log to a newly attached client.

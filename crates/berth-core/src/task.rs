@@ -232,6 +232,7 @@ pub fn run_attempt<H: Hypervisor>(
         &spec.name,
         &policy,
         crate::egress::audit_sink(store, id, clock),
+        None, // nobody attaches to `berth run`: unlisted names are denied at once
     )?;
     let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
         Ok(s) => s,

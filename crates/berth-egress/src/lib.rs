@@ -13,7 +13,7 @@ pub mod target;
 
 pub use decide::{Decision, decide};
 pub use policy::{AllowRule, Mode, Policy, parse_bytes};
-pub use proxy::{EgressEvent, EgressProxy, EventSink};
+pub use proxy::{Approval, Approver, EgressEvent, EgressProxy, EventSink};
 
 /// Where the guest reaches the proxy.
 pub const GUEST_PROXY_ADDR: &str = "10.0.2.100";

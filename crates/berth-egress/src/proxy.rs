@@ -44,8 +44,28 @@ pub struct EgressEvent {
 /// Where events go (the supervisor writes them to the audit log).
 pub type EventSink = Arc<dyn Fn(EgressEvent) + Send + Sync>;
 
+/// A user's answer to "may the guest reach this unlisted name?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    Once,
+    /// For the rest of the task (the caller persists it; this proxy remembers it too).
+    Always,
+    Deny(String),
+}
+
+/// Asks whoever is attached about an unlisted `host:port`; the answer arrives on the channel
+/// (dropping the sender counts as a denial).
+pub type Approver =
+    Arc<dyn Fn(&str, u16) -> tokio::sync::oneshot::Receiver<Approval> + Send + Sync>;
+
+/// How long a request waits for a user's answer before it is denied.
+const APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
 struct Shared {
     policy: Policy,
+    /// Names approved "always" while this proxy runs.
+    approved: std::sync::Mutex<Vec<crate::AllowRule>>,
+    approver: Option<Approver>,
     sink: EventSink,
     uploaded: AtomicU64,
     slots: Semaphore,
@@ -80,7 +100,17 @@ impl EgressProxy {
         policy: Policy,
         sink: EventSink,
     ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Unix(listener), policy, sink)
+        Self::start(Listener::Unix(listener), policy, sink, None)
+    }
+
+    /// Like [`EgressProxy::start_unix`], asking `approver` about unlisted names.
+    pub fn start_unix_with_approver(
+        listener: std::os::unix::net::UnixListener,
+        policy: Policy,
+        sink: EventSink,
+        approver: Approver,
+    ) -> std::io::Result<EgressProxy> {
+        Self::start(Listener::Unix(listener), policy, sink, Some(approver))
     }
 
     /// Serves on TCP (benchmarks and host-side tests).
@@ -89,10 +119,15 @@ impl EgressProxy {
         policy: Policy,
         sink: EventSink,
     ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Tcp(listener), policy, sink)
+        Self::start(Listener::Tcp(listener), policy, sink, None)
     }
 
-    fn start(listener: Listener, policy: Policy, sink: EventSink) -> std::io::Result<EgressProxy> {
+    fn start(
+        listener: Listener,
+        policy: Policy,
+        sink: EventSink,
+        approver: Option<Approver>,
+    ) -> std::io::Result<EgressProxy> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -104,6 +139,8 @@ impl EgressProxy {
         }
         let shared = Arc::new(Shared {
             policy,
+            approved: std::sync::Mutex::new(Vec::new()),
+            approver,
             sink,
             uploaded: AtomicU64::new(0),
             slots: Semaphore::new(MAX_CONNECTIONS),
@@ -246,7 +283,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
         let _ = respond(&mut client, 403, &why).await;
         return;
     }
-    let (addrs, rule) = match decide(&shared.policy, &req.host, req.port).await {
+    let (addrs, rule) = match decide_with_approval(shared, &req.host, req.port).await {
         Decision::Allow { addrs, rule } => (addrs, rule),
         Decision::Deny { reason, rule } => {
             event(
@@ -330,6 +367,69 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
         up + bytes_up,
         bytes_down,
     );
+}
+
+/// The policy's decision, plus earlier "always" answers; for a name that is only missing
+/// from the allowlist, the attached user's answer. An approval adds the name to the
+/// allowlist for this request (or for good); the range checks still apply to it.
+async fn decide_with_approval(shared: &Shared, host: &str, port: u16) -> Decision {
+    let mut policy = shared.policy.clone();
+    let first = decide(&policy, host, port).await;
+    let approved = shared
+        .approved
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let name = crate::target::normalize(host);
+    if matches!(&first, Decision::Deny { rule, .. } if rule == "allowlist")
+        && approved.iter().any(|r| r.matches_name(&name, port))
+    {
+        policy.allow.extend(approved);
+        return match decide(&policy, host, port).await {
+            Decision::Allow { addrs, rule } => Decision::Allow {
+                addrs,
+                rule: format!("approved earlier for the task by the user; {rule}"),
+            },
+            deny => deny,
+        };
+    }
+    let unlisted = matches!(&first, Decision::Deny { rule, .. } if rule == "allowlist");
+    let (Some(approver), true) = (&shared.approver, unlisted) else {
+        return first;
+    };
+    let Ok(rule) = crate::AllowRule::parse(&format!("{name}:{port}")) else {
+        return first;
+    };
+    let answer = match tokio::time::timeout(APPROVAL_TIMEOUT, approver(host, port)).await {
+        Ok(Ok(a)) => a,
+        Ok(Err(_)) => Approval::Deny("nobody answered the approval request".into()),
+        Err(_) => Approval::Deny(format!("no answer within {} s", APPROVAL_TIMEOUT.as_secs())),
+    };
+    let how = match answer {
+        Approval::Deny(why) => {
+            return Decision::Deny {
+                reason: format!("{name} is not on the allowlist and was not approved: {why}"),
+                rule: "approval".into(),
+            };
+        }
+        Approval::Once => "approved once by the user",
+        Approval::Always => {
+            shared
+                .approved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(rule.clone());
+            "approved for the task by the user"
+        }
+    };
+    policy.allow.push(rule);
+    match decide(&policy, host, port).await {
+        Decision::Allow { addrs, rule } => Decision::Allow {
+            addrs,
+            rule: format!("{how}; {rule}"),
+        },
+        deny => deny,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -25,6 +25,21 @@ mod kind {
     pub const PONG: u8 = 13;
     pub const POWER_OFF: u8 = 14;
     pub const ATTACH: u8 = 15;
+    pub const APPROVAL_REQUEST: u8 = 16;
+    pub const APPROVE: u8 = 17;
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalRequestBody {
+    host: String,
+    port: u16,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    decision: String,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -79,6 +94,21 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
         Message::Pong { nonce } => (kind::PONG, *nonce, Vec::new()),
         Message::PowerOff => (kind::POWER_OFF, 0, Vec::new()),
         Message::Attach { size } => (kind::ATTACH, 0, json(size)),
+        Message::ApprovalRequest { id, host, port } => (
+            kind::APPROVAL_REQUEST,
+            *id,
+            json(&ApprovalRequestBody {
+                host: host.clone(),
+                port: *port,
+            }),
+        ),
+        Message::Approve { id, decision } => (
+            kind::APPROVE,
+            *id,
+            json(&ApproveBody {
+                decision: decision.clone(),
+            }),
+        ),
     };
     let len = HEADER_LEN as usize + body.len();
     if len > MAX_FRAME_LEN as usize {
@@ -198,6 +228,18 @@ fn decode(kind: u8, id: u32, body: Vec<u8>) -> Result<Message, ProtoError> {
         kind::ATTACH => Message::Attach {
             size: parse::<Option<WinSize>>("attach", &body)?,
         },
+        kind::APPROVAL_REQUEST => {
+            let b = parse::<ApprovalRequestBody>("approval-request", &body)?;
+            Message::ApprovalRequest {
+                id,
+                host: b.host,
+                port: b.port,
+            }
+        }
+        kind::APPROVE => Message::Approve {
+            id,
+            decision: parse::<ApproveBody>("approve", &body)?.decision,
+        },
         other => return Err(ProtoError::UnknownKind { kind: other }),
     })
 }
@@ -264,6 +306,15 @@ mod tests {
         roundtrip(Message::Pong { nonce: 9 });
         roundtrip(Message::PowerOff);
         roundtrip(Message::Attach { size: None });
+        roundtrip(Message::ApprovalRequest {
+            id: 4,
+            host: "x.test".into(),
+            port: 443,
+        });
+        roundtrip(Message::Approve {
+            id: 4,
+            decision: "once".into(),
+        });
         roundtrip(Message::Attach {
             size: Some(WinSize {
                 rows: 50,

@@ -94,6 +94,11 @@ pub enum Message {
     /// Client -> supervisor: attach to the attempt's terminal (id 0): recent output, then
     /// live output; the client's `Stdin`/`Resize` with id 0 go to the attempt's command.
     Attach { size: Option<WinSize> },
+    /// Supervisor -> attached client: the guest asks to reach a name that is not on the
+    /// allowlist; answer with `Approve` under the same id.
+    ApprovalRequest { id: u32, host: String, port: u16 },
+    /// Client -> supervisor: `once`, `always` (for this task) or `deny`.
+    Approve { id: u32, decision: String },
 }
 
 impl Message {
@@ -115,6 +120,8 @@ impl Message {
             Message::Pong { .. } => "pong",
             Message::PowerOff => "power-off",
             Message::Attach { .. } => "attach",
+            Message::ApprovalRequest { .. } => "approval-request",
+            Message::Approve { .. } => "approve",
         }
     }
 }

@@ -35,9 +35,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     let _raw = tty.then(terminal::RawMode::enable).flatten();
     let detached = Arc::new(AtomicBool::new(false));
+    // An approval request waiting for this terminal's answer (o/a/d).
+    let asking: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
     let writer = client.writer();
     {
         let detached = detached.clone();
+        let asking = asking.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             let mut stdin = std::io::stdin().lock();
@@ -46,6 +49,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     return; // input ended: keep showing output until the attempt ends
                 }
                 let data = &buf[..n];
+                let question = *asking.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(id) = question {
+                    let decision = match data[0].to_ascii_lowercase() {
+                        b'o' | b'y' => "once",
+                        b'a' => "always",
+                        b'd' | b'n' => "deny",
+                        _ => continue,
+                    };
+                    *asking.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    let _ = writer.send(&Message::Approve {
+                        id,
+                        decision: decision.into(),
+                    });
+                    eprint!("{decision}\r\n");
+                    continue;
+                }
                 if tty && let Some(pos) = data.iter().position(|&b| b == DETACH_KEY) {
                     let _ = writer.send(&Message::Stdin {
                         id: 0,
@@ -88,6 +107,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             Ok(Message::Stdout { id: 0, data }) => {
                 let mut out = std::io::stdout().lock();
                 let _ = out.write_all(&data).and_then(|_| out.flush());
+            }
+            Ok(Message::ApprovalRequest { id, host, port }) => {
+                if tty {
+                    eprint!(
+                        "\r\nberth: attempt {} wants to reach {host}:{port}, which is not on its \
+                         allowlist. Allow [o]nce, [a]lways for this task, or [d]eny? ",
+                        args.attempt
+                    );
+                    *asking.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+                } else {
+                    eprintln!(
+                        "berth: attempt {} wants to reach {host}:{port}; answer from a terminal \
+                         (`berth attach {}`), or it is denied in 60 s",
+                        args.attempt, args.attempt
+                    );
+                }
             }
             Ok(_) => {}
             Err(SupervisorError::Ended) => {

@@ -116,6 +116,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 );
             }
         }),
+        None,
     )?;
 
     let stop = Arc::new(AtomicBool::new(false));
