@@ -2,6 +2,7 @@
 # Installs what Berth needs on a Debian/Ubuntu host: QEMU, the image-building tools and
 # virtiofsd. Idempotent: a second run only checks. Needs root or sudo for apt.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils     # the hypervisor and qemu-img
@@ -9,6 +10,9 @@ APT_PACKAGES=(
   cpio e2fsprogs xz-utils kmod   # guest image: packing and depmod
   libseccomp-dev libcap-ng-dev   # to build virtiofsd
   pkg-config
+  libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev   # the desktop app (Tauri 2)
+  libayatana-appindicator3-dev libxdo-dev libssl-dev
+  xvfb                           # the app's window in headless tests
 )
 
 sudo_cmd=()
@@ -34,5 +38,9 @@ done
 if ! command -v virtiofsd >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/virtiofsd" ]; then
   echo "==> building virtiofsd (cargo install virtiofsd, about 2 minutes)"
   cargo install virtiofsd --locked
+fi
+if [ ! -d ui/node_modules ] && [ -f ui/package-lock.json ]; then
+  echo "==> installing the desktop app's front-end packages (npm ci)"
+  (cd ui && npm ci --no-fund --no-audit)
 fi
 echo "==> dependencies ready"

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-deps.sh
+echo "==> front end: typecheck, unit tests, build (ui/dist is embedded in the app)"
+(cd ui && npm run typecheck && npm test && npx vite build)
 scripts/build.sh --debug
 
 echo "==> building the test guest image (cached in target/berth-test-data)"

@@ -8,6 +8,8 @@ mod config;
 mod data_dir;
 mod egress;
 mod id;
+mod remove;
+mod spawn;
 mod store;
 mod supervisor;
 mod supervisor_client;
@@ -18,9 +20,11 @@ pub use config::{RepoConfig, load_repo_config};
 pub use data_dir::DataDir;
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
+pub use remove::{removal_blocker, remove_attempt};
+pub use spawn::{SuperviseOptions, spawn_supervisor};
 pub use store::Store;
 pub use supervisor::supervise;
-pub use supervisor_client::{SupervisorClient, SupervisorError};
+pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError};
 pub use task::{
     NewTask, PreparedTask, Pulled, TaskError, VmSettings, attempt_request, audit, check_memory,
     diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state, unpulled_work,

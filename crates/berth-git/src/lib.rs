@@ -24,7 +24,7 @@ pub use error::GitError;
 pub use git2::Oid;
 pub use import::{Imported, import};
 pub use limits::Limits;
-pub use workspace::{CreatedWorkspace, create_workspace, init_repo_with_files};
+pub use workspace::{CreatedWorkspace, branches, create_workspace, init_repo_with_files};
 
 /// Author and committer of commits Berth makes for an attempt.
 pub const AGENT_NAME: &str = "Berth agent";

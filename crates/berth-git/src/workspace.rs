@@ -149,3 +149,18 @@ pub fn init_repo_with_files(
     let sig = Signature::now("Berth demo", "demo@berth.invalid")?;
     Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])?)
 }
+
+/// The local branch names of the repository at `repo` (for pickers), sorted.
+pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
+    let r = Repository::open(repo).map_err(|source| GitError::NotARepo {
+        path: repo.to_path_buf(),
+        source,
+    })?;
+    let mut names: Vec<String> = r
+        .branches(Some(git2::BranchType::Local))?
+        .flatten()
+        .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use berth_core::{audit, unpulled_work};
+use berth_core::{removal_blocker, remove_attempt};
 
 use super::stop::stop_attempt;
 use super::target::Target;
@@ -27,19 +27,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     if !args.force {
         let mut refusals = Vec::new();
         for id in &ids {
-            let rec = store.db()?.attempt(*id)?;
-            if rec.state.is_live() {
-                refusals.push(format!("{id} is {}; `berth stop {id}` first", rec.state));
-                continue;
-            }
-            match unpulled_work(&store, &rec, &args.limits.limits()) {
-                Ok(Some(what)) => {
-                    refusals.push(format!("{id} has {what}; `berth pull {id}` first"))
-                }
-                Ok(None) => {}
-                Err(e) => refusals.push(format!(
-                    "{id}: cannot tell whether its work was pulled ({e})"
-                )),
+            if let Some(why) = removal_blocker(&store, *id, &args.limits.limits())? {
+                refusals.push(why);
             }
         }
         if !refusals.is_empty() {
@@ -51,20 +40,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     for id in &ids {
         stop_attempt(ctx, &store, *id)?;
-        let dir = store.attempt_dir(*id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        let mut db = store.db()?;
-        audit(
-            &mut db,
-            now_ms,
-            *id,
-            "lifecycle",
-            serde_json::json!({"event": "removed", "force": args.force}),
-        )?;
-        db.delete_attempt(*id)?;
-        db.delete_task_if_empty(id.task)?;
+        remove_attempt(&store, *id, args.force, now_ms)?;
         println!("removed {id}");
     }
     Ok(ExitCode::SUCCESS)

@@ -1,13 +1,12 @@
 //! Starting attempt supervisors (detached), and the supervisor process's own main.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
-use berth_core::{AttemptId, AttemptState, VmSettings, set_state, supervise};
+use anyhow::Result;
+use berth_core::{AttemptId, SuperviseOptions, VmSettings, supervise};
 use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
 use berth_vm::session::BootOptions;
@@ -33,64 +32,20 @@ pub struct VmArgs {
     pub max_memory_share: f64,
 }
 
-/// Starts `berth __supervise ID` in its own session (so closing the terminal or the app does
-/// not reach it), logging to the attempt's supervisor.log, and records it as booting.
+/// Starts the attempt's supervisor (see `berth_core::spawn_supervisor`).
 pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32> {
-    let store = ctx.store();
-    let log_path = store.supervisor_log(id);
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot write {}", log_path.display()))?;
-    let mut cmd = Command::new(&ctx.exe);
-    cmd.arg("--data-dir")
-        .arg(ctx.data.root())
-        .arg("__supervise")
-        .arg(id.to_string())
-        .args(["--cpus", &vm.cpus.to_string()])
-        .args(["--boot-timeout", &vm.boot_timeout.to_string()]);
-    if let Some(a) = vm.accel {
-        cmd.args(["--accel", &a.to_string()]);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    // Booting before the supervisor exists, so it never races us to say so.
-    let mut db = store.db()?;
-    db.update_attempt(id, |a| {
-        a.supervisor_pid = None;
-        a.supervisor_start = None;
-        a.exit_code = None;
-    })?;
-    set_state(
-        &mut db,
-        now_ms,
-        id,
-        AttemptState::Booting,
-        serde_json::json!({}),
-    )?;
-    let child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let error = serde_json::json!({"error": e.to_string()});
-            set_state(&mut db, now_ms, id, AttemptState::Failed, error)?;
-            return Err(e).context("cannot start the attempt supervisor");
-        }
+    let opts = SuperviseOptions {
+        accel: vm.accel.map(|a| a.to_string()),
+        cpus: vm.cpus,
+        boot_timeout_s: vm.boot_timeout,
     };
-    let pid = child.id();
-    db.update_attempt(id, |a| {
-        a.supervisor_pid = Some(pid);
-        a.supervisor_start = berth_vm::rundir::start_time(pid);
-    })?;
-    Ok(pid)
+    Ok(berth_core::spawn_supervisor(
+        &ctx.exe,
+        &ctx.store(),
+        id,
+        &opts,
+        now_ms,
+    )?)
 }
 
 /// `berth __supervise ID`: the supervisor process.

@@ -1,0 +1,81 @@
+//! Starting an attempt's supervisor as a detached process (the CLI and the app both do).
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use berth_db::{AttemptId, AttemptState};
+use serde_json::json;
+
+use crate::task::{TaskError, set_state};
+use crate::{Clock, Store};
+
+/// VM settings a supervisor boots with (besides what the attempt records).
+#[derive(Debug, Clone, Default)]
+pub struct SuperviseOptions {
+    /// `kvm` or `tcg`; `None` lets the supervisor choose.
+    pub accel: Option<String>,
+    pub cpus: u32,
+    pub boot_timeout_s: u64,
+}
+
+/// Starts `<berth> --data-dir D __supervise ID` in its own session (closing the terminal or
+/// the app does not reach it), logging to the attempt's supervisor.log, and records the
+/// attempt as booting *before* the supervisor exists, so it never races us to say so.
+pub fn spawn_supervisor(
+    berth: &Path,
+    store: &Store,
+    id: AttemptId,
+    opts: &SuperviseOptions,
+    clock: Clock,
+) -> Result<u32, TaskError> {
+    let log_path = store.supervisor_log(id);
+    let refused = |what: &str, e: std::io::Error| TaskError::Refused(format!("{what}: {e}"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| refused(&format!("cannot write {}", log_path.display()), e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| refused("cannot duplicate the log", e))?;
+    let mut cmd = Command::new(berth);
+    cmd.arg("--data-dir")
+        .arg(store.data().root())
+        .arg("__supervise")
+        .arg(id.to_string())
+        .args(["--cpus", &opts.cpus.max(1).to_string()])
+        .args(["--boot-timeout", &opts.boot_timeout_s.max(1).to_string()]);
+    if let Some(a) = &opts.accel {
+        cmd.args(["--accel", a]);
+    }
+    cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
+    // SAFETY: setsid is async-signal-safe; it detaches the child from our terminal session.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut db = store.db()?;
+    db.update_attempt(id, |a| {
+        a.supervisor_pid = None;
+        a.supervisor_start = None;
+        a.exit_code = None;
+    })?;
+    set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let error = json!({"error": format!("cannot start the supervisor: {e}")});
+            set_state(&mut db, clock, id, AttemptState::Failed, error)?;
+            return Err(refused("cannot start the attempt supervisor", e));
+        }
+    };
+    let pid = child.id();
+    db.update_attempt(id, |a| {
+        a.supervisor_pid = Some(pid);
+        a.supervisor_start = berth_vm::rundir::start_time(pid);
+    })?;
+    Ok(pid)
+}

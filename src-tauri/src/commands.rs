@@ -1,0 +1,271 @@
+//! The app's commands: each takes the app state, calls `berth-core`, and maps errors to a
+//! message the UI shows as is. All run off the UI thread (`async`).
+
+use std::io::{Read, Seek, SeekFrom};
+
+use berth_core::{AttemptId, NewTask, SuperviseOptions, SupervisorClient};
+use berth_proto::{Message, WinSize};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::App;
+
+type Res<T> = Result<T, String>;
+
+fn id(s: &str) -> Res<AttemptId> {
+    s.parse().map_err(|e: berth_core::DbError| e.to_string())
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// One attempt, in the same shape as `berth ls --json`.
+#[derive(Serialize)]
+pub struct AttemptDto {
+    id: String,
+    task: u32,
+    title: Option<String>,
+    state: String,
+    repo: String,
+    age_s: u64,
+    exit_code: Option<i32>,
+    error: Option<String>,
+    branch: Option<String>,
+    files_changed: Option<u32>,
+    insertions: Option<u32>,
+    deletions: Option<u32>,
+    memory_mib: u32,
+    denied_requests: u64,
+}
+
+#[tauri::command(async)]
+pub fn state(app: State<'_, App>) -> Res<Vec<AttemptDto>> {
+    let _ = berth_core::reconcile(&app.store, now_ms);
+    let db = app.store.db().map_err(|e| e.to_string())?;
+    let tasks = db.tasks().map_err(|e| e.to_string())?;
+    let now = now_ms() / 1000;
+    let attempts = db.attempts().map_err(|e| e.to_string())?;
+    Ok(attempts
+        .into_iter()
+        .map(|a| AttemptDto {
+            id: a.id.to_string(),
+            task: a.id.task,
+            title: tasks
+                .iter()
+                .find(|t| t.id == a.id.task)
+                .map(|t| t.title.clone()),
+            state: a.state.to_string(),
+            repo: a.repo.display().to_string(),
+            age_s: now.saturating_sub(a.created_at),
+            exit_code: a.exit_code,
+            error: a.error.clone(),
+            branch: a.branch.clone(),
+            files_changed: a.files_changed,
+            insertions: a.insertions,
+            deletions: a.deletions,
+            memory_mib: a.memory_mib,
+            denied_requests: db.denied_requests(a.id).unwrap_or(0),
+        })
+        .collect())
+}
+
+#[tauri::command(async)]
+pub fn repo_branches(repo: String) -> Res<Vec<String>> {
+    berth_git::branches(std::path::Path::new(&repo)).map_err(|e| e.to_string())
+}
+
+#[derive(Deserialize)]
+pub struct NewTaskRequest {
+    repo: String,
+    base: String,
+    command: Vec<String>,
+    attempts: u32,
+    title: String,
+    network: String,
+    allow: Vec<String>,
+}
+
+#[tauri::command(async)]
+pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
+    if req.command.is_empty() {
+        return Err("say what each attempt runs".into());
+    }
+    if !(1..=16).contains(&req.attempts) {
+        return Err("attempts must be between 1 and 16".into());
+    }
+    let repo = std::path::Path::new(&req.repo)
+        .canonicalize()
+        .map_err(|e| format!("cannot open the repo {}: {e}", req.repo))?;
+    let mode: berth_egress::Mode = req.network.parse()?;
+    let config = berth_core::load_repo_config(&repo).map_err(|e| e.to_string())?;
+    let policy = config.policy(Some(mode), &req.allow, &[], None)?;
+    let prepared = berth_core::prepare_task(
+        &app.store,
+        &NewTask {
+            repo: &repo,
+            base_ref: &req.base,
+            attempts: req.attempts,
+            title: &req.title,
+            command: &req.command,
+            include_uncommitted: false,
+            memory_mib: 512,
+            policy,
+        },
+        now_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    let opts = SuperviseOptions {
+        accel: None,
+        cpus: 1,
+        boot_timeout_s: 300,
+    };
+    for a in &prepared.attempts {
+        berth_core::spawn_supervisor(&app.berth, &app.store, a.id, &opts, now_ms)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(prepared.attempts.iter().map(|a| a.id.to_string()).collect())
+}
+
+#[derive(Serialize)]
+pub struct LogChunk {
+    data: Vec<u8>,
+    next: u64,
+}
+
+/// The attempt's terminal output from `offset` on (at most 256 KiB per call).
+#[tauri::command(async)]
+pub fn attempt_log(app: State<'_, App>, id: String, offset: u64) -> Res<LogChunk> {
+    let path = app.store.output_log(self::id(&id)?);
+    let Ok(mut f) = std::fs::File::open(&path) else {
+        return Ok(LogChunk {
+            data: Vec::new(),
+            next: offset,
+        });
+    };
+    f.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
+    let mut data = Vec::new();
+    f.take(256 * 1024)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    let next = offset + data.len() as u64;
+    Ok(LogChunk { data, next })
+}
+
+fn terminal(app: &App, id: &str) -> Res<berth_core::ClientWriter> {
+    let mut terms = app.terminals.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(w) = terms.get(id) {
+        return Ok(w.clone());
+    }
+    let socket = app.store.socket(self::id(id)?);
+    let client = SupervisorClient::connect(&socket).map_err(|e| e.to_string())?;
+    client.attach(None).map_err(|e| e.to_string())?;
+    let writer = client.writer();
+    // Output is read from the log; this connection only carries input. Drain what the
+    // supervisor sends so it never has to drop us.
+    std::thread::spawn(move || {
+        let mut c = client;
+        while c.recv().is_ok() {}
+    });
+    terms.insert(id.to_string(), writer.clone());
+    Ok(writer)
+}
+
+/// Keystrokes from the attempt's terminal view.
+#[tauri::command(async)]
+pub fn attempt_input(app: State<'_, App>, id: String, data: String) -> Res<()> {
+    let w = terminal(&app, &id)?;
+    if w.send(&Message::Stdin {
+        id: 0,
+        data: data.into_bytes(),
+    })
+    .is_err()
+    {
+        app.terminals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        return Err(format!("attempt {id} is not running"));
+    }
+    Ok(())
+}
+
+#[tauri::command(async)]
+pub fn attempt_resize(app: State<'_, App>, id: String, rows: u16, cols: u16) -> Res<()> {
+    let w = terminal(&app, &id)?;
+    w.send(&Message::Resize {
+        id: 0,
+        size: WinSize { rows, cols },
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[derive(Serialize)]
+pub struct DiffDto {
+    patch: String,
+    files: usize,
+    insertions: usize,
+    deletions: usize,
+}
+
+#[tauri::command(async)]
+pub fn attempt_diff(app: State<'_, App>, id: String) -> Res<DiffDto> {
+    let (patch, (files, insertions, deletions)) =
+        berth_core::diff_attempt(&app.store, self::id(&id)?, &Default::default())
+            .map_err(|e| e.to_string())?;
+    Ok(DiffDto {
+        patch,
+        files,
+        insertions,
+        deletions,
+    })
+}
+
+#[tauri::command(async)]
+pub fn attempt_pull(app: State<'_, App>, id: String) -> Res<String> {
+    let attempt = self::id(&id)?;
+    let pulled = berth_core::pull_attempt(
+        &app.store,
+        attempt,
+        None,
+        false,
+        &Default::default(),
+        now_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(match pulled.imported {
+        Some(i) => format!(
+            "pulled {id} as {} ({} file(s), +{}/-{})",
+            i.branch, i.files_changed, i.insertions, i.deletions
+        ),
+        None => format!("attempt {id} changed nothing"),
+    })
+}
+
+#[tauri::command(async)]
+pub fn attempt_stop(app: State<'_, App>, id: String) -> Res<()> {
+    let socket = app.store.socket(self::id(&id)?);
+    let client = SupervisorClient::connect(&socket).map_err(|e| e.to_string())?;
+    client.stop().map_err(|e| e.to_string())
+}
+
+#[tauri::command(async)]
+pub fn attempt_remove(app: State<'_, App>, id: String, force: bool) -> Res<()> {
+    let attempt = self::id(&id)?;
+    if !force
+        && let Some(why) = berth_core::removal_blocker(&app.store, attempt, &Default::default())
+            .map_err(|e| e.to_string())?
+    {
+        return Err(why);
+    }
+    berth_core::remove_attempt(&app.store, attempt, force, now_ms).map_err(|e| e.to_string())
+}
+
+#[tauri::command(async)]
+pub fn attempt_audit(app: State<'_, App>, id: String) -> Res<Vec<berth_core::AuditEvent>> {
+    let db = app.store.db().map_err(|e| e.to_string())?;
+    db.audit_events(self::id(&id)?).map_err(|e| e.to_string())
+}

@@ -1,0 +1,78 @@
+//! The Berth desktop app: thin Tauri commands over `berth-core`, plus a watcher that tells
+//! the window whenever the shared state database changes (so tasks made with the CLI show up
+//! within a second, and the other way round).
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod commands;
+mod watch;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use berth_core::{DataDir, Store};
+
+/// What every command gets.
+pub struct App {
+    pub store: Store,
+    /// The `berth` binary that runs attempt supervisors.
+    pub berth: PathBuf,
+    /// Open terminal connections to running attempts, by attempt id.
+    pub terminals: Mutex<HashMap<String, berth_core::ClientWriter>>,
+}
+
+fn data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("BERTH_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("berth");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".local/share/berth")
+}
+
+/// `berth` next to this binary (installed together), else on PATH.
+fn berth_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("BERTH_BIN") {
+        return PathBuf::from(p);
+    }
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berth")));
+    match sibling {
+        Some(s) if s.is_file() => s,
+        _ => PathBuf::from("berth"),
+    }
+}
+
+fn main() {
+    let app = App {
+        store: Store::new(DataDir::new(data_dir())),
+        berth: berth_binary(),
+        terminals: Mutex::new(HashMap::new()),
+    };
+    tauri::Builder::default()
+        .manage(app)
+        .setup(|a| {
+            watch::start(a.handle().clone());
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::state,
+            commands::repo_branches,
+            commands::new_task,
+            commands::attempt_log,
+            commands::attempt_input,
+            commands::attempt_resize,
+            commands::attempt_diff,
+            commands::attempt_pull,
+            commands::attempt_stop,
+            commands::attempt_remove,
+            commands::attempt_audit,
+        ])
+        .run(tauri::generate_context!())
+        .expect("the Berth window could not start");
+}

@@ -1,0 +1,26 @@
+// Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import type { Attempt, AuditEvent, NewTaskRequest } from "./types";
+
+export const api = {
+  state: () => invoke<Attempt[]>("state"),
+  branches: (repo: string) => invoke<string[]>("repo_branches", { repo }),
+  newTask: (req: NewTaskRequest) => invoke<string[]>("new_task", { req }),
+  log: (id: string, offset: number) => invoke<{ data: number[]; next: number }>("attempt_log", { id, offset }),
+  input: (id: string, data: string) => invoke<void>("attempt_input", { id, data }),
+  resize: (id: string, rows: number, cols: number) => invoke<void>("attempt_resize", { id, rows, cols }),
+  diff: (id: string) => invoke<{ patch: string; files: number; insertions: number; deletions: number }>("attempt_diff", { id }),
+  pull: (id: string) => invoke<string>("attempt_pull", { id }),
+  stop: (id: string) => invoke<void>("attempt_stop", { id }),
+  remove: (id: string, force: boolean) => invoke<void>("attempt_remove", { id, force }),
+  audit: (id: string) => invoke<AuditEvent[]>("attempt_audit", { id }),
+  onStateChanged: (f: () => void): Promise<UnlistenFn> => listen("state-changed", f),
+};
+
+/** A readable message from whatever a command threw. */
+export function message(e: unknown): string {
+  if (typeof e === "string") return e;
+  if (e instanceof Error) return e.message;
+  return JSON.stringify(e);
+}

@@ -1,0 +1,50 @@
+// The shapes the Rust side sends (src-tauri/src/dto.rs); a test checks them against
+// the JSON that `berth ls --json` prints, so they cannot drift silently.
+
+export type AttemptState = "created" | "booting" | "running" | "exited" | "stopped" | "failed";
+
+export interface Attempt {
+  id: string;
+  task: number;
+  title: string | null;
+  state: AttemptState;
+  repo: string;
+  age_s: number;
+  exit_code: number | null;
+  error: string | null;
+  branch: string | null;
+  files_changed: number | null;
+  insertions: number | null;
+  deletions: number | null;
+  memory_mib: number;
+  denied_requests: number;
+}
+
+export interface TaskView {
+  id: number;
+  title: string;
+  repo: string;
+  attempts: Attempt[];
+}
+
+export interface NewTaskRequest {
+  repo: string;
+  base: string;
+  command: string[];
+  attempts: number;
+  title: string;
+  network: "off" | "allowlist" | "open";
+  allow: string[];
+}
+
+export interface AuditEvent {
+  seq: number;
+  attempt: string;
+  ts_ms: number;
+  kind: string;
+  data: Record<string, unknown>;
+}
+
+export interface ApiError {
+  message: string;
+}

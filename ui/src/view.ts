@@ -1,0 +1,105 @@
+// View logic, kept free of the DOM and of Tauri so it can be tested on its own.
+import type { Attempt, AttemptState, AuditEvent, TaskView } from "./types";
+
+/** Groups `berth ls --json` rows into tasks, newest task first, attempts in order. */
+export function groupTasks(attempts: Attempt[]): TaskView[] {
+  const byTask = new Map<number, TaskView>();
+  for (const a of attempts) {
+    let t = byTask.get(a.task);
+    if (!t) {
+      t = { id: a.task, title: a.title ?? `task ${a.task}`, repo: a.repo, attempts: [] };
+      byTask.set(a.task, t);
+    }
+    t.attempts.push(a);
+  }
+  const tasks = [...byTask.values()].sort((x, y) => y.id - x.id);
+  for (const t of tasks) {
+    t.attempts.sort((x, y) => Number(x.id.split(".")[1]) - Number(y.id.split(".")[1]));
+  }
+  return tasks;
+}
+
+/** The badge a task shows: the most urgent state of its attempts. */
+export function taskBadge(t: TaskView): { label: string; tone: "busy" | "ok" | "bad" | "idle" } {
+  const states = t.attempts.map((a) => a.state);
+  if (states.some((s) => s === "booting")) return { label: "booting", tone: "busy" };
+  if (states.some((s) => s === "running")) return { label: "running", tone: "busy" };
+  if (states.some((s) => s === "failed")) return { label: "failed", tone: "bad" };
+  if (t.attempts.some((a) => a.state === "exited" && a.exit_code !== 0)) return { label: "failed", tone: "bad" };
+  if (states.every((s) => s === "exited")) return { label: "done", tone: "ok" };
+  return { label: states[0] ?? "empty", tone: "idle" };
+}
+
+export function stateTone(s: AttemptState): string {
+  return s === "running" || s === "booting" ? "busy" : s === "exited" ? "ok" : s === "failed" ? "bad" : "idle";
+}
+
+export function age(seconds: number): string {
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+/** Splits a shell-like command line into argv (quotes group, backslash escapes). */
+export function splitCommand(line: string): string[] {
+  const out: string[] = [];
+  let cur = "";
+  let quote: string | null = null;
+  let had = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === "\\" && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      had = true;
+    } else if (c === "\\" && i + 1 < line.length) {
+      cur += line[++i];
+      had = true;
+    } else if (/\s/.test(c)) {
+      if (cur || had) out.push(cur);
+      cur = "";
+      had = false;
+    } else {
+      cur += c;
+    }
+  }
+  if (quote) throw new Error("unclosed quote in the command");
+  if (cur || had) out.push(cur);
+  return out;
+}
+
+/** One line of the audit timeline: what happened, and whether to highlight it. */
+export function describeEvent(e: AuditEvent): { text: string; denied: boolean } {
+  const d = e.data as Record<string, unknown>;
+  switch (e.kind) {
+    case "egress":
+      return {
+        text: `${d.decision === "deny" ? "DENIED" : "allowed"} ${d.method} ${d.host}:${d.port}${d.reason ? ` (${d.reason})` : ""}`,
+        denied: d.decision === "deny",
+      };
+    case "command":
+      return {
+        text: d.phase === "start" ? `ran ${(d.argv as string[] | undefined)?.join(" ") ?? ""}` : `exited ${d.exit_code}`,
+        denied: false,
+      };
+    case "lifecycle":
+      return { text: `${d.event}${d.error ? `: ${d.error}` : ""}`, denied: false };
+    default:
+      return { text: `${e.kind} ${JSON.stringify(d)}`, denied: false };
+  }
+}
+
+/** Splits a unified diff into files, for the review view. */
+export function splitDiff(patch: string): { file: string; lines: string[] }[] {
+  const files: { file: string; lines: string[] }[] = [];
+  for (const line of patch.split("\n")) {
+    const m = /^diff --git a\/(.*) b\/(.*)$/.exec(line);
+    if (m) files.push({ file: m[2], lines: [] });
+    else if (files.length) files[files.length - 1].lines.push(line);
+  }
+  return files;
+}

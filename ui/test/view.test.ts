@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { age, describeEvent, groupTasks, splitCommand, splitDiff, taskBadge } from "../src/view";
+import type { Attempt } from "../src/types";
+
+function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
+  return {
+    id, task: Number(id.split(".")[0]), title: "Fix it", state, repo: "/r", age_s: 5,
+    exit_code: exit, error: null, branch: null, files_changed: null, insertions: null,
+    deletions: null, memory_mib: 512, denied_requests: 0,
+  };
+}
+
+describe("tasks", () => {
+  it("groups attempts by task, newest task first, attempts in order", () => {
+    const tasks = groupTasks([attempt("1.2", "exited", 0), attempt("2.1", "running"), attempt("1.1", "exited", 0)]);
+    expect(tasks.map((t) => t.id)).toEqual([2, 1]);
+    expect(tasks[1].attempts.map((a) => a.id)).toEqual(["1.1", "1.2"]);
+  });
+
+  it("shows the most urgent state as the task's badge", () => {
+    const [t] = groupTasks([attempt("1.1", "exited", 0), attempt("1.2", "running")]);
+    expect(taskBadge(t)).toEqual({ label: "running", tone: "busy" });
+    const [done] = groupTasks([attempt("3.1", "exited", 0)]);
+    expect(taskBadge(done).label).toBe("done");
+    const [bad] = groupTasks([attempt("4.1", "exited", 2)]);
+    expect(taskBadge(bad).label).toBe("failed");
+  });
+
+  it("formats ages", () => {
+    expect([age(5), age(120), age(7200), age(172800)]).toEqual(["5s", "2m", "2h", "2d"]);
+  });
+});
+
+describe("commands", () => {
+  it("splits like a shell", () => {
+    expect(splitCommand(`bash .berth/demo-agent.sh`)).toEqual(["bash", ".berth/demo-agent.sh"]);
+    expect(splitCommand(`sh -c 'echo "hi there"; exit 3'`)).toEqual(["sh", "-c", `echo "hi there"; exit 3`]);
+    expect(splitCommand(`a "" b\\ c`)).toEqual(["a", "", "b c"]);
+    expect(() => splitCommand(`echo 'oops`)).toThrow(/unclosed/);
+  });
+});
+
+describe("review and audit", () => {
+  it("splits a patch into files", () => {
+    const files = splitDiff("diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n-a\n+b\ndiff --git a/y b/y\n+c");
+    expect(files.map((f) => f.file)).toEqual(["x.py", "y"]);
+    expect(files[0].lines).toContain("+b");
+  });
+
+  it("highlights denied requests", () => {
+    const e = describeEvent({ seq: 1, attempt: "1.1", ts_ms: 0, kind: "egress", data: { decision: "deny", method: "GET", host: "evil.test", port: 80, reason: "not on the allowlist" } });
+    expect(e.denied).toBe(true);
+    expect(e.text).toContain("DENIED GET evil.test:80");
+  });
+});
