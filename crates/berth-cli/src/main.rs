@@ -33,6 +33,8 @@ enum Command {
     Image(commands::image::ImageCommand),
     /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
     Run(commands::run::Args),
+    /// Open the desktop app.
+    App,
     /// Create tasks whose attempts run in the background.
     #[command(subcommand)]
     Task(commands::task::TaskCommand),
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
         Command::Run(args) => commands::run::run(&ctx, args),
+        Command::App => commands::app::run(&ctx),
         Command::Task(cmd) => commands::task::run(&ctx, cmd),
         Command::Ls(args) => commands::ls::run(&ctx, args),
         Command::Attach(args) => commands::attach::run(&ctx, args),

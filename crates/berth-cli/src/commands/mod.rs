@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod app;
 pub mod attach;
 pub mod audit;
 pub mod bench;

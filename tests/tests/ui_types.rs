@@ -1,0 +1,89 @@
+//! The desktop app's TypeScript `Attempt` type must have exactly the fields `berth ls --json`
+//! (and the app's `state` command, which builds the same shape) produce.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use berth_tests::TestEnv;
+
+fn ts_fields(source: &str, interface: &str) -> BTreeSet<String> {
+    let start = source
+        .find(&format!("export interface {interface} {{"))
+        .expect("interface");
+    let body = &source[start..source[start..].find('}').unwrap() + start];
+    body.lines()
+        .skip(1)
+        .filter_map(|l| {
+            l.trim()
+                .split_once(':')
+                .map(|(k, _)| k.trim().trim_end_matches('?').to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_ui_attempt_type_matches_berth_ls_json() {
+    let env = TestEnv::new();
+    let repo = env.home.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        assert!(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("a"), "a").unwrap();
+    git(&["add", "."]);
+    git(&[
+        "-c",
+        "user.name=u",
+        "-c",
+        "user.email=u@x",
+        "commit",
+        "-qm",
+        "init",
+    ]);
+    // A task whose attempt we never boot is enough to see the JSON shape.
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&repo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let rust: BTreeSet<String> = v[0].as_object().unwrap().keys().cloned().collect();
+    let ts_src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/types.ts"))
+            .unwrap();
+    assert_eq!(
+        ts_fields(&ts_src, "Attempt"),
+        rust,
+        "ui/src/types.ts drifted from `berth ls --json`"
+    );
+    // The app's own command builds the same fields.
+    let app_src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../src-tauri/src/commands.rs"
+    ))
+    .unwrap();
+    let dto_start = app_src.find("pub struct AttemptDto {").unwrap();
+    let dto = &app_src[dto_start..app_src[dto_start..].find('}').unwrap() + dto_start];
+    let app: BTreeSet<String> = dto
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.trim().to_string()))
+        .collect();
+    assert_eq!(
+        app, rust,
+        "src-tauri's AttemptDto drifted from `berth ls --json`"
+    );
+}
