@@ -40,7 +40,9 @@ if ! command -v virtiofsd >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/virtiofsd"
   cargo install virtiofsd --locked
 fi
 if [ ! -d ui/node_modules ] && [ -f ui/package-lock.json ]; then
-  echo "==> installing the desktop app's front-end packages (npm ci)"
-  (cd ui && npm ci --no-fund --no-audit)
+  echo "==> installing the desktop app's front-end packages (npm)"
+  # `npm install`, not `npm ci`: this npm leaves other platforms' optional packages out of the
+  # lockfile, which `npm ci` then rejects; `install` still takes the locked versions.
+  (cd ui && npm install --no-fund --no-audit)
 fi
 echo "==> dependencies ready"
