@@ -155,7 +155,18 @@ pub fn attempt_log(app: State<'_, App>, id: String, offset: u64) -> Res<LogChunk
     Ok(LogChunk { data, next })
 }
 
-fn terminal(app: &App, id: &str) -> Res<berth_core::ClientWriter> {
+/// An approval request from a running attempt, for the window's banner.
+#[derive(Clone, Serialize)]
+pub struct ApprovalEvent {
+    attempt: String,
+    id: u32,
+    host: String,
+    port: u16,
+}
+
+/// The app's connection to a running attempt (made on first use, or by the watcher for
+/// every running attempt so approval requests reach the window).
+pub fn terminal(app: &App, handle: &tauri::AppHandle, id: &str) -> Res<berth_core::ClientWriter> {
     let mut terms = app.terminals.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(w) = terms.get(id) {
         return Ok(w.clone());
@@ -164,11 +175,27 @@ fn terminal(app: &App, id: &str) -> Res<berth_core::ClientWriter> {
     let client = SupervisorClient::connect(&socket).map_err(|e| e.to_string())?;
     client.attach(None).map_err(|e| e.to_string())?;
     let writer = client.writer();
-    // Output is read from the log; this connection only carries input. Drain what the
-    // supervisor sends so it never has to drop us.
+    // Output is read from the log; this connection carries input and approval requests.
+    let handle = handle.clone();
+    let attempt = id.to_string();
     std::thread::spawn(move || {
         let mut c = client;
-        while c.recv().is_ok() {}
+        while let Ok(msg) = c.recv() {
+            if let Message::ApprovalRequest { id, host, port } = msg {
+                let ev = ApprovalEvent {
+                    attempt: attempt.clone(),
+                    id,
+                    host,
+                    port,
+                };
+                let _ = tauri::Emitter::emit(&handle, "approval", ev);
+            }
+        }
+        let app = tauri::Manager::state::<App>(&handle);
+        app.terminals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&attempt);
     });
     terms.insert(id.to_string(), writer.clone());
     Ok(writer)
@@ -176,8 +203,13 @@ fn terminal(app: &App, id: &str) -> Res<berth_core::ClientWriter> {
 
 /// Keystrokes from the attempt's terminal view.
 #[tauri::command(async)]
-pub fn attempt_input(app: State<'_, App>, id: String, data: String) -> Res<()> {
-    let w = terminal(&app, &id)?;
+pub fn attempt_input(
+    app: State<'_, App>,
+    handle: tauri::AppHandle,
+    id: String,
+    data: String,
+) -> Res<()> {
+    let w = terminal(&app, &handle, &id)?;
     if w.send(&Message::Stdin {
         id: 0,
         data: data.into_bytes(),
@@ -194,8 +226,14 @@ pub fn attempt_input(app: State<'_, App>, id: String, data: String) -> Res<()> {
 }
 
 #[tauri::command(async)]
-pub fn attempt_resize(app: State<'_, App>, id: String, rows: u16, cols: u16) -> Res<()> {
-    let w = terminal(&app, &id)?;
+pub fn attempt_resize(
+    app: State<'_, App>,
+    handle: tauri::AppHandle,
+    id: String,
+    rows: u16,
+    cols: u16,
+) -> Res<()> {
+    let w = terminal(&app, &handle, &id)?;
     w.send(&Message::Resize {
         id: 0,
         size: WinSize { rows, cols },
@@ -268,4 +306,24 @@ pub fn attempt_remove(app: State<'_, App>, id: String, force: bool) -> Res<()> {
 pub fn attempt_audit(app: State<'_, App>, id: String) -> Res<Vec<berth_core::AuditEvent>> {
     let db = app.store.db().map_err(|e| e.to_string())?;
     db.audit_events(self::id(&id)?).map_err(|e| e.to_string())
+}
+
+/// The user's answer in the approval banner: `once`, `always` or `deny`.
+#[tauri::command(async)]
+pub fn attempt_approve(
+    app: State<'_, App>,
+    handle: tauri::AppHandle,
+    id: String,
+    request: u32,
+    decision: String,
+) -> Res<()> {
+    if !matches!(decision.as_str(), "once" | "always" | "deny") {
+        return Err(format!("'{decision}' is not once, always or deny"));
+    }
+    let w = terminal(&app, &handle, &id)?;
+    w.send(&Message::Approve {
+        id: request,
+        decision,
+    })
+    .map_err(|e| e.to_string())
 }

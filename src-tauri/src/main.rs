@@ -72,6 +72,7 @@ fn main() {
             commands::attempt_stop,
             commands::attempt_remove,
             commands::attempt_audit,
+            commands::attempt_approve,
         ])
         .run(tauri::generate_context!())
         .expect("the Berth window could not start");

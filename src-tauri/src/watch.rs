@@ -26,6 +26,31 @@ pub fn start(handle: AppHandle) {
                     })
                     .unwrap_or_default()
             };
+            // Stay attached to every running attempt, so its approval requests reach us.
+            {
+                let app = handle.state::<App>();
+                let running: Vec<String> = app
+                    .store
+                    .db()
+                    .and_then(|db| db.attempts())
+                    .map(|all| {
+                        all.iter()
+                            .filter(|a| a.state == berth_core::AttemptState::Running)
+                            .map(|a| a.id.to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for id in running {
+                    let known = app
+                        .terminals
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains_key(&id);
+                    if !known {
+                        let _ = crate::commands::terminal(&app, &handle, &id);
+                    }
+                }
+            }
             if fingerprint != last {
                 last = fingerprint;
                 let _ = handle.emit("state-changed", ());

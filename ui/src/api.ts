@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { Attempt, AuditEvent, NewTaskRequest } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, NewTaskRequest } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -15,7 +15,11 @@ export const api = {
   stop: (id: string) => invoke<void>("attempt_stop", { id }),
   remove: (id: string, force: boolean) => invoke<void>("attempt_remove", { id, force }),
   audit: (id: string) => invoke<AuditEvent[]>("attempt_audit", { id }),
+  approve: (id: string, request: number, decision: "once" | "always" | "deny") =>
+    invoke<void>("attempt_approve", { id, request, decision }),
   onStateChanged: (f: () => void): Promise<UnlistenFn> => listen("state-changed", f),
+  onApproval: (f: (a: ApprovalRequest) => void): Promise<UnlistenFn> =>
+    listen<ApprovalRequest>("approval", (e) => f(e.payload)),
 };
 
 /** A readable message from whatever a command threw. */

@@ -4,7 +4,7 @@ import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { api, message } from "./api";
-import type { Attempt, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, TaskView } from "./types";
 import { age, describeEvent, groupTasks, splitCommand, splitDiff, stateTone, taskBadge } from "./view";
 
 type Child = Node | string | null | undefined | false;
@@ -26,6 +26,7 @@ const ui = {
   error: "",
   note: "",
   review: null as HTMLElement | null,
+  approvals: [] as ApprovalRequest[],
 };
 
 /** One terminal per attempt, kept across re-renders and view switches. */
@@ -202,10 +203,24 @@ function openNewTask() {
   d.showModal();
 }
 
+function approvalBanner(q: ApprovalRequest): HTMLElement {
+  const answer = (d: "once" | "always" | "deny") => async () => {
+    ui.approvals = ui.approvals.filter((x) => !(x.attempt === q.attempt && x.id === q.id));
+    try { await api.approve(q.attempt, q.id, d); } catch (e) { showError(message(e)); }
+    render();
+  };
+  return h("div", { class: "approval", role: "alert", "data-approval": `${q.attempt}/${q.id}` },
+    h("strong", {}, `Attempt ${q.attempt} wants to reach ${q.host}:${q.port}`), ", which is not on its allowlist. ",
+    h("button", { onclick: answer("once") }, "Allow once"), " ",
+    h("button", { onclick: answer("always") }, "Always for this task"), " ",
+    h("button", { class: "danger", onclick: answer("deny") }, "Deny"));
+}
+
 function render() {
   const app = document.getElementById("app")!;
   const task = ui.tasks.find((t) => t.id === ui.selected);
   const main = h("main", {},
+    ...ui.approvals.map((q) => approvalBanner(q)),
     ui.error ? h("div", { class: "error", role: "alert" }, ui.error) : null,
     ui.note ? h("div", { class: "note" }, ui.note) : null);
   if (task) {
@@ -231,4 +246,5 @@ document.addEventListener("keydown", (e) => {
 render();
 void refresh();
 void api.onStateChanged(() => void refresh());
+void api.onApproval((q) => { ui.approvals.push(q); render(); });
 setInterval(() => void pump(), 300);

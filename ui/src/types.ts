@@ -48,3 +48,11 @@ export interface AuditEvent {
 export interface ApiError {
   message: string;
 }
+
+/** The guest asks to reach a name that is not on its allowlist. */
+export interface ApprovalRequest {
+  attempt: string;
+  id: number;
+  host: string;
+  port: number;
+}
