@@ -12,7 +12,7 @@ APT_PACKAGES=(
   pkg-config
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev   # the desktop app (Tauri 2)
   libayatana-appindicator3-dev libxdo-dev libssl-dev
-  xvfb                           # the app's window in headless tests
+  xvfb webkit2gtk-driver         # the app's window in headless tests, and its WebDriver
 )
 
 sudo_cmd=()
@@ -31,13 +31,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
     "${APT_PACKAGES[@]}"
 fi
-for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4; do
+for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$c" >/dev/null || { echo "error: $c is still missing" >&2; exit 1; }
 done
 
 if ! command -v virtiofsd >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/virtiofsd" ]; then
   echo "==> building virtiofsd (cargo install virtiofsd, about 2 minutes)"
   cargo install virtiofsd --locked
+fi
+if ! command -v tauri-driver >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/tauri-driver" ]; then
+  echo "==> building tauri-driver (cargo install tauri-driver, about 2 minutes)"
+  cargo install tauri-driver --version '^2' --locked
 fi
 if [ ! -d ui/node_modules ] && [ -f ui/package-lock.json ]; then
   echo "==> installing the desktop app's front-end packages (npm)"

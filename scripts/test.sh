@@ -20,4 +20,7 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 # Real-VM tests are heavy under TCG on a 2-core machine: run two test threads at most.
 cargo test --locked --workspace -- --test-threads=2
+echo "==> the desktop app end to end (real window under Xvfb, tauri-driver; screenshots in target/e2e-artifacts)"
+cargo build --locked -p berth-app --features custom-protocol
+xvfb-run -a -s "-screen 0 1280x800x24" python3 tests/e2e/app_e2e.py
 echo "==> all gates and tests passed in ${SECONDS}s"

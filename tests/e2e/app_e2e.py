@@ -1,0 +1,201 @@
+#!/usr/bin/env python3
+"""End-to-end test of the real desktop app: tauri-driver + WebKitWebDriver drive the window.
+
+Run under a display (scripts/test.sh uses xvfb-run). Needs target/debug/berth-app built with
+`--features custom-protocol`, target/debug/berth, the test image in target/berth-test-data,
+tauri-driver and WebKitWebDriver. Screenshots of each step go to target/e2e-artifacts/.
+Every server and VM involved is local; no network is used.
+"""
+import base64
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+APP = ROOT / "target/debug/berth-app"
+BERTH = ROOT / "target/debug/berth"
+IMAGES = ROOT / "target/berth-test-data/images"
+ART = ROOT / "target/e2e-artifacts"
+DRIVER = "http://127.0.0.1:4444"
+
+passed = 0
+
+
+def wd(method, path, body=None, timeout=60):
+    req = urllib.request.Request(DRIVER + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"{}").get("value")
+    except urllib.error.HTTPError as e:
+        raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:300]!r}") from None
+
+
+class Window:
+    def __init__(self):
+        caps = {"capabilities": {"alwaysMatch": {"tauri:options": {"application": str(APP)}}}}
+        self.sid = wd("POST", "/session", caps, timeout=120)["sessionId"]
+
+    def s(self, path):
+        return f"/session/{self.sid}{path}"
+
+    def js(self, script, *args):
+        return wd("POST", self.s("/execute/sync"), {"script": script, "args": list(args)})
+
+    def find(self, css, timeout=30):
+        deadline = time.time() + timeout
+        while True:
+            try:
+                found = wd("POST", self.s("/element"), {"using": "css selector", "value": css})
+                # W3C and legacy drivers name the element reference's key differently.
+                return next(iter(found.values()))
+            except RuntimeError:
+                if time.time() > deadline:
+                    raise AssertionError(f"no element {css!r} within {timeout}s")
+                time.sleep(0.3)
+
+    def click(self, css):
+        wd("POST", self.s(f"/element/{self.find(css)}/click"), {})
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css)
+
+    def wait_text(self, css, needle, timeout=240):
+        deadline = time.time() + timeout
+        while needle not in self.text(css):
+            if time.time() > deadline:
+                raise AssertionError(f"{needle!r} never appeared in {css!r}; it shows: {self.text(css)[-500:]!r}")
+            time.sleep(0.5)
+
+    def type_into(self, css, text):
+        wd("POST", self.s(f"/element/{self.find(css)}/value"), {"text": text})
+
+    def shot(self, name):
+        ART.mkdir(parents=True, exist_ok=True)
+        png = base64.b64decode(wd("GET", self.s("/screenshot")))
+        (ART / f"{name}.png").write_bytes(png)
+
+    def close(self):
+        try:
+            wd("DELETE", self.s(""))
+        except Exception:
+            pass
+
+
+def step(name):
+    global passed
+    passed += 1
+    print(f"ok {passed} - {name}", flush=True)
+
+
+def berth(data, *args):
+    return subprocess.run([str(BERTH), "--data-dir", str(data), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def main():
+    work = pathlib.Path(tempfile.mkdtemp(prefix="be2e", dir="/tmp"))
+    data = work / "data"
+    data.mkdir()
+    (data / "images").symlink_to(IMAGES)
+    repo = work / "repo"
+    shutil.copytree(ROOT / "examples/demo", repo)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "demo")
+    env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH))
+    driver = subprocess.Popen(["tauri-driver"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    win = None
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(DRIVER + "/status", timeout=1)
+                break
+            except Exception:
+                time.sleep(0.1)
+        win = Window()
+        win.find("#new-task-button")
+        win.shot("01-empty")
+        step("the app opens")
+
+        win.click("#new-task-button")
+        win.js("const r = document.querySelector('input[name=repo]'); r.value = arguments[0];"
+               "r.dispatchEvent(new Event('change'));", str(repo))
+        win.wait_text("select[name=base]", "main", timeout=20)
+        win.js("document.querySelector('input[name=command]').value = arguments[0];"
+               "document.querySelector('input[name=title]').value = 'Fix the failing test';"
+               "document.querySelector('input[name=attempts]').value = '2';",
+               "sh -c 'bash .berth/demo-agent.sh; exec bash -i'")
+        win.shot("02-new-task")
+        win.click("button[name=create]")
+        win.find('[data-task="1"]')
+        step("a task with 2 attempts is created from the New agent task dialog")
+
+        for n in (1, 2):
+            win.wait_text(f'[data-attempt="1.{n}"] .xterm-rows', "[demo agent] done")
+        win.shot("03-two-attempts-running")
+        step("both terminals show their attempt's output")
+
+        win.click('[data-attempt="1.1"] .xterm-helper-textarea')
+        win.type_into('[data-attempt="1.1"] .xterm-helper-textarea', "echo typed-$((6*7))\n")
+        win.wait_text('[data-attempt="1.1"] .xterm-rows', "typed-42", timeout=60)
+        win.shot("04-typed-into-terminal")
+        step("a command typed into a terminal runs in the guest")
+
+        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
+               ".find(b => b.textContent === 'Stop').click();")
+        win.wait_text('[data-attempt-card="1.1"] .badge', "stopped", timeout=120)
+        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
+               ".find(b => b.textContent === 'Diff').click();")
+        win.wait_text('[data-diff="1.1"]', "calc.py", timeout=60)
+        win.shot("05-diff")
+        step("the diff of a stopped attempt shows its change")
+
+        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
+               ".find(b => b.textContent === 'Pull as branch').click();")
+        win.wait_text(".note", "pulled 1.1 as berth/1/1", timeout=60)
+        assert "return a + b" in git(repo, "show", "berth/1/1:calc.py")
+        assert "Berth-Attempt: 1.1" in git(repo, "log", "-1", "--format=%B", "berth/1/1^")
+        win.shot("06-pulled")
+        step("Pull as branch puts the attempt into the repo as berth/1/1")
+
+        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
+               ".find(b => b.textContent === 'Audit').click();")
+        win.wait_text('[data-audit="1.1"]', "ran sh -c", timeout=30)
+        win.wait_text('[data-audit="1.1"]', "pull", timeout=30)
+        win.shot("07-audit")
+        step("the audit timeline shows the commands and the pull")
+
+        berth(data, "task", "new", "--repo", str(repo), "--title", "from the CLI", "--", "true")
+        win.find('[data-task="2"]', timeout=10)
+        win.shot("08-cli-task-appears")
+        step("a task created with the CLI appears in the running app")
+    finally:
+        if win:
+            win.close()
+        driver.terminate()
+        for t in ("1", "2"):
+            subprocess.run([str(BERTH), "--data-dir", str(data), "stop", t], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{passed} passed, 0 failed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # report, then fail the run
+        print(f"not ok - {e}", file=sys.stderr)
+        print(f"{passed} passed, 1 failed")
+        sys.exit(1)
