@@ -137,7 +137,8 @@ def main():
         win.js("document.querySelector('input[name=command]').value = arguments[0];"
                "document.querySelector('input[name=title]').value = 'Fix the failing test';"
                "document.querySelector('input[name=attempts]').value = '2';",
-               "sh -c 'bash .berth/demo-agent.sh; exec bash -i'")
+               # The agent also leaves a file whose name is HTML: the app must show it as text.
+               "sh -c 'bash .berth/demo-agent.sh; touch \"<img src=x onerror=document.title=1>.txt\"; exec bash -i'")
         win.shot("02-new-task")
         win.click("button[name=create]")
         win.find('[data-task="1"]')
@@ -160,8 +161,11 @@ def main():
         win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
                ".find(b => b.textContent === 'Diff').click();")
         win.wait_text('[data-diff="1.1"]', "calc.py", timeout=60)
+        win.wait_text('[data-diff="1.1"]', "<img src=x onerror=document.title=1>.txt", timeout=10)
+        assert win.js("return document.querySelectorAll('[data-diff] img').length") == 0
+        assert win.js("return document.title") == "Berth"
         win.shot("05-diff")
-        step("the diff of a stopped attempt shows its change")
+        step("the diff shows the change, and a guest file name made of HTML stays text")
 
         win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
                ".find(b => b.textContent === 'Pull as branch').click();")
