@@ -11,6 +11,8 @@ import json
 import os
 import pathlib
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,14 @@ APP = ROOT / "target/debug/berth-app"
 BERTH = ROOT / "target/debug/berth"
 IMAGES = ROOT / "target/berth-test-data/images"
 ART = ROOT / "target/e2e-artifacts"
-DRIVER = "http://127.0.0.1:4444"
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+PORT, NATIVE_PORT = free_port(), free_port()
+DRIVER = f"http://127.0.0.1:{PORT}"
 
 passed = 0
 
@@ -42,7 +51,15 @@ def wd(method, path, body=None, timeout=60):
 class Window:
     def __init__(self):
         caps = {"capabilities": {"alwaysMatch": {"tauri:options": {"application": str(APP)}}}}
-        self.sid = wd("POST", "/session", caps, timeout=120)["sessionId"]
+        # The first session can fail while a fresh X server and the WebKit driver warm up.
+        for attempt in range(5):
+            try:
+                self.sid = wd("POST", "/session", caps, timeout=120)["sessionId"]
+                return
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(2)
 
     def s(self, path):
         return f"/session/{self.sid}{path}"
@@ -74,6 +91,19 @@ class Window:
             if time.time() > deadline:
                 raise AssertionError(f"{needle!r} never appeared in {css!r}; it shows: {self.text(css)[-500:]!r}")
             time.sleep(0.5)
+
+    def press(self, attempt, label, css, needle, tries=3, timeout=60):
+        """Clicks the attempt card's `label` button until `needle` shows in `css` (the view
+        re-renders on every state change, so one click can land on a replaced button)."""
+        for i in range(tries):
+            self.js("const b = [...document.querySelectorAll(`[data-attempt-card='${arguments[0]}'] button`)]"
+                    ".find(b => b.textContent === arguments[1]); if (b) b.click();", attempt, label)
+            try:
+                self.wait_text(css, needle, timeout=timeout if i == tries - 1 else 10)
+                return
+            except AssertionError:
+                if i == tries - 1:
+                    raise
 
     def type_into(self, css, text):
         wd("POST", self.s(f"/element/{self.find(css)}/value"), {"text": text})
@@ -116,7 +146,10 @@ def main():
     git(repo, "add", ".")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "demo")
     env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH))
-    driver = subprocess.Popen(["tauri-driver"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Own ports and an own process group, so runs never meet and nothing outlives this one.
+    driver = subprocess.Popen(["tauri-driver", "--port", str(PORT), "--native-port", str(NATIVE_PORT)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     win = None
     try:
         for _ in range(100):
@@ -155,29 +188,21 @@ def main():
         win.shot("04-typed-into-terminal")
         step("a command typed into a terminal runs in the guest")
 
-        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
-               ".find(b => b.textContent === 'Stop').click();")
-        win.wait_text('[data-attempt-card="1.1"] .badge', "stopped", timeout=120)
-        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
-               ".find(b => b.textContent === 'Diff').click();")
-        win.wait_text('[data-diff="1.1"]', "calc.py", timeout=60)
+        win.press("1.1", "Stop", '[data-attempt-card="1.1"] .badge', "stopped", timeout=120)
+        win.press("1.1", "Diff", '[data-diff="1.1"]', "calc.py")
         win.wait_text('[data-diff="1.1"]', "<img src=x onerror=document.title=1>.txt", timeout=10)
         assert win.js("return document.querySelectorAll('[data-diff] img').length") == 0
         assert win.js("return document.title") == "Berth"
         win.shot("05-diff")
         step("the diff shows the change, and a guest file name made of HTML stays text")
 
-        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
-               ".find(b => b.textContent === 'Pull as branch').click();")
-        win.wait_text(".note", "pulled 1.1 as berth/1/1", timeout=60)
+        win.press("1.1", "Pull as branch", ".note", "pulled 1.1 as berth/1/1")
         assert "return a + b" in git(repo, "show", "berth/1/1:calc.py")
         assert "Berth-Attempt: 1.1" in git(repo, "log", "-1", "--format=%B", "berth/1/1^")
         win.shot("06-pulled")
         step("Pull as branch puts the attempt into the repo as berth/1/1")
 
-        win.js("[...document.querySelectorAll('[data-attempt-card=\"1.1\"] button')]"
-               ".find(b => b.textContent === 'Audit').click();")
-        win.wait_text('[data-audit="1.1"]', "ran sh -c", timeout=30)
+        win.press("1.1", "Audit", '[data-audit="1.1"]', "ran sh -c")
         win.wait_text('[data-audit="1.1"]', "pull", timeout=30)
         win.shot("07-audit")
         step("the audit timeline shows the commands and the pull")
@@ -189,7 +214,11 @@ def main():
     finally:
         if win:
             win.close()
-        driver.terminate()
+        try:
+            os.killpg(driver.pid, signal.SIGTERM)
+            driver.wait(timeout=10)
+        except Exception:
+            os.killpg(driver.pid, signal.SIGKILL)
         for t in ("1", "2"):
             subprocess.run([str(BERTH), "--data-dir", str(data), "stop", t], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

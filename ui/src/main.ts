@@ -5,6 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { api, message } from "./api";
 import type { ApprovalRequest, Attempt, TaskView } from "./types";
+import { InputQueue } from "./input";
 import { age, describeEvent, groupTasks, splitCommand, splitDiff, stateTone, taskBadge } from "./view";
 
 type Child = Node | string | null | undefined | false;
@@ -30,7 +31,7 @@ const ui = {
 };
 
 /** One terminal per attempt, kept across re-renders and view switches. */
-const terminals = new Map<string, { term: Terminal; el: HTMLElement; offset: number; busy: boolean }>();
+const terminals = new Map<string, { term: Terminal; el: HTMLElement; offset: number; busy: boolean; input: InputQueue }>();
 
 function terminalFor(a: Attempt) {
   let t = terminals.get(a.id);
@@ -38,8 +39,9 @@ function terminalFor(a: Attempt) {
     const el = h("div", { class: "term", "data-attempt": a.id });
     const term = new Terminal({ rows: 18, cols: 80, convertEol: false, fontSize: 12, theme: { background: "#0b1020" } });
     term.open(el);
-    term.onData((d) => api.input(a.id, d).catch((e) => showError(message(e))));
-    t = { term, el, offset: 0, busy: false };
+    const input = new InputQueue((d) => api.input(a.id, d).catch((e) => showError(message(e))));
+    term.onData((d) => input.push(d));
+    t = { term, el, offset: 0, busy: false, input };
     terminals.set(a.id, t);
   }
   return t;
