@@ -13,9 +13,11 @@
 mod env;
 mod http;
 mod leftovers;
+mod repo;
 mod vm;
 
 pub use env::{TestEnv, berth_bin, target_dir};
 pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
+pub use repo::{git, simple_repo};
 pub use vm::{Output, TestVm};

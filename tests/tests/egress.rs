@@ -1,40 +1,10 @@
 //! Egress from inside real VMs: no network by default, an allowlisting proxy as the only way
 //! out, every request audited. Every server here listens on the host's loopback only.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use berth_tests::{LoopbackHttp, TestEnv};
+use berth_tests::{LoopbackHttp, TestEnv, simple_repo};
 use serde_json::Value;
-
-fn user_repo(env: &TestEnv) -> PathBuf {
-    let repo = env.home.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        assert!(
-            Command::new("git")
-                .arg("-C")
-                .arg(&repo)
-                .args(args)
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
-    git(&["add", "."]);
-    git(&[
-        "-c",
-        "user.name=u",
-        "-c",
-        "user.email=u@x",
-        "commit",
-        "-qm",
-        "init",
-    ]);
-    repo
-}
 
 fn run_in_attempt(env: &TestEnv, repo: &Path, net: &[&str], script: &str) -> (String, Value) {
     let out = env
@@ -92,7 +62,7 @@ fn with_networking_off_the_guest_has_no_nic_no_dns_and_reaches_nothing() {
 #[test]
 fn the_allowlist_lets_through_exactly_what_it_names_and_every_request_is_audited() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let svc = LoopbackHttp::start("svc");
     let p = svc.port;
     let allow = format!(
@@ -179,7 +149,7 @@ fn the_allowlist_lets_through_exactly_what_it_names_and_every_request_is_audited
 #[test]
 fn the_egress_budget_stops_an_upload_that_exceeds_it() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let svc = LoopbackHttp::start("svc");
     let p = svc.port;
     let net = [
@@ -224,7 +194,7 @@ fn the_egress_budget_stops_an_upload_that_exceeds_it() {
 #[test]
 fn berth_toml_configures_the_network_and_its_mistakes_are_clear() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let svc = LoopbackHttp::start("svc");
     std::fs::write(
         repo.join("berth.toml"),
@@ -266,7 +236,7 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
     use berth_core::SupervisorClient;
     use berth_proto::Message;
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let svc = LoopbackHttp::start("svc");
     let p = svc.port;
     let script = format!(

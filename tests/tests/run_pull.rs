@@ -4,24 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_tests::TestEnv;
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", repo.parent().unwrap())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use berth_tests::{TestEnv, git};
 
 /// A user repo with two commits on main, made with the ordinary git CLI.
 fn user_repo(env: &TestEnv) -> PathBuf {

@@ -1,50 +1,14 @@
 //! Tasks that outlive the terminal: background attempts, their states, terminals, logs,
 //! lifecycle and audit, with real VMs and real supervisors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use berth_core::SupervisorClient;
 use berth_proto::{Message, WinSize};
-use berth_tests::{TestEnv, wait_until};
+use berth_tests::{TestEnv, git, simple_repo, wait_until};
 use serde_json::Value;
-
-fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn user_repo(env: &TestEnv) -> PathBuf {
-    let repo = env.home.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(
-        &repo,
-        &[
-            "-c",
-            "user.name=u",
-            "-c",
-            "user.email=u@x",
-            "commit",
-            "-qm",
-            "init",
-        ],
-    );
-    repo
-}
 
 fn berth(env: &TestEnv, args: &[&str]) -> std::process::Output {
     env.berth().args(args).output().unwrap()
@@ -96,7 +60,7 @@ fn wait_state(env: &TestEnv, id: &str, want: &[&str], secs: u64) {
 #[test]
 fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_everything() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let ids = task_new(
         &env,
         &repo,
@@ -161,7 +125,7 @@ fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_ev
 #[test]
 fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let ids = task_new(&env, &repo, &[], "exec bash -i");
     wait_state(&env, &ids[0], &["running"], 120);
     let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
@@ -262,7 +226,7 @@ fn pid_of(path: &Path) -> i32 {
 #[test]
 fn kill_9_of_supervisor_qemu_or_virtiofsd_at_any_moment_loses_nothing() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let script = "[ -f kept.txt ] || { echo kept > kept.txt && git add kept.txt && git commit -qm kept; }; \
                   echo ready; sleep 600";
     let ids = task_new(&env, &repo, &[], script);
@@ -319,7 +283,7 @@ fn kill_9_of_supervisor_qemu_or_virtiofsd_at_any_moment_loses_nothing() {
 #[test]
 fn rm_refuses_unpulled_work_force_removes_it_and_pulled_branches_stay() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     task_new(
         &env,
         &repo,
@@ -352,7 +316,7 @@ fn rm_refuses_unpulled_work_force_removes_it_and_pulled_branches_stay() {
 #[test]
 fn editing_one_audit_event_in_the_database_makes_verify_fail() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     task_new(&env, &repo, &[], "true");
     wait_state(&env, "1.1", &["exited"], 180);
     assert!(ok(&env, &["audit", "1.1", "--verify"]).contains("chain intact"));
@@ -373,7 +337,7 @@ fn editing_one_audit_event_in_the_database_makes_verify_fail() {
 #[test]
 fn eight_attempts_at_once_all_reach_running_and_all_pull_back() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let ids = task_new(
         &env,
         &repo,
@@ -410,7 +374,7 @@ fn eight_attempts_at_once_all_reach_running_and_all_pull_back() {
 #[test]
 fn an_attempt_that_would_overcommit_host_memory_is_refused_and_nothing_is_created() {
     let env = TestEnv::new();
-    let repo = user_repo(&env);
+    let repo = simple_repo(&env);
     let out = env
         .berth()
         .args(["task", "new", "--repo"])

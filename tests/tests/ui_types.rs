@@ -2,7 +2,6 @@
 //! (and the app's `state` command, which builds the same shape) produce.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use berth_tests::TestEnv;
 
@@ -24,31 +23,7 @@ fn ts_fields(source: &str, interface: &str) -> BTreeSet<String> {
 #[test]
 fn the_ui_attempt_type_matches_berth_ls_json() {
     let env = TestEnv::new();
-    let repo = env.home.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        assert!(
-            Command::new("git")
-                .arg("-C")
-                .arg(&repo)
-                .args(args)
-                .status()
-                .unwrap()
-                .success()
-        )
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a"), "a").unwrap();
-    git(&["add", "."]);
-    git(&[
-        "-c",
-        "user.name=u",
-        "-c",
-        "user.email=u@x",
-        "commit",
-        "-qm",
-        "init",
-    ]);
+    let repo = berth_tests::simple_repo(&env);
     // A task whose attempt we never boot is enough to see the JSON shape.
     let out = env
         .berth()

@@ -21,11 +21,10 @@ use berth_db::{AttemptId, AttemptState};
 use berth_egress::{AllowRule, Approval, Approver};
 use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
 use berth_vm::agent::{AgentError, AgentSender, ExecControl};
-use berth_vm::session::VmSession;
 use berth_vm::{Hypervisor, RunningVm};
 use serde_json::json;
 
-use crate::task::{TaskError, VmSettings, attempt_request, audit, set_state};
+use crate::task::{TaskError, VmSettings, attempt_request, audit, boot_attempt, set_state};
 use crate::{Clock, Store};
 
 /// How much recent output an attaching client is sent first.
@@ -118,41 +117,9 @@ pub fn supervise<H: Hypervisor>(
             json!({"supervisor_pid": pid}),
         )?
     };
-    let policy = crate::egress::attempt_policy(&rec.policy);
-    let spec = settings.spec(store, id, policy.mode != berth_egress::Mode::Off);
     let desk = Arc::new(Desk::default());
-    let proxy = match crate::egress::start_proxy(
-        &settings.boot.run_root,
-        &spec.name,
-        &policy,
-        crate::egress::audit_sink(store, id, clock),
-        Some(desk.approver()),
-    ) {
-        Ok(p) => p,
-        Err(e) => {
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
-            return Err(e);
-        }
-    };
-    let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
-        Ok(s) => s,
-        Err(e) => {
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
-            return Err(e.into());
-        }
-    };
+    let (mut session, proxy) =
+        boot_attempt(store, hv, settings, &rec, clock, Some(desk.approver()))?;
     let request = attempt_request(&rec, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,

@@ -207,6 +207,35 @@ pub fn attempt_request(rec: &AttemptRecord, pty: Option<berth_proto::WinSize>) -
     }
 }
 
+/// Starts the attempt's egress proxy (when it has a network) and boots its VM; a failure is
+/// recorded on the attempt with its reason. The proxy must live as long as the VM.
+pub(crate) fn boot_attempt<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    rec: &AttemptRecord,
+    clock: Clock,
+    approver: Option<berth_egress::Approver>,
+) -> Result<(VmSession<H::Vm>, Option<berth_egress::EgressProxy>), TaskError> {
+    let policy = crate::egress::attempt_policy(&rec.policy);
+    let spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
+    let sink = crate::egress::audit_sink(store, rec.id, clock);
+    let booted =
+        crate::egress::start_proxy(&settings.boot.run_root, &spec.name, &policy, sink, approver)
+            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)));
+    if let Err(e) = &booted {
+        let mut db = store.db()?;
+        set_state(
+            &mut db,
+            clock,
+            rec.id,
+            AttemptState::Failed,
+            json!({"error": e.to_string()}),
+        )?;
+    }
+    booted
+}
+
 /// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this
 /// process, records the exit code, and stops the VM (`berth run`; `berth task new` uses a
 /// detached supervisor instead). An interruption stops the VM and keeps the workspace.
@@ -225,28 +254,8 @@ pub fn run_attempt<H: Hypervisor>(
         a.supervisor_start = berth_vm::rundir::start_time(pid);
     })?;
     let rec = set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
-    let policy = crate::egress::attempt_policy(&rec.policy);
-    let spec = settings.spec(store, id, policy.mode != berth_egress::Mode::Off);
-    let _proxy = crate::egress::start_proxy(
-        &settings.boot.run_root,
-        &spec.name,
-        &policy,
-        crate::egress::audit_sink(store, id, clock),
-        None, // nobody attaches to `berth run`: unlisted names are denied at once
-    )?;
-    let mut session = match VmSession::boot(hv, &spec, &settings.boot) {
-        Ok(s) => s,
-        Err(e) => {
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
-            return Err(e.into());
-        }
-    };
+    // Nobody attaches to `berth run`: unlisted names are denied at once (no approver).
+    let (mut session, _proxy) = boot_attempt(store, hv, settings, &rec, clock, None)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
     let request = attempt_request(&rec, None);
     audit(
