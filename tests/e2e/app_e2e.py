@@ -147,8 +147,10 @@ def main():
     git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "demo")
     env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH))
     # Own ports and an own process group, so runs never meet and nothing outlives this one.
+    ART.mkdir(parents=True, exist_ok=True)
+    log = open(ART / "driver-and-app.log", "w")
     driver = subprocess.Popen(["tauri-driver", "--port", str(PORT), "--native-port", str(NATIVE_PORT)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=env, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     win = None
     try:
