@@ -26,13 +26,17 @@ pub fn git(repo: &Path, args: &[&str]) -> String {
 
 /// `<env home>/repo`: one commit with `a.txt`, on `main`.
 pub fn simple_repo(env: &TestEnv) -> PathBuf {
-    let repo = env.home.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
-    git(&repo, &["add", "."]);
+    repo_with(&env.home.path().join("repo"), "main", "a.txt", "a\n")
+}
+
+/// A repo at `dir` with one commit on `branch` holding `file` with `text`.
+pub fn repo_with(dir: &Path, branch: &str, file: &str, text: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "-q", "-b", branch]);
+    std::fs::write(dir.join(file), text).unwrap();
+    git(dir, &["add", "."]);
     git(
-        &repo,
+        dir,
         &[
             "-c",
             "user.name=u",
@@ -43,5 +47,5 @@ pub fn simple_repo(env: &TestEnv) -> PathBuf {
             "init",
         ],
     );
-    repo
+    dir.to_path_buf()
 }

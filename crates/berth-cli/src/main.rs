@@ -58,6 +58,13 @@ enum Command {
     Pull(commands::pull::Args),
     /// Show an attempt's changes against its base.
     Diff(commands::diff::Args),
+    /// Open an attempt's branch in your editor (pulls it first if needed).
+    Open(commands::open::Args),
+    /// The repos you work with (the app's Repos section).
+    #[command(subcommand)]
+    Repo(commands::repo::RepoCommand),
+    /// Show or change a setting (editor).
+    Config(commands::config::Args),
     /// Run commands in throwaway VMs.
     #[command(subcommand)]
     Vm(commands::vm::VmCommand),
@@ -106,6 +113,9 @@ fn main() -> ExitCode {
         Command::Supervise(args) => commands::supervise::run(&ctx, args),
         Command::Pull(args) => commands::pull::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
+        Command::Open(args) => commands::open::run(&ctx, args),
+        Command::Repo(cmd) => commands::repo::run(&ctx, cmd),
+        Command::Config(args) => commands::config::run(&ctx, args),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
         Command::Guard { .. } | Command::Bridge { .. } => unreachable!("handled above"),

@@ -6,9 +6,12 @@
 
 mod config;
 mod data_dir;
+mod editor;
 mod egress;
 mod id;
 mod remove;
+mod repos;
+mod review;
 mod spawn;
 mod store;
 mod supervisor;
@@ -18,9 +21,14 @@ mod task;
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
 pub use config::{RepoConfig, load_repo_config};
 pub use data_dir::DataDir;
+pub use editor::{
+    DEFAULT_EDITOR, EDITOR_SETTING, Opened, editor_command, open_in_editor, set_editor_command,
+};
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
 pub use remove::{removal_blocker, remove_attempt};
+pub use repos::{RepoView, add_repo, list_repos, remove_repo};
+pub use review::compare_attempts;
 pub use spawn::{SuperviseOptions, spawn_supervisor};
 pub use store::Store;
 pub use supervisor::supervise;

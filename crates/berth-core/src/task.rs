@@ -62,6 +62,8 @@ pub fn audit(
 pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<PreparedTask, TaskError> {
     let mut db = store.db()?;
     let now = clock() / 1000;
+    // The repo shows in the app's Repos section from its first task on.
+    db.add_repo(new.repo, now)?;
     let mut task = db.insert_task(TaskRecord {
         id: 0,
         title: new.title.to_string(),
@@ -318,11 +320,11 @@ pub struct Pulled {
     pub warnings: Vec<String>,
 }
 
-fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
+pub(crate) fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
     berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::Git(e)))
 }
 
-fn collect(
+pub(crate) fn collect(
     store: &Store,
     rec: &AttemptRecord,
     limits: &Limits,

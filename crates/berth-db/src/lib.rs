@@ -7,6 +7,7 @@
 
 mod audit;
 mod records;
+mod repos;
 mod schema;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use thiserror::Error;
 
 pub use audit::{AuditEvent, ChainBreak};
 pub use records::{AttemptId, AttemptRecord, AttemptState, TaskRecord};
+pub use repos::RepoRecord;
 
 #[derive(Debug, Error)]
 pub enum DbError {
@@ -71,7 +73,7 @@ impl Db {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction (the write lock is taken up front, so
     /// two writers never deadlock upgrading a read lock).
-    fn write<T>(
+    pub(crate) fn write<T>(
         &mut self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, DbError>,
     ) -> Result<T, DbError> {

@@ -51,6 +51,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_by_attempt ON audit (task_id, n, seq);",
     // 2: each attempt's network policy (JSON)
     "ALTER TABLE attempts ADD COLUMN policy TEXT NOT NULL DEFAULT '{}';",
+    // 3: the repos a user works with, and user settings (editor command, ...)
+    "CREATE TABLE repos (path TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -287,22 +287,7 @@ pub fn diff_patch(
     head: Oid,
 ) -> Result<(String, (usize, usize, usize)), GitError> {
     let repo = Repository::open_bare(host_git)?;
-    let old = repo.find_commit(base)?.tree()?;
-    let new = repo.find_commit(head)?.tree()?;
-    let diff = repo.diff_tree_to_tree(Some(&old), Some(&new), None)?;
-    let stats = diff.stats()?;
-    let mut out = String::new();
-    diff.print(git2::DiffFormat::Patch, |_d, _h, line| {
-        if matches!(line.origin(), '+' | '-' | ' ') {
-            out.push(line.origin());
-        }
-        out.push_str(&String::from_utf8_lossy(line.content()));
-        true
-    })?;
-    Ok((
-        out,
-        (stats.files_changed(), stats.insertions(), stats.deletions()),
-    ))
+    crate::compare::patch(&repo, base, head)
 }
 
 /// The tree id of `commit` in the repository at `repo` (bare or not).

@@ -11,7 +11,9 @@
 //!   `Berth-Attempt` trailer and point a new branch at them. No hooks, filters or config from
 //!   the workspace are involved at any step; libgit2 runs no hooks at all.
 
+mod checkout;
 mod collect;
+mod compare;
 mod error;
 mod fsck;
 mod guest_head;
@@ -19,12 +21,16 @@ mod import;
 mod limits;
 mod workspace;
 
+pub use checkout::{Checkout, check_out_branch};
 pub use collect::{Collected, collect, diff_patch, tree_of};
+pub use compare::diff_between;
 pub use error::GitError;
 pub use git2::Oid;
 pub use import::{Imported, import};
 pub use limits::Limits;
-pub use workspace::{CreatedWorkspace, branches, create_workspace, init_repo_with_files};
+pub use workspace::{
+    CreatedWorkspace, branches, create_workspace, init_repo_with_files, repo_root,
+};
 
 /// Author and committer of commits Berth makes for an attempt.
 pub const AGENT_NAME: &str = "Berth agent";

@@ -164,3 +164,18 @@ pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
     names.sort();
     Ok(names)
 }
+
+/// The top folder of the non-bare repository that contains `path` (a sub-folder counts).
+pub fn repo_root(path: &Path) -> Result<PathBuf, GitError> {
+    let r = Repository::discover(path).map_err(|source| GitError::NotARepo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match r.workdir() {
+        Some(w) => Ok(w.canonicalize().unwrap_or_else(|_| w.to_path_buf())),
+        None => Err(GitError::NotARepo {
+            path: path.to_path_buf(),
+            source: git2::Error::from_str("a bare repository has no files to work on"),
+        }),
+    }
+}

@@ -1,10 +1,11 @@
-//! `berth diff ATTEMPT`: the attempt's changes against its base.
+//! `berth diff ATTEMPT [--against OTHER]`: the attempt's changes against its base, or what it
+//! did differently from another attempt.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_core::{AttemptId, diff_attempt};
+use berth_core::{AttemptId, compare_attempts, diff_attempt};
 
 use crate::context::Context;
 
@@ -12,6 +13,9 @@ use crate::context::Context;
 pub struct Args {
     /// The attempt, e.g. 3.1.
     attempt: AttemptId,
+    /// Compare with this attempt instead of the base: the diff from OTHER's result to ATTEMPT's.
+    #[arg(long, value_name = "OTHER")]
+    against: Option<AttemptId>,
     /// Only the summary line.
     #[arg(long)]
     stat: bool,
@@ -21,7 +25,11 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.store();
-    let (patch, (files, ins, del)) = diff_attempt(&store, args.attempt, &args.limits.limits())?;
+    let limits = args.limits.limits();
+    let (patch, (files, ins, del)) = match args.against {
+        Some(other) => compare_attempts(&store, other, args.attempt, &limits)?,
+        None => diff_attempt(&store, args.attempt, &limits)?,
+    };
     if !args.stat {
         std::io::stdout().lock().write_all(patch.as_bytes())?;
     }

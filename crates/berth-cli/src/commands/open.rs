@@ -1,0 +1,35 @@
+//! `berth open ATTEMPT`: the user's editor on a checkout of the attempt's branch.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use berth_core::{AttemptId, open_in_editor};
+
+use crate::context::{Context, now_ms};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The attempt, e.g. 3.1.
+    attempt: AttemptId,
+    #[command(flatten)]
+    limits: super::pull::LimitArgs,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    ctx.reconcile();
+    let visual = std::env::var("VISUAL").ok();
+    let opened = open_in_editor(
+        &ctx.store(),
+        args.attempt,
+        visual.as_deref(),
+        &args.limits.limits(),
+        now_ms,
+    )?;
+    println!(
+        "opened {} (branch {}) with {}",
+        opened.path.display(),
+        opened.branch,
+        opened.argv.join(" ")
+    );
+    Ok(ExitCode::SUCCESS)
+}

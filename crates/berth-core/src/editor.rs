@@ -1,0 +1,133 @@
+//! "Open in editor": the user's editor on a checkout of the attempt's branch.
+//!
+//! The editor command is the user's setting (`berth config editor`, the app's Settings),
+//! else `$VISUAL` (passed in by the binary), else `code`. It is split like a shell would
+//! split it (no shell runs) and gets the checkout's path as its last argument. The checkout
+//! is a linked worktree of the user's repo under `<data>/checkouts/`, made with libgit2 from
+//! the imported branch, never from the guest's workspace.
+
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use berth_db::AttemptId;
+use berth_git::Limits;
+use serde_json::json;
+
+use crate::task::{TaskError, audit, pull_attempt};
+use crate::{Clock, Store};
+
+/// The settings key of the editor command.
+pub const EDITOR_SETTING: &str = "editor";
+
+/// The editor used when neither the setting nor `$VISUAL` names one.
+pub const DEFAULT_EDITOR: &str = "code";
+
+/// Where an attempt was opened, and with what.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub path: PathBuf,
+    pub branch: String,
+    pub argv: Vec<String>,
+}
+
+/// The editor command in effect: the setting, else `visual`, else [`DEFAULT_EDITOR`].
+pub fn editor_command(store: &Store, visual: Option<&str>) -> Result<String, TaskError> {
+    let set = store.db()?.setting(EDITOR_SETTING)?;
+    Ok(set
+        .or_else(|| visual.map(str::to_string))
+        .filter(|c| !c.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_EDITOR.to_string()))
+}
+
+/// Saves the editor command (`None` or blank: back to `$VISUAL`/`code`). A command that
+/// cannot be split (an unclosed quote) is refused and the old one kept.
+pub fn set_editor_command(store: &Store, command: Option<&str>) -> Result<(), TaskError> {
+    let command = command.map(str::trim).filter(|c| !c.is_empty());
+    if let Some(c) = command {
+        split(c)?;
+    }
+    Ok(store.db()?.set_setting(EDITOR_SETTING, command)?)
+}
+
+fn split(command: &str) -> Result<Vec<String>, TaskError> {
+    match shlex::split(command) {
+        Some(argv) if !argv.is_empty() => Ok(argv),
+        _ => Err(TaskError::Refused(format!(
+            "the editor command `{command}` cannot be split into words (an unclosed quote?)"
+        ))),
+    }
+}
+
+/// Pulls the attempt if it has no branch yet, checks its branch out and starts the editor
+/// on it (without waiting for the editor to exit).
+pub fn open_in_editor(
+    store: &Store,
+    id: AttemptId,
+    visual: Option<&str>,
+    limits: &Limits,
+    clock: Clock,
+) -> Result<Opened, TaskError> {
+    let argv = split(&editor_command(store, visual)?)?;
+    let rec = store.db()?.attempt(id)?;
+    let still_there = |b: &String| {
+        berth_git::branches(&rec.repo)
+            .map(|all| all.contains(b))
+            .unwrap_or(false)
+    };
+    let branch = match rec.branch.filter(still_there) {
+        Some(b) => b,
+        None => match pull_attempt(store, id, None, false, limits, clock)?.imported {
+            Some(i) => i.branch,
+            None => {
+                return Err(TaskError::Refused(format!(
+                    "attempt {id} changed nothing, so there is no branch to open"
+                )));
+            }
+        },
+    };
+    let repo_name = rec
+        .repo
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into());
+    let name = format!("berth-{}-{}", id.task, id.n);
+    let dest = store
+        .data()
+        .root()
+        .join("checkouts")
+        .join(format!("{repo_name}-{name}"));
+    let checkout = berth_git::check_out_branch(&rec.repo, &branch, &dest, &name)?;
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .arg(&checkout.path)
+        .current_dir(&checkout.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: closing Berth does not close the editor.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            TaskError::Refused(format!(
+                "cannot start the editor `{}`: {e}; set the editor command with \
+                 `berth config editor \"CMD\"` or in the app's Settings (default: $VISUAL, \
+                 then `code`)",
+                argv[0]
+            ))
+        })?;
+    // Reap it whenever it exits (a GUI editor's launcher usually returns at once).
+    std::thread::spawn(move || child.wait());
+    audit(
+        &mut store.db()?,
+        clock,
+        id,
+        "open",
+        json!({"branch": branch, "path": checkout.path, "editor": argv}),
+    )?;
+    Ok(Opened {
+        path: checkout.path,
+        branch,
+        argv,
+    })
+}

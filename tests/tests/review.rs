@@ -1,0 +1,166 @@
+//! Review without VMs: two attempts' workspaces are written to as their guests would, then
+//! compared, opened in an editor and listed with their repo, through the real `berth` CLI.
+
+use std::path::Path;
+use std::process::Output;
+
+use berth_core::{DataDir, NewTask, RepoConfig, Store, prepare_task};
+use berth_tests::{TestEnv, git, repo_with, simple_repo};
+
+fn now_ms() -> u64 {
+    1_700_000_000_000
+}
+
+fn berth(env: &TestEnv, args: &[&str]) -> Output {
+    env.berth().args(args).output().unwrap()
+}
+
+fn ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = berth(env, args);
+    assert!(out.status.success(), "berth {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A task with two attempts whose "guests" left different versions of `a.txt`.
+fn two_attempts(env: &TestEnv, repo: &Path) {
+    let store = Store::new(DataDir::new(env.data_dir().to_path_buf()));
+    let policy = RepoConfig::default().policy(None, &[], &[], None).unwrap();
+    let prepared = prepare_task(
+        &store,
+        &NewTask {
+            repo: &repo.canonicalize().unwrap(),
+            base_ref: "main",
+            attempts: 2,
+            title: "review",
+            command: &["true".to_string()],
+            include_uncommitted: false,
+            memory_mib: 256,
+            policy,
+        },
+        now_ms,
+    )
+    .unwrap();
+    for (a, text) in prepared.attempts.iter().zip(["one\n", "two\n"]) {
+        let work = store.workspace(a.id);
+        std::fs::write(work.join("a.txt"), text).unwrap();
+        std::fs::write(work.join(format!("only-{}.txt", a.id.n)), "x\n").unwrap();
+    }
+}
+
+#[test]
+fn diff_against_another_attempt_shows_only_what_differs() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    two_attempts(&env, &repo);
+    let out = ok(&env, &["diff", "1.2", "--against", "1.1"]);
+    assert!(out.contains("-one") && out.contains("+two"), "{out}");
+    assert!(
+        out.contains("only-1.txt") && out.contains("only-2.txt"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("-a\n"),
+        "the base's line is not part of the comparison: {out}"
+    );
+    assert!(out.ends_with("3 file(s) changed, +2/-2\n"), "{out}");
+    let same = berth(&env, &["diff", "1.1", "--against", "1.1"]);
+    assert!(!same.status.success());
+    assert!(String::from_utf8_lossy(&same.stderr).contains("two different attempts"));
+}
+
+#[test]
+fn open_pulls_checks_the_branch_out_and_runs_the_configured_editor_on_it() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    two_attempts(&env, &repo);
+    let seen = env.home.path().join("editor-args");
+    let editor = env.home.path().join("fake editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Quoted like a shell would, since the path has a space; split without a shell.
+    let cmd = format!("'{}' --new-window", editor.display());
+    assert_eq!(ok(&env, &["config", "editor", &cmd]).trim(), cmd);
+
+    let out = ok(&env, &["open", "1.2"]);
+    assert!(out.contains("branch berth/1/2"), "{out}");
+    let mut args = String::new();
+    assert!(berth_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || {
+            args = std::fs::read_to_string(&seen).unwrap_or_default();
+            args.lines().count() == 2
+        }
+    ));
+    let mut lines = args.lines();
+    assert_eq!(lines.next(), Some("--new-window"));
+    let checkout = Path::new(lines.next().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(checkout.join("a.txt")).unwrap(),
+        "two\n"
+    );
+    // The user's own checkout is untouched; the checkout is the branch, as git sees it.
+    assert_eq!(std::fs::read_to_string(repo.join("a.txt")).unwrap(), "a\n");
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(
+        git(checkout, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+        "berth/1/2"
+    );
+    let audit = ok(&env, &["audit", "1.2"]);
+    assert!(audit.contains("open"), "{audit}");
+
+    // An editor that does not exist: a message that says what to do.
+    ok(&env, &["config", "editor", "no-such-editor-xyz"]);
+    let out = berth(&env, &["open", "1.1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot start the editor `no-such-editor-xyz`"),
+        "{err}"
+    );
+    assert!(err.contains("berth config editor"), "{err}");
+    // A command that cannot be split is refused and the old one kept.
+    assert!(
+        !berth(&env, &["config", "editor", "'unclosed"])
+            .status
+            .success()
+    );
+    assert_eq!(ok(&env, &["config", "editor"]).trim(), "no-such-editor-xyz");
+}
+
+#[test]
+fn repos_are_listed_with_branches_added_by_tasks_and_by_hand() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    assert!(ok(&env, &["repo", "ls"]).contains("no repos yet"));
+    two_attempts(&env, &repo);
+    let other = repo_with(&env.home.path().join("other"), "trunk", "f", "f");
+    ok(&env, &["repo", "add", other.to_str().unwrap()]);
+    let plain = env.home.path().join("plain");
+    std::fs::create_dir(&plain).unwrap();
+    let bad = berth(&env, &["repo", "add", plain.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a git repository"));
+
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&env, &["repo", "ls", "--json"])).unwrap();
+    let repos = listed.as_array().unwrap();
+    assert_eq!(repos.len(), 2, "{listed}");
+    assert_eq!(
+        repos[0]["path"],
+        repo.canonicalize().unwrap().to_str().unwrap()
+    );
+    assert!(
+        repos[0]["branches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b == "main")
+    );
+    assert_eq!(repos[1]["branches"], serde_json::json!(["trunk"]));
+    ok(&env, &["repo", "rm", other.to_str().unwrap()]);
+    assert!(!ok(&env, &["repo", "ls"]).contains("other"));
+}
