@@ -13,6 +13,8 @@ APT_PACKAGES=(
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev   # the desktop app (Tauri 2)
   libayatana-appindicator3-dev libxdo-dev libssl-dev
   xvfb webkit2gtk-driver         # the app's window in headless tests, and its WebDriver
+  dbus-daemon python3-dbus python3-gi   # a private session bus and notification server in tests
+  desktop-file-utils dpkg-dev    # checking the .deb's desktop entry; dpkg-deb
 )
 
 sudo_cmd=()
@@ -31,7 +33,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
     "${APT_PACKAGES[@]}"
 fi
-for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run; do
+for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run dbus-run-session desktop-file-validate; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$c" >/dev/null || { echo "error: $c is still missing" >&2; exit 1; }
 done
 

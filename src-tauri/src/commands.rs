@@ -10,13 +10,13 @@ use tauri::State;
 
 use crate::App;
 
-type Res<T> = Result<T, String>;
+pub type Res<T> = Result<T, String>;
 
 fn id(s: &str) -> Res<AttemptId> {
     s.parse().map_err(|e: berth_core::DbError| e.to_string())
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -182,6 +182,7 @@ pub fn terminal(app: &App, handle: &tauri::AppHandle, id: &str) -> Res<berth_cor
         let mut c = client;
         while let Ok(msg) = c.recv() {
             if let Message::ApprovalRequest { id, host, port } = msg {
+                crate::notify::show(crate::notify::approval_notice(&attempt, &host, port));
                 let ev = ApprovalEvent {
                     attempt: attempt.clone(),
                     id,
@@ -249,17 +250,52 @@ pub struct DiffDto {
     deletions: usize,
 }
 
+type Diff = (String, (usize, usize, usize));
+
+impl From<Diff> for DiffDto {
+    fn from((patch, (files, insertions, deletions)): Diff) -> Self {
+        DiffDto {
+            patch,
+            files,
+            insertions,
+            deletions,
+        }
+    }
+}
+
 #[tauri::command(async)]
 pub fn attempt_diff(app: State<'_, App>, id: String) -> Res<DiffDto> {
-    let (patch, (files, insertions, deletions)) =
-        berth_core::diff_attempt(&app.store, self::id(&id)?, &Default::default())
-            .map_err(|e| e.to_string())?;
-    Ok(DiffDto {
-        patch,
-        files,
-        insertions,
-        deletions,
-    })
+    berth_core::diff_attempt(&app.store, self::id(&id)?, &Default::default())
+        .map(DiffDto::from)
+        .map_err(|e| e.to_string())
+}
+
+/// What attempt `b` did differently from attempt `a`.
+#[tauri::command(async)]
+pub fn attempt_compare(app: State<'_, App>, a: String, b: String) -> Res<DiffDto> {
+    berth_core::compare_attempts(&app.store, id(&a)?, id(&b)?, &Default::default())
+        .map(DiffDto::from)
+        .map_err(|e| e.to_string())
+}
+
+/// Opens the attempt's branch in the user's editor (pulling it first if needed).
+#[tauri::command(async)]
+pub fn attempt_open(app: State<'_, App>, id: String) -> Res<String> {
+    let visual = std::env::var("VISUAL").ok();
+    let opened = berth_core::open_in_editor(
+        &app.store,
+        self::id(&id)?,
+        visual.as_deref(),
+        &Default::default(),
+        now_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "opened {} ({}) with {}",
+        opened.branch,
+        opened.path.display(),
+        opened.argv[0]
+    ))
 }
 
 #[tauri::command(async)]

@@ -4,6 +4,8 @@
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 mod commands;
+mod notify;
+mod repos;
 mod watch;
 
 use std::collections::HashMap;
@@ -55,6 +57,7 @@ fn main() {
         terminals: Mutex::new(HashMap::new()),
     };
     tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
         .manage(app)
         .setup(|a| {
             watch::start(a.handle().clone());
@@ -73,6 +76,14 @@ fn main() {
             commands::attempt_remove,
             commands::attempt_audit,
             commands::attempt_approve,
+            commands::attempt_compare,
+            commands::attempt_open,
+            repos::repos,
+            repos::repo_add,
+            repos::repo_remove,
+            repos::pick_folder,
+            repos::settings,
+            repos::set_editor,
         ])
         .run(tauri::generate_context!())
         .expect("the Berth window could not start");

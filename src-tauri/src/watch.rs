@@ -1,59 +1,70 @@
 //! Tells the window when the state database changed (any writer: the app, the CLI, a
-//! supervisor), so the views refresh within half a second without polling from JS.
+//! supervisor), so the views refresh within half a second without polling from JS; raises
+//! OS notifications when attempts finish or fail; stays attached to running attempts so
+//! their approval requests reach the window.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tauri::{AppHandle, Emitter, Manager};
 
 use crate::App;
+use crate::notify::{Seen, notices, show};
+
+/// Every attempt's state by id, and a fingerprint that changes with any row change.
+fn snapshot(app: &App) -> Option<(HashMap<String, Seen>, String)> {
+    let db = app.store.db().ok()?;
+    let titles: HashMap<u32, String> = db
+        .tasks()
+        .ok()?
+        .into_iter()
+        .map(|t| (t.id, t.title))
+        .collect();
+    let mut fingerprint = String::new();
+    let mut seen = HashMap::new();
+    for a in db.attempts().ok()? {
+        // Pulls change the row but not the state: part of the fingerprint too.
+        fingerprint += &format!("{}:{}:{}:{:?},", a.id, a.state, a.updated_at, a.branch);
+        seen.insert(
+            a.id.to_string(),
+            Seen {
+                state: a.state.to_string(),
+                exit_code: a.exit_code,
+                error: a.error.clone(),
+                title: titles.get(&a.id.task).cloned().unwrap_or_default(),
+            },
+        );
+    }
+    Some((seen, fingerprint))
+}
 
 pub fn start(handle: AppHandle) {
     std::thread::spawn(move || {
-        let mut last = String::new();
+        let mut last: Option<(HashMap<String, Seen>, String)> = None;
         loop {
-            let fingerprint = {
-                let app = handle.state::<App>();
-                app.store
-                    .db()
-                    .and_then(|db| db.attempts())
-                    .map(|all| {
-                        all.iter()
-                            .map(|a| {
-                                format!("{}:{}:{}:{:?}", a.id, a.state, a.updated_at, a.branch)
-                            })
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_default()
-            };
-            // Stay attached to every running attempt, so its approval requests reach us.
-            {
-                let app = handle.state::<App>();
-                let running: Vec<String> = app
-                    .store
-                    .db()
-                    .and_then(|db| db.attempts())
-                    .map(|all| {
-                        all.iter()
-                            .filter(|a| a.state == berth_core::AttemptState::Running)
-                            .map(|a| a.id.to_string())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for id in running {
+            let app = handle.state::<App>();
+            if let Some((now, fingerprint)) = snapshot(&app) {
+                if let Some((before, _)) = &last {
+                    for n in notices(before, &now) {
+                        show(n);
+                    }
+                }
+                // Stay attached to every running attempt, so its approval requests reach us.
+                for (id, seen) in &now {
                     let known = app
                         .terminals
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .contains_key(&id);
-                    if !known {
-                        let _ = crate::commands::terminal(&app, &handle, &id);
+                        .contains_key(id);
+                    if seen.state == "running" && !known {
+                        let _ = crate::commands::terminal(&app, &handle, id);
                     }
                 }
-            }
-            if fingerprint != last {
-                last = fingerprint;
-                let _ = handle.emit("state-changed", ());
+                let changed = last.as_ref().map(|(_, f)| f) != Some(&fingerprint);
+                last = Some((now, fingerprint));
+                if changed {
+                    let _ = handle.emit("state-changed", ());
+                }
             }
             std::thread::sleep(Duration::from_millis(500));
         }

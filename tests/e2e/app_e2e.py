@@ -7,6 +7,8 @@ tauri-driver and WebKitWebDriver. Screenshots of each step go to target/e2e-arti
 Every server and VM involved is local; no network is used.
 """
 import base64
+import http.client
+import http.server
 import json
 import os
 import pathlib
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -38,14 +41,23 @@ passed = 0
 
 
 def wd(method, path, body=None, timeout=60):
-    req = urllib.request.Request(DRIVER + path, method=method,
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read() or b"{}").get("value")
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:300]!r}") from None
+    # tauri-driver keeps pooled keep-alive connections to WebKitWebDriver, which closes idle
+    # ones; a request sent on such a connection fails with "connection reset" before the
+    # browser saw it, and tauri-driver then drops ours. Sending it again is safe.
+    for attempt in range(4):
+        req = urllib.request.Request(DRIVER + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.loads(r.read() or b"{}").get("value")
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"{method} {path}: {e.code} {e.read()[:300]!r}") from None
+        except (http.client.RemoteDisconnected, ConnectionResetError) as e:
+            if attempt == 3:
+                raise
+            print(f"# the driver dropped {method} {path} ({e}); sending it again", file=sys.stderr)
+            time.sleep(0.5)
 
 
 class Window:
@@ -135,6 +147,37 @@ def git(repo, *args):
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
+def loopback_server(body):
+    """A host service on 127.0.0.1 that only the approval step may reach."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def notifications(path):
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    except FileNotFoundError:
+        return []
+
+
+def wait_notification(path, needle, timeout=60):
+    deadline = time.time() + timeout
+    while not any(needle in n["summary"] for n in notifications(path)):
+        if time.time() > deadline:
+            raise AssertionError(f"no notification {needle!r}; got {notifications(path)}")
+        time.sleep(0.3)
+
+
 def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="be2e", dir="/tmp"))
     data = work / "data"
@@ -142,10 +185,27 @@ def main():
     (data / "images").symlink_to(IMAGES)
     repo = work / "repo"
     shutil.copytree(ROOT / "examples/demo", repo)
+    # The only way a guest may reach this host's loopback: a name the user mapped.
+    (repo / "berth.toml").write_text('[network]\nresolve = { "other.test" = "127.0.0.1" }\n')
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "demo")
     env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH))
+    env.pop("VISUAL", None)
+    # A fake editor: records what "Open in editor" ran it with.
+    editor_log = work / "editor-args"
+    editor = work / "fake-editor"
+    editor.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {editor_log}\n")
+    editor.chmod(0o755)
+    # A notification server on this test's own session bus (scripts/test.sh runs the test
+    # under dbus-run-session).
+    notes = work / "notifications.jsonl"
+    if "DBUS_SESSION_BUS_ADDRESS" not in os.environ:
+        raise SystemExit("run this under dbus-run-session (scripts/test.sh does)")
+    notifier = subprocess.Popen(["/usr/bin/python3", str(ROOT / "tests/e2e/notification_server.py"), str(notes)],
+                                stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert notifier.stdout.readline().strip() == "ready", "the notification server did not start"
+    service = loopback_server(b"hello-from-host")
     # Own ports and an own process group, so runs never meet and nothing outlives this one.
     ART.mkdir(parents=True, exist_ok=True)
     log = open(ART / "driver-and-app.log", "w")
@@ -165,9 +225,25 @@ def main():
         win.shot("01-empty")
         step("the app opens")
 
+        win.js("const i = document.querySelector('input[name=repo-path]'); i.value = '/tmp';"
+               "document.querySelector('button[name=add-repo]').click();")
+        win.wait_text(".error", "not a git repository", timeout=20)
+        win.js("const i = document.querySelector('input[name=repo-path]'); i.value = arguments[0];"
+               "document.querySelector('button[name=add-repo]').click();", str(repo / ".berth"))
+        win.wait_text("[data-repo]", "main", timeout=20)
+        assert win.text("[data-repo] .path") == str(repo), win.text("[data-repo] .path")
+        win.shot("02-repo-added")
+        step("Repos: a folder that is no repo is refused; the test's repo is added with its branches")
+
+        win.js("document.querySelector('details.settings').open = true;"
+               "document.querySelector('input[name=editor]').value = arguments[0];"
+               "document.querySelector('button[name=save-editor]').click();", str(editor))
+        win.wait_text(".settings", f"runs: {editor}", timeout=20)
+        step("Settings: the editor command is saved")
+
         win.click("#new-task-button")
-        win.js("const r = document.querySelector('input[name=repo]'); r.value = arguments[0];"
-               "r.dispatchEvent(new Event('change'));", str(repo))
+        # The repo comes from the Repos section.
+        assert win.js("return document.querySelector('input[name=repo]').value") == str(repo)
         win.wait_text("select[name=base]", "main", timeout=20)
         win.js("document.querySelector('input[name=command]').value = arguments[0];"
                "document.querySelector('input[name=title]').value = 'Fix the failing test';"
@@ -185,7 +261,7 @@ def main():
         step("both terminals show their attempt's output")
 
         win.click('[data-attempt="1.1"] .xterm-helper-textarea')
-        win.type_into('[data-attempt="1.1"] .xterm-helper-textarea', "echo typed-$((6*7))\n")
+        win.type_into('[data-attempt="1.1"] .xterm-helper-textarea', "echo typed-$((6*7)) | tee typed.txt\n")
         win.wait_text('[data-attempt="1.1"] .xterm-rows', "typed-42", timeout=60)
         win.shot("04-typed-into-terminal")
         step("a command typed into a terminal runs in the guest")
@@ -204,15 +280,59 @@ def main():
         win.shot("06-pulled")
         step("Pull as branch puts the attempt into the repo as berth/1/1")
 
+        win.press("1.1", "Open in editor", ".note", "opened berth/1/1")
+        deadline = time.time() + 20
+        while not editor_log.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        checkout = pathlib.Path(editor_log.read_text().strip())
+        assert "return a + b" in (checkout / "calc.py").read_text()
+        assert git(checkout, "rev-parse", "--abbrev-ref", "HEAD").strip() == "berth/1/1"
+        assert git(repo, "status", "--porcelain").strip() == "", "the user's checkout changed"
+        win.shot("07-open-in-editor")
+        step("Open in editor runs the configured editor on a checkout of berth/1/1")
+
+        win.press("1.2", "Stop", '[data-attempt-card="1.2"] .badge', "stopped", timeout=120)
+        win.js("document.querySelector('button[name=compare]').click();")
+        win.wait_text('[data-compare="1.1/1.2"]', "typed.txt", timeout=60)
+        files = win.js("return [...document.querySelectorAll('[data-compare] .file')].map(e => e.textContent)")
+        # Both fixed calc.py alike; they differ in their notes and in what was typed into 1.1.
+        assert sorted(files) == ["NOTES.md", "typed.txt"], files
+        win.shot("08-compare")
+        step("Compare shows what one attempt did differently from the other")
+
         win.press("1.1", "Audit", '[data-audit="1.1"]', "ran sh -c")
         win.wait_text('[data-audit="1.1"]', "pull", timeout=30)
-        win.shot("07-audit")
+        win.shot("09-audit")
         step("the audit timeline shows the commands and the pull")
 
+        port = service.server_address[1]
+        win.click("#new-task-button")
+        win.wait_text("select[name=base]", "main", timeout=20)
+        win.js("document.querySelector('input[name=command]').value = arguments[0];"
+               "document.querySelector('input[name=title]').value = 'Needs the network';"
+               "document.querySelector('input[name=attempts]').value = '1';"
+               "document.querySelector('select[name=network]').value = 'allowlist';",
+               f"sh -c 'until curl -fsS -m 90 http://other.test:{port}/; do sleep 1; done; echo; exec bash -i'")
+        win.click("button[name=create]")
+        win.wait_text('[data-approval^="2.1/"]', "other.test", timeout=240)
+        win.wait_text('[data-task="2"] .badge', "waiting for approval", timeout=10)
+        wait_notification(notes, "Attempt 2.1 waits for your approval")
+        win.shot("10-approval-banner")
+        win.js("[...document.querySelectorAll('[data-approval^=\"2.1/\"] button')]"
+               ".find(b => b.textContent === 'Allow once').click();")
+        win.wait_text('[data-attempt="2.1"] .xterm-rows', "hello-from-host", timeout=120)
+        win.press("2.1", "Audit", '[data-audit="2.1"]', f"allowed GET other.test:{port}")
+        win.shot("11-approved")
+        step("an unlisted request waits in a banner (and a notification); Allow once lets it through")
+
         berth(data, "task", "new", "--repo", str(repo), "--title", "from the CLI", "--", "true")
-        win.find('[data-task="2"]', timeout=10)
-        win.shot("08-cli-task-appears")
+        win.find('[data-task="3"]', timeout=10)
+        win.shot("12-cli-task-appears")
         step("a task created with the CLI appears in the running app")
+        wait_notification(notes, "Attempt 3.1 finished", timeout=240)
+        assert not any("1.1" in n["summary"] or "1.2" in n["summary"] for n in notifications(notes)), \
+            f"stopping an attempt yourself is no news: {notifications(notes)}"
+        step("an OS notification says when an attempt finishes")
     finally:
         if win:
             win.close()
@@ -221,7 +341,9 @@ def main():
             driver.wait(timeout=10)
         except Exception:
             os.killpg(driver.pid, signal.SIGKILL)
-        for t in ("1", "2"):
+        os.killpg(notifier.pid, signal.SIGTERM)
+        service.shutdown()
+        for t in ("1", "2", "3"):
             subprocess.run([str(BERTH), "--data-dir", str(data), "stop", t], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     print(f"{passed} passed, 0 failed")

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, NewTaskRequest } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, Repo, Settings } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -10,7 +10,15 @@ export const api = {
   log: (id: string, offset: number) => invoke<{ data: number[]; next: number }>("attempt_log", { id, offset }),
   input: (id: string, data: string) => invoke<void>("attempt_input", { id, data }),
   resize: (id: string, rows: number, cols: number) => invoke<void>("attempt_resize", { id, rows, cols }),
-  diff: (id: string) => invoke<{ patch: string; files: number; insertions: number; deletions: number }>("attempt_diff", { id }),
+  diff: (id: string) => invoke<DiffResult>("attempt_diff", { id }),
+  compare: (a: string, b: string) => invoke<DiffResult>("attempt_compare", { a, b }),
+  open: (id: string) => invoke<string>("attempt_open", { id }),
+  repos: () => invoke<Repo[]>("repos"),
+  addRepo: (path: string) => invoke<string>("repo_add", { path }),
+  removeRepo: (path: string) => invoke<void>("repo_remove", { path }),
+  pickFolder: () => invoke<string | null>("pick_folder"),
+  settings: () => invoke<Settings>("settings"),
+  setEditor: (command: string) => invoke<void>("set_editor", { command }),
   pull: (id: string) => invoke<string>("attempt_pull", { id }),
   stop: (id: string) => invoke<void>("attempt_stop", { id }),
   remove: (id: string, force: boolean) => invoke<void>("attempt_remove", { id, force }),

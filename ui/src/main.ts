@@ -4,9 +4,9 @@ import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, Repo, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
-import { age, describeEvent, groupTasks, splitCommand, splitDiff, stateTone, taskBadge } from "./view";
+import { age, comparePair, describeEvent, fileStats, groupTasks, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -28,6 +28,9 @@ const ui = {
   note: "",
   review: null as HTMLElement | null,
   approvals: [] as ApprovalRequest[],
+  repos: [] as Repo[],
+  settings: null as Settings | null,
+  compare: null as [string, string] | null,
 };
 
 /** One terminal per attempt, kept across re-renders and view switches. */
@@ -77,7 +80,10 @@ function showError(m: string) {
 
 async function refresh() {
   try {
-    ui.tasks = groupTasks(await api.state());
+    const [attempts, repos, settings] = await Promise.all([api.state(), api.repos(), api.settings()]);
+    ui.tasks = groupTasks(attempts);
+    ui.repos = repos;
+    ui.settings = settings;
     if (ui.selected == null && ui.tasks.length) ui.selected = ui.tasks[0].id;
     render();
   } catch (e) {
@@ -89,7 +95,7 @@ function taskList(): HTMLElement {
   const list = h("div", {});
   if (!ui.tasks.length) list.append(h("div", { class: "empty" }, "No tasks yet."));
   for (const t of ui.tasks) {
-    const b = taskBadge(t);
+    const b = taskBadge(t, ui.approvals);
     list.append(
       h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; render(); } },
         h("div", {}, h("strong", {}, `${t.id}. ${t.title}`), " ", h("span", { class: `badge ${b.tone}` }, b.label)),
@@ -98,22 +104,73 @@ function taskList(): HTMLElement {
   return list;
 }
 
+async function addRepo(path: string | null) {
+  if (path == null) return; // the picker was cancelled
+  try {
+    const added = await api.addRepo(path);
+    ui.note = `added ${added}`;
+    ui.error = "";
+    await refresh();
+  } catch (e) {
+    showError(message(e));
+  }
+}
+
+// Inputs outside the dialog are made once and moved into each render, so what the user is
+// typing survives the re-renders that state changes cause.
+const repoPathInput = h("input", { name: "repo-path", placeholder: "or type a folder path" }) as HTMLInputElement;
+const editorInput = h("input", { name: "editor" }) as HTMLInputElement;
+let editorDirty = false;
+let settingsOpen = false;
+editorInput.addEventListener("input", () => { editorDirty = true; });
+
+function repoList(): HTMLElement {
+  const list = h("div", { class: "repos" });
+  if (!ui.repos.length) list.append(h("div", { class: "meta" }, "No repos yet: add one to make tasks on it."));
+  for (const r of ui.repos) {
+    list.append(h("div", { class: "repo", "data-repo": r.path },
+      h("div", { class: "repo-head" }, h("a", { class: "path", href: "#", title: `New agent task on ${r.path}`, onclick: (e: Event) => { e.preventDefault(); openNewTask(r.path); } }, r.path),
+        h("button", { class: "small", title: "Forget this repo (its tasks and branches stay)", onclick: async () => { try { await api.removeRepo(r.path); await refresh(); } catch (e) { showError(message(e)); } } }, "×")),
+      r.error ? h("div", { class: "meta bad" }, r.error)
+        : h("div", { class: "branches" }, ...r.branches.map((b) => h("span", { class: "chip" }, b)))));
+  }
+  list.append(h("div", { class: "actions" },
+    h("button", { name: "pick-repo", onclick: async () => addRepo(await api.pickFolder().catch((e) => { showError(message(e)); return null; })) }, "Add repo…")),
+    h("form", { class: "inline", onsubmit: (e: Event) => { e.preventDefault(); void addRepo(repoPathInput.value).then(() => { if (!ui.error) repoPathInput.value = ""; }); } }, repoPathInput, h("button", { name: "add-repo" }, "Add")));
+  return list;
+}
+
+function settingsPanel(): HTMLElement {
+  const s = ui.settings;
+  if (!editorDirty) editorInput.value = s?.editor ?? "";
+  editorInput.placeholder = s?.editor_in_effect ?? "code";
+  return h("details", { class: "settings", open: settingsOpen, ontoggle: (e: Event) => { settingsOpen = (e.target as HTMLDetailsElement).open; } }, h("summary", {}, "Settings"),
+    h("label", {}, "Editor command (the checkout's folder is added at the end)"),
+    h("form", { class: "inline", onsubmit: async (e: Event) => {
+      e.preventDefault();
+      try { await api.setEditor(editorInput.value); editorDirty = false; ui.note = "editor saved"; ui.error = ""; await refresh(); } catch (err) { showError(message(err)); }
+    } }, editorInput, h("button", { name: "save-editor" }, "Save")),
+    h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`));
+}
+
 function attemptCard(a: Attempt): HTMLElement {
   const t = terminalFor(a);
   const act = (label: string, f: () => Promise<unknown>, enabled = true) =>
     h("button", { disabled: !enabled, onclick: async () => { try { await f(); } catch (e) { showError(message(e)); } } }, label);
   const live = a.state === "running" || a.state === "booting";
+  const asking = waiting(a.id, ui.approvals);
   return h("div", { class: "card", "data-attempt-card": a.id },
     h("header", {},
       h("strong", {}, a.id),
-      h("span", { class: `badge ${stateTone(a.state)}` }, a.state),
+      h("span", { class: `badge ${asking ? "ask" : stateTone(a.state)}` }, asking ? "waiting for approval" : a.state),
       h("span", { class: "grow" }),
       h("span", { class: "meta" }, `${age(a.age_s)}${a.exit_code != null ? ` · exit ${a.exit_code}` : ""}${a.files_changed != null ? ` · ${a.files_changed} file(s)` : ""}${a.denied_requests ? ` · ${a.denied_requests} denied` : ""}`)),
     t.el,
-    a.error ? h("div", { class: "meta bad" }, a.error) : null,
+    a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,
     h("div", { class: "actions" },
       act("Diff", () => showDiff(a.id), !live),
       act("Pull as branch", async () => { ui.note = await api.pull(a.id); ui.error = ""; await refresh(); }, !live),
+      act("Open in editor", async () => { ui.note = await api.open(a.id); ui.error = ""; await refresh(); }, !live),
       act("Audit", () => showAudit(a.id)),
       act("Stop", () => api.stop(a.id), live),
       act("Delete", async () => {
@@ -124,16 +181,49 @@ function attemptCard(a: Attempt): HTMLElement {
       }, !live)));
 }
 
+/** A review pane: the files list (each links to its part), then the unified diff. */
+function diffView(title: string, d: DiffResult, attrs: Record<string, string>): HTMLElement {
+  const files = splitDiff(d.patch);
+  const list = h("ul", { class: "files" });
+  const box = h("div", { class: "diff", ...attrs });
+  files.forEach((f, i) => {
+    const anchor = h("div", { class: "file", id: `diff-file-${i}` }, f.file);
+    list.append(h("li", {}, h("a", { href: `#diff-file-${i}`, onclick: (e: Event) => { e.preventDefault(); anchor.scrollIntoView({ block: "start" }); } }, f.file),
+      " ", h("span", { class: "ok" }, `+${fileStats([f])[0].added}`), " ", h("span", { class: "bad" }, `-${fileStats([f])[0].removed}`)));
+    box.append(anchor);
+    for (const l of f.lines) box.append(h("div", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l || " "));
+  });
+  if (!files.length) box.append(h("div", { class: "meta" }, "No differences."));
+  return h("div", {}, h("h2", {}, `${title}: ${d.files} file(s), +${d.insertions}/-${d.deletions}`), list, box);
+}
+
 async function showDiff(id: string) {
   const d = await api.diff(id);
-  const box = h("div", { class: "diff", "data-diff": id });
-  for (const f of splitDiff(d.patch)) {
-    box.append(h("div", { class: "file" }, f.file));
-    for (const l of f.lines) box.append(h("div", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l || " "));
-  }
   ui.focus = id;
-  ui.review = h("div", {}, h("h2", {}, `Review ${id}: ${d.files} file(s), +${d.insertions}/-${d.deletions}`), box);
+  ui.review = diffView(`Review ${id}`, d, { "data-diff": id });
   render();
+}
+
+async function showCompare(a: string, b: string) {
+  const d = await api.compare(a, b);
+  ui.focus = a;
+  ui.compare = [a, b];
+  ui.review = diffView(`What ${b} did differently from ${a}`, d, { "data-compare": `${a}/${b}` });
+  render();
+}
+
+function compareBar(t: TaskView): HTMLElement | null {
+  const pair = comparePair(t, ui.compare);
+  if (!pair) return null;
+  const pick = (name: string, value: string) =>
+    h("select", { name }, ...t.attempts.map((x) => { const o = h("option", { value: x.id }, x.id) as HTMLOptionElement; o.selected = x.id === value; return o; })) as HTMLSelectElement;
+  const left = pick("compare-a", pair[0]);
+  const right = pick("compare-b", pair[1]);
+  const keep = () => { ui.compare = [left.value, right.value]; };
+  left.addEventListener("change", keep);
+  right.addEventListener("change", keep);
+  return h("div", { class: "compare" }, "Compare ", left, " with ", right, " ",
+    h("button", { name: "compare", onclick: async () => { try { await showCompare(left.value, right.value); } catch (e) { showError(message(e)); } } }, "Compare"));
 }
 
 async function showAudit(id: string) {
@@ -148,10 +238,10 @@ async function showAudit(id: string) {
   render();
 }
 
-function newTaskDialog(): HTMLDialogElement {
-  const repos: string[] = JSON.parse(localStorage.getItem("berth.repos") ?? "[]");
+function newTaskDialog(preset?: string): HTMLDialogElement {
+  const repos = ui.repos.map((r) => r.path);
   const field = (label: string, input: HTMLElement) => h("div", {}, h("label", {}, label), input);
-  const repo = h("input", { name: "repo", list: "repos", placeholder: "/path/to/repo", value: repos[0] ?? "" }) as HTMLInputElement;
+  const repo = h("input", { name: "repo", list: "repos", placeholder: "/path/to/repo", value: preset ?? repos[0] ?? "" }) as HTMLInputElement;
   const base = h("select", { name: "base" }) as HTMLSelectElement;
   const command = h("input", { name: "command", value: "bash .berth/demo-agent.sh" }) as HTMLInputElement;
   const title = h("input", { name: "title", placeholder: "What should the agent do?" }) as HTMLInputElement;
@@ -184,7 +274,6 @@ function newTaskDialog(): HTMLDialogElement {
             network: network.value as "off" | "allowlist" | "open",
             allow: allow.value.split(",").map((s) => s.trim()).filter(Boolean),
           });
-          localStorage.setItem("berth.repos", JSON.stringify([repo.value, ...repos.filter((r) => r !== repo.value)].slice(0, 10)));
           (dlg as HTMLDialogElement).close();
           ui.selected = Number(ids[0].split(".")[0]);
           ui.note = `started ${ids.join(", ")}`;
@@ -198,9 +287,9 @@ function newTaskDialog(): HTMLDialogElement {
   return dlg;
 }
 
-function openNewTask() {
+function openNewTask(repo?: string) {
   document.getElementById("new-task")?.remove();
-  const d = newTaskDialog();
+  const d = newTaskDialog(repo);
   document.body.append(d);
   d.showModal();
 }
@@ -228,13 +317,17 @@ function render() {
   if (task) {
     main.append(h("h1", {}, `${task.id}. ${task.title}`), h("div", { class: "meta" }, task.repo));
     main.append(h("h2", {}, "Attempts"), h("div", { class: "attempts" }, ...task.attempts.map(attemptCard)));
+    const bar = compareBar(task);
+    if (bar) main.append(bar);
     if (ui.review && task.attempts.some((a) => a.id === ui.focus)) main.append(ui.review);
   } else {
     main.append(h("div", { class: "empty" }, "Create a task with New agent task (Ctrl+N)."));
   }
   const side = h("aside", {}, h("h1", {}, "Berth"),
-    h("button", { class: "primary", id: "new-task-button", onclick: openNewTask }, "New agent task"),
-    h("h2", {}, "Tasks"), taskList());
+    h("button", { class: "primary", id: "new-task-button", onclick: () => openNewTask() }, "New agent task"),
+    h("h2", {}, "Repos"), repoList(),
+    h("h2", {}, "Tasks"), taskList(),
+    settingsPanel());
   app.replaceChildren(side, main);
 }
 

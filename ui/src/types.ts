@@ -56,3 +56,22 @@ export interface ApprovalRequest {
   host: string;
   port: number;
 }
+
+/** A repo in the Repos section (`berth repo ls --json`). */
+export interface Repo {
+  path: string;
+  branches: string[];
+  error: string | null;
+}
+
+export interface Settings {
+  editor: string | null;
+  editor_in_effect: string;
+}
+
+export interface DiffResult {
+  patch: string;
+  files: number;
+  insertions: number;
+  deletions: number;
+}

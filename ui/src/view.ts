@@ -1,5 +1,5 @@
 // View logic, kept free of the DOM and of Tauri so it can be tested on its own.
-import type { Attempt, AttemptState, AuditEvent, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, AttemptState, AuditEvent, TaskView } from "./types";
 
 /** Groups `berth ls --json` rows into tasks, newest task first, attempts in order. */
 export function groupTasks(attempts: Attempt[]): TaskView[] {
@@ -19,8 +19,14 @@ export function groupTasks(attempts: Attempt[]): TaskView[] {
   return tasks;
 }
 
+/** Whether `attempt` has a network request waiting for the user's answer. */
+export function waiting(attempt: string, pending: ApprovalRequest[]): boolean {
+  return pending.some((q) => q.attempt === attempt);
+}
+
 /** The badge a task shows: the most urgent state of its attempts. */
-export function taskBadge(t: TaskView): { label: string; tone: "busy" | "ok" | "bad" | "idle" } {
+export function taskBadge(t: TaskView, pending: ApprovalRequest[] = []): { label: string; tone: "busy" | "ok" | "bad" | "idle" | "ask" } {
+  if (t.attempts.some((a) => waiting(a.id, pending))) return { label: "waiting for approval", tone: "ask" };
   const states = t.attempts.map((a) => a.state);
   if (states.some((s) => s === "booting")) return { label: "booting", tone: "busy" };
   if (states.some((s) => s === "running")) return { label: "running", tone: "busy" };
@@ -102,4 +108,20 @@ export function splitDiff(patch: string): { file: string; lines: string[] }[] {
     else if (files.length) files[files.length - 1].lines.push(line);
   }
   return files;
+}
+
+/** Per-file counts of a split diff, for the review's file list. */
+export function fileStats(files: { file: string; lines: string[] }[]): { file: string; added: number; removed: number }[] {
+  return files.map((f) => ({
+    file: f.file,
+    added: f.lines.filter((l) => l.startsWith("+") && !l.startsWith("+++")).length,
+    removed: f.lines.filter((l) => l.startsWith("-") && !l.startsWith("---")).length,
+  }));
+}
+
+/** The two attempts a task's compare view starts with: the first two, or none. */
+export function comparePair(t: TaskView, chosen: [string, string] | null): [string, string] | null {
+  const ids = t.attempts.map((a) => a.id);
+  if (chosen && ids.includes(chosen[0]) && ids.includes(chosen[1]) && chosen[0] !== chosen[1]) return chosen;
+  return ids.length >= 2 ? [ids[0], ids[1]] : null;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { age, describeEvent, groupTasks, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { age, comparePair, describeEvent, fileStats, groupTasks, splitCommand, splitDiff, taskBadge } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -26,6 +26,23 @@ describe("tasks", () => {
     expect(taskBadge(bad).label).toBe("failed");
   });
 
+  it("puts a pending approval above every other state", () => {
+    const [t] = groupTasks([attempt("5.1", "running"), attempt("5.2", "exited", 0)]);
+    const q = { attempt: "5.1", id: 1, host: "other.test", port: 80 };
+    expect(taskBadge(t, [q])).toEqual({ label: "waiting for approval", tone: "ask" });
+    expect(taskBadge(t, [{ ...q, attempt: "6.1" }]).label).toBe("running");
+  });
+
+  it("picks the attempts to compare, keeping a valid choice", () => {
+    const [t] = groupTasks([attempt("7.1", "exited", 0), attempt("7.2", "exited", 0), attempt("7.3", "exited", 0)]);
+    expect(comparePair(t, null)).toEqual(["7.1", "7.2"]);
+    expect(comparePair(t, ["7.3", "7.1"])).toEqual(["7.3", "7.1"]);
+    expect(comparePair(t, ["7.3", "7.3"])).toEqual(["7.1", "7.2"]);
+    expect(comparePair(t, ["9.1", "7.1"])).toEqual(["7.1", "7.2"]);
+    const [one] = groupTasks([attempt("8.1", "exited", 0)]);
+    expect(comparePair(one, null)).toBeNull();
+  });
+
   it("formats ages", () => {
     expect([age(5), age(120), age(7200), age(172800)]).toEqual(["5s", "2m", "2h", "2d"]);
   });
@@ -45,6 +62,11 @@ describe("review and audit", () => {
     const files = splitDiff("diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n-a\n+b\ndiff --git a/y b/y\n+c");
     expect(files.map((f) => f.file)).toEqual(["x.py", "y"]);
     expect(files[0].lines).toContain("+b");
+  });
+
+  it("counts each file's added and removed lines", () => {
+    const files = splitDiff("diff --git a/x.py b/x.py\n--- a/x.py\n+++ b/x.py\n@@ -1 +1,2 @@\n-a\n+b\n+c\n");
+    expect(fileStats(files)).toEqual([{ file: "x.py", added: 2, removed: 1 }]);
   });
 
   it("highlights denied requests", () => {

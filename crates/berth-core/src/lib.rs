@@ -31,7 +31,7 @@ pub use repos::{RepoView, add_repo, list_repos, remove_repo};
 pub use review::compare_attempts;
 pub use spawn::{SuperviseOptions, spawn_supervisor};
 pub use store::Store;
-pub use supervisor::supervise;
+pub use supervisor::{STOPPED_BY_USER, supervise};
 pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError};
 pub use task::{
     NewTask, PreparedTask, Pulled, TaskError, VmSettings, attempt_request, audit, check_memory,

@@ -27,6 +27,9 @@ use serde_json::json;
 use crate::task::{TaskError, VmSettings, attempt_request, audit, boot_attempt, set_state};
 use crate::{Clock, Store};
 
+/// The error an attempt the user stopped records (so front ends can tell it from a crash).
+pub const STOPPED_BY_USER: &str = "stopped by the user";
+
 /// How much recent output an attaching client is sent first.
 const REPLAY_BYTES: u64 = 64 * 1024;
 /// Frames queued per client; a client that falls further behind is disconnected.
@@ -217,7 +220,7 @@ pub fn supervise<H: Hypervisor>(
                 clock,
                 id,
                 AttemptState::Stopped,
-                json!({"error": "stopped by the user"}),
+                json!({"error": STOPPED_BY_USER}),
             )?;
             AttemptState::Stopped
         }
