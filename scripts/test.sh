@@ -32,4 +32,6 @@ for run in 1 2; do
   if [ "$run" = 2 ]; then echo "the app end-to-end suite failed twice" >&2; exit 1; fi
   echo "==> the app end-to-end suite failed (run $run of 2); running it again"
 done
+echo "==> the .deb: Tauri's bundler (debug profile here; packaging/build-deb.sh makes the release one)"
+packaging/check-deb.sh "$(packaging/build-deb.sh --debug)"
 echo "==> all gates and tests passed in ${SECONDS}s"

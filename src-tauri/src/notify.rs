@@ -119,7 +119,7 @@ fn deliver(n: &Notice) -> Result<(), String> {
             (
                 "Berth",
                 0u32,
-                "org.berth.app",
+                "berth-app",
                 n.summary.as_str(),
                 n.body.as_str(),
                 Vec::<String>::new(),
