@@ -81,8 +81,21 @@ pub fn notices(before: &HashMap<String, Seen>, now: &HashMap<String, Seen>) -> V
     out.into_iter().map(|(_, n)| n).collect()
 }
 
-/// The notice for a network request waiting for the user's answer.
+/// The notice for a network request waiting for the user's answer. The host name comes from
+/// the guest: anything but the characters of a host name or address is shown as `?`, so it
+/// cannot carry markup into notification servers that render some.
 pub fn approval_notice(attempt: &str, host: &str, port: u16) -> Notice {
+    let host: String = host
+        .chars()
+        .take(253)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
     Notice {
         summary: format!("Attempt {attempt} waits for your approval"),
         body: format!("It wants to reach {host}:{port}, which is not on its allowlist."),
@@ -185,6 +198,21 @@ mod tests {
         assert!(n[2].body.contains("did not boot"));
         // The next poll sees no change: nothing new.
         assert!(notices(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn a_guest_chosen_host_name_cannot_carry_markup() {
+        let n = approval_notice("1.1", "<a href=\"x\">evil</a>&amp;.test", 80);
+        assert!(!n.body.contains('<') && !n.body.contains('&') && !n.body.contains('"'));
+        assert!(
+            n.body.contains("?a?href??x??evil??a??amp?.test:80"),
+            "{}",
+            n.body
+        );
+        assert_eq!(
+            approval_notice("1.1", "other.test", 8080).body,
+            "It wants to reach other.test:8080, which is not on its allowlist."
+        );
     }
 
     #[test]

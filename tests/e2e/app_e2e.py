@@ -239,6 +239,7 @@ def main():
                "document.querySelector('input[name=editor]').value = arguments[0];"
                "document.querySelector('button[name=save-editor]').click();", str(editor))
         win.wait_text(".settings", f"runs: {editor}", timeout=20)
+        win.js("document.querySelector('details.settings').open = false;")
         step("Settings: the editor command is saved")
 
         win.click("#new-task-button")
@@ -257,6 +258,8 @@ def main():
 
         for n in (1, 2):
             win.wait_text(f'[data-attempt="1.{n}"] .xterm-rows', "[demo agent] done")
+        # The prompt typed into the dialog reaches the agent as $BERTH_PROMPT.
+        win.wait_text('[data-attempt="1.1"] .xterm-rows', "task: Fix the failing test (attempt 1.1)", timeout=10)
         win.shot("03-two-attempts-running")
         step("both terminals show their attempt's output")
 

@@ -64,8 +64,9 @@ fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_ev
     let ids = task_new(
         &env,
         &repo,
-        &[],
-        "for i in 1 2 3 4; do echo line $i; sleep 1; done; echo x > made.txt",
+        &["--title", "Make it 'fast' & $safe"],
+        "echo \"prompt=[$BERTH_PROMPT] attempt=$BERTH_ATTEMPT\"; \
+         for i in 1 2 3 4; do echo line $i; sleep 1; done; echo x > made.txt",
     );
     assert_eq!(ids, ["1.1"]);
     // No VM boots in the time `task new` took to return.
@@ -76,6 +77,11 @@ fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_ev
     for i in 1..=4 {
         assert!(logs.contains(&format!("line {i}")), "{logs}");
     }
+    // The task's prompt reaches the command verbatim (no shell expansion on the way).
+    assert!(
+        logs.contains("prompt=[Make it 'fast' & $safe] attempt=1.1"),
+        "{logs}"
+    );
     assert_eq!(state(&env, "1.1"), "exited");
     assert_eq!(attempt(&env, "1.1")["exit_code"], 0);
     ok(&env, &["pull", "1.1"]);

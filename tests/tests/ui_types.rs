@@ -1,5 +1,5 @@
-//! The desktop app's TypeScript `Attempt` type must have exactly the fields `berth ls --json`
-//! (and the app's `state` command, which builds the same shape) produce.
+//! The desktop app's TypeScript types must have exactly the fields of the CLI's JSON
+//! (`berth ls --json`, `berth repo ls --json`), which the app's commands also produce.
 
 use std::collections::BTreeSet;
 
@@ -60,5 +60,30 @@ fn the_ui_attempt_type_matches_berth_ls_json() {
     assert_eq!(
         app, rust,
         "src-tauri's AttemptDto drifted from `berth ls --json`"
+    );
+}
+
+#[test]
+fn the_ui_repo_type_matches_berth_repo_ls_json() {
+    // The app's `repos` command returns berth-core's `RepoView`, as `berth repo ls --json` does.
+    let env = TestEnv::new();
+    let repo = berth_tests::simple_repo(&env);
+    let add = env
+        .berth()
+        .args(["repo", "add"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{add:?}");
+    let ls = env.berth().args(["repo", "ls", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let rust: BTreeSet<String> = v[0].as_object().unwrap().keys().cloned().collect();
+    let ts_src =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/types.ts"))
+            .unwrap();
+    assert_eq!(
+        ts_fields(&ts_src, "Repo"),
+        rust,
+        "ui/src/types.ts drifted from `berth repo ls --json`"
     );
 }

@@ -3,10 +3,11 @@
 import "@xterm/xterm/css/xterm.css";
 import "./styles.css";
 import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
 import type { ApprovalRequest, Attempt, DiffResult, Repo, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
-import { age, comparePair, describeEvent, fileStats, groupTasks, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
+import { PRESETS, age, comparePair, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -34,20 +35,39 @@ const ui = {
 };
 
 /** One terminal per attempt, kept across re-renders and view switches. */
-const terminals = new Map<string, { term: Terminal; el: HTMLElement; offset: number; busy: boolean; input: InputQueue }>();
+const terminals = new Map<string, { term: Terminal; el: HTMLElement; offset: number; busy: boolean; input: InputQueue; fit: FitAddon; sent: string }>();
 
 function terminalFor(a: Attempt) {
   let t = terminals.get(a.id);
   if (!t) {
     const el = h("div", { class: "term", "data-attempt": a.id });
     const term = new Terminal({ rows: 18, cols: 80, convertEol: false, fontSize: 12, theme: { background: "#0b1020" } });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
     term.open(el);
     const input = new InputQueue((d) => api.input(a.id, d).catch((e) => showError(message(e))));
     term.onData((d) => input.push(d));
-    t = { term, el, offset: 0, busy: false, input };
+    t = { term, el, offset: 0, busy: false, input, fit, sent: "" };
     terminals.set(a.id, t);
   }
   return t;
+}
+
+/** Fits each shown terminal to its card and tells running attempts their new PTY size. */
+function fitTerminals() {
+  for (const task of ui.tasks) {
+    for (const a of task.attempts) {
+      const t = terminals.get(a.id);
+      if (!t || !t.el.isConnected) continue;
+      try { t.fit.fit(); } catch { continue; }
+      const size = `${t.term.rows}x${t.term.cols}`;
+      if (a.state === "running" && size !== t.sent) {
+        t.sent = size;
+        // A stopped attempt has no PTY to resize: that is not an error worth showing.
+        api.resize(a.id, t.term.rows, t.term.cols).catch(() => { t.sent = ""; });
+      }
+    }
+  }
 }
 
 async function pump() {
@@ -238,12 +258,19 @@ async function showAudit(id: string) {
   render();
 }
 
-function newTaskDialog(preset?: string): HTMLDialogElement {
+function newTaskDialog(presetRepo?: string): HTMLDialogElement {
   const repos = ui.repos.map((r) => r.path);
   const field = (label: string, input: HTMLElement) => h("div", {}, h("label", {}, label), input);
-  const repo = h("input", { name: "repo", list: "repos", placeholder: "/path/to/repo", value: preset ?? repos[0] ?? "" }) as HTMLInputElement;
+  const repo = h("input", { name: "repo", list: "repos", placeholder: "/path/to/repo", value: presetRepo ?? repos[0] ?? "" }) as HTMLInputElement;
   const base = h("select", { name: "base" }) as HTMLSelectElement;
-  const command = h("input", { name: "command", value: "bash .berth/demo-agent.sh" }) as HTMLInputElement;
+  const command = h("input", { name: "command", value: PRESETS[0].command, placeholder: "e.g. sh -c 'my-agent \"$BERTH_PROMPT\"'" }) as HTMLInputElement;
+  const preset = h("select", { name: "preset" }, ...PRESETS.map((p) => h("option", { value: p.id }, p.label))) as HTMLSelectElement;
+  preset.addEventListener("change", () => {
+    const p = PRESETS.find((x) => x.id === preset.value);
+    if (p && p.command) command.value = p.command;
+    else command.focus();
+  });
+  command.addEventListener("input", () => { preset.value = presetOf(command.value); });
   const title = h("input", { name: "title", placeholder: "What should the agent do?" }) as HTMLInputElement;
   const attempts = h("input", { name: "attempts", type: "number", min: 1, max: 16, value: 2 }) as HTMLInputElement;
   const network = h("select", { name: "network" }, h("option", { value: "off" }, "off"), h("option", { value: "allowlist" }, "allowlist"), h("option", { value: "open" }, "open")) as HTMLSelectElement;
@@ -263,7 +290,8 @@ function newTaskDialog(preset?: string): HTMLDialogElement {
     h("h1", {}, "New agent task"), err,
     field("Repository", repo), h("datalist", { id: "repos" }, ...repos.map((r) => h("option", { value: r }))),
     h("div", { class: "row" }, field("Base branch", base), field("Attempts", attempts)),
-    field("Command or agent preset", command), field("Title / prompt", title),
+    h("div", { class: "row" }, field("Agent preset", preset), field("Command", command)),
+    field("Prompt (the task's title; the command sees it as $BERTH_PROMPT)", title),
     h("div", { class: "row" }, field("Network", network), field("Allowlist", allow)),
     h("div", { class: "actions" },
       h("button", { class: "primary", name: "create", onclick: async () => {
@@ -329,6 +357,7 @@ function render() {
     h("h2", {}, "Tasks"), taskList(),
     settingsPanel());
   app.replaceChildren(side, main);
+  requestAnimationFrame(fitTerminals);
 }
 
 document.addEventListener("keydown", (e) => {
@@ -343,3 +372,4 @@ void refresh();
 void api.onStateChanged(() => void refresh());
 void api.onApproval((q) => { ui.approvals.push(q); render(); });
 setInterval(() => void pump(), 300);
+window.addEventListener("resize", () => fitTerminals());

@@ -125,3 +125,15 @@ export function comparePair(t: TaskView, chosen: [string, string] | null): [stri
   if (chosen && ids.includes(chosen[0]) && ids.includes(chosen[1]) && chosen[0] !== chosen[1]) return chosen;
   return ids.length >= 2 ? [ids[0], ids[1]] : null;
 }
+
+/** Agent presets of the New agent task dialog: each fills in the command. */
+export const PRESETS: { id: string; label: string; command: string }[] = [
+  { id: "demo", label: "Demo agent (scripted, no API key)", command: "bash .berth/demo-agent.sh" },
+  { id: "shell", label: "Interactive shell", command: "bash -i" },
+  { id: "custom", label: "Custom command", command: "" },
+];
+
+/** The preset a command line is, or "custom". */
+export function presetOf(command: string): string {
+  return PRESETS.find((p) => p.command !== "" && p.command === command.trim())?.id ?? "custom";
+}

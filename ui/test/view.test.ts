@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { age, comparePair, describeEvent, fileStats, groupTasks, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { PRESETS, age, comparePair, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -49,6 +49,13 @@ describe("tasks", () => {
 });
 
 describe("commands", () => {
+  it("knows which preset a command is", () => {
+    expect(presetOf(PRESETS[0].command)).toBe("demo");
+    expect(presetOf("  bash -i ")).toBe("shell");
+    expect(presetOf("make test")).toBe("custom");
+    expect(presetOf("")).toBe("custom");
+  });
+
   it("splits like a shell", () => {
     expect(splitCommand(`bash .berth/demo-agent.sh`)).toEqual(["bash", ".berth/demo-agent.sh"]);
     expect(splitCommand(`sh -c 'echo "hi there"; exit 3'`)).toEqual(["sh", "-c", `echo "hi there"; exit 3`]);

@@ -123,7 +123,8 @@ pub fn supervise<H: Hypervisor>(
     let desk = Arc::new(Desk::default());
     let (mut session, proxy) =
         boot_attempt(store, hv, settings, &rec, clock, Some(desk.approver()))?;
-    let request = attempt_request(&rec, Some(DEFAULT_SIZE));
+    let prompt = store.db()?.task(id.task)?.title;
+    let request = attempt_request(&rec, &prompt, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,
         Err(e) => {

@@ -194,9 +194,18 @@ pub fn set_state(
     Ok(rec)
 }
 
-/// The request that runs an attempt's command.
-pub fn attempt_request(rec: &AttemptRecord, pty: Option<berth_proto::WinSize>) -> ExecRequest {
-    let mut env = vec![("BERTH_ATTEMPT".to_string(), rec.id.to_string())];
+/// The request that runs an attempt's command. Its environment names the attempt
+/// (`BERTH_ATTEMPT`) and carries the task's prompt (`BERTH_PROMPT`, the title the user
+/// gave it), so an agent command can say `claude -p "$BERTH_PROMPT"`.
+pub fn attempt_request(
+    rec: &AttemptRecord,
+    prompt: &str,
+    pty: Option<berth_proto::WinSize>,
+) -> ExecRequest {
+    let mut env = vec![
+        ("BERTH_ATTEMPT".to_string(), rec.id.to_string()),
+        ("BERTH_PROMPT".to_string(), prompt.to_string()),
+    ];
     env.extend(crate::egress::proxy_env(&crate::egress::attempt_policy(
         &rec.policy,
     )));
@@ -259,7 +268,7 @@ pub fn run_attempt<H: Hypervisor>(
     // Nobody attaches to `berth run`: unlisted names are denied at once (no approver).
     let (mut session, _proxy) = boot_attempt(store, hv, settings, &rec, clock, None)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
-    let request = attempt_request(&rec, None);
+    let request = attempt_request(&rec, &db.task(id.task)?.title, None);
     audit(
         &mut db,
         clock,

@@ -4,7 +4,7 @@
 set -u
 say() { echo "[demo agent] $*"; }
 
-say "task: make the tests pass (attempt ${BERTH_ATTEMPT:-?})"
+say "task: ${BERTH_PROMPT:-make the tests pass} (attempt ${BERTH_ATTEMPT:-?})"
 say "running the tests"
 python3 -m unittest 2>&1 | tail -n 4
 say "the failure is in add(): it subtracts; fixing calc.py"

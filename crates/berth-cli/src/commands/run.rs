@@ -30,7 +30,7 @@ pub struct Args {
     /// How many attempts to run side by side.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     attempts: u32,
-    /// A title for the task.
+    /// The task's title, which is also its prompt: the command sees it as $BERTH_PROMPT.
     #[arg(long)]
     title: Option<String>,
     /// Start from the repo's uncommitted changes too (snapshotted into a commit on the

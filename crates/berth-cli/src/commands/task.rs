@@ -27,6 +27,7 @@ pub struct NewArgs {
     base: String,
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     attempts: u32,
+    /// The task's title, which is also its prompt: the command sees it as $BERTH_PROMPT.
     #[arg(long)]
     title: Option<String>,
     /// Start from the repo's uncommitted changes too.
