@@ -20,6 +20,18 @@ fn ts_fields(source: &str, interface: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The keys of the first object `berth ARGS` prints as JSON.
+fn json_keys(env: &TestEnv, args: &[&str]) -> BTreeSet<String> {
+    let out = env.berth().args(args).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v[0].as_object().unwrap().keys().cloned().collect()
+}
+
+fn types_ts() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/types.ts")).unwrap()
+}
+
 #[test]
 fn the_ui_attempt_type_matches_berth_ls_json() {
     let env = TestEnv::new();
@@ -33,14 +45,9 @@ fn the_ui_attempt_type_matches_berth_ls_json() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    let rust: BTreeSet<String> = v[0].as_object().unwrap().keys().cloned().collect();
-    let ts_src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/types.ts"))
-            .unwrap();
+    let rust = json_keys(&env, &["ls", "--json"]);
     assert_eq!(
-        ts_fields(&ts_src, "Attempt"),
+        ts_fields(&types_ts(), "Attempt"),
         rust,
         "ui/src/types.ts drifted from `berth ls --json`"
     );
@@ -75,15 +82,9 @@ fn the_ui_repo_type_matches_berth_repo_ls_json() {
         .output()
         .unwrap();
     assert!(add.status.success(), "{add:?}");
-    let ls = env.berth().args(["repo", "ls", "--json"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    let rust: BTreeSet<String> = v[0].as_object().unwrap().keys().cloned().collect();
-    let ts_src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/types.ts"))
-            .unwrap();
     assert_eq!(
-        ts_fields(&ts_src, "Repo"),
-        rust,
+        ts_fields(&types_ts(), "Repo"),
+        json_keys(&env, &["repo", "ls", "--json"]),
         "ui/src/types.ts drifted from `berth repo ls --json`"
     );
 }
