@@ -9,7 +9,8 @@
 //! <data>/attempts/<task>.<n>/supervisor.log    the supervisor's own log
 //! ```
 
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
 use berth_db::{AttemptId, Db, DbError};
 
@@ -53,4 +54,19 @@ impl Store {
     pub fn supervisor_log(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("supervisor.log")
     }
+}
+
+/// Creates `dir` (an attempt directory) and its parent `attempts/` readable by the user only:
+/// they hold the workspace, the output log and the supervisor socket, which lets whoever can
+/// connect type into the attempt's terminal and answer its approval requests. An `attempts/`
+/// made with looser modes by an older Berth is tightened.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)?;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(dir)
 }

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -167,6 +168,11 @@ pub fn supervise<H: Hypervisor>(
     let socket = store.socket(id);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
+        .and_then(|l| {
+            // The directory is 0700 already; the socket says the same on its own.
+            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+            Ok(l)
+        })
         .map_err(|e| TaskError::Refused(format!("cannot listen on {}: {e}", socket.display())))?;
     {
         let hub = hub.clone();

@@ -87,6 +87,8 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
                 dir.display()
             )));
         }
+        crate::store::create_private_dir(&dir)
+            .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
         let CreatedWorkspace {
             base,
             start,
