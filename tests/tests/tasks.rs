@@ -84,6 +84,9 @@ fn task_new_returns_at_once_and_ls_shows_booting_running_exited_and_logs_keep_ev
     );
     assert_eq!(state(&env, "1.1"), "exited");
     assert_eq!(attempt(&env, "1.1")["exit_code"], 0);
+    // What it changed shows before any pull.
+    assert_eq!(attempt(&env, "1.1")["files_changed"], 1);
+    assert_eq!(attempt(&env, "1.1")["branch"], Value::Null);
     ok(&env, &["pull", "1.1"]);
     let a = attempt(&env, "1.1");
     assert_eq!(a["branch"], "berth/1/1");

@@ -211,6 +211,7 @@ pub fn supervise<H: Hypervisor>(
                 json!({"phase": "end", "exec": "main", "exit_code": code}),
             )?;
             session.shutdown();
+            let _ = crate::review::record_changes(store, id);
             set_state(
                 &mut db,
                 clock,
@@ -222,6 +223,7 @@ pub fn supervise<H: Hypervisor>(
         }
         Outcome::Stopped => {
             session.shutdown();
+            let _ = crate::review::record_changes(store, id);
             set_state(
                 &mut db,
                 clock,
