@@ -25,7 +25,9 @@ use berth_vm::agent::{AgentError, AgentSender, ExecControl};
 use berth_vm::{Hypervisor, RunningVm};
 use serde_json::json;
 
-use crate::task::{TaskError, VmSettings, attempt_request, audit, boot_attempt, set_state};
+use crate::task::{
+    TaskError, VmSettings, attempt_request, audit, boot_attempt, set_failed, set_state,
+};
 use crate::{Clock, Store};
 
 /// The error an attempt the user stopped records (so front ends can tell it from a crash).
@@ -130,13 +132,7 @@ pub fn supervise<H: Hypervisor>(
         Ok(m) => m,
         Err(e) => {
             session.kill();
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
+            set_failed(&mut db, clock, id, &e.to_string())?;
             return Err(berth_vm::session::SessionError::from(e).into());
         }
     };
@@ -236,26 +232,14 @@ pub fn supervise<H: Hypervisor>(
         Outcome::Failed(e) => {
             session.keep_console();
             session.kill();
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
+            set_failed(&mut db, clock, id, &e.to_string())?;
             AttemptState::Failed
         }
         Outcome::Broken(problem) => {
             session.keep_console();
             session.kill();
             let error = format!("{problem}; the VM was stopped (`berth start` boots it again)");
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": error}),
-            )?;
+            set_failed(&mut db, clock, id, &error)?;
             AttemptState::Failed
         }
     };

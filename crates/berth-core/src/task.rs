@@ -166,6 +166,22 @@ impl VmSettings {
     }
 }
 
+/// Marks the attempt failed with `error` (and audits it).
+pub fn set_failed(
+    db: &mut Db,
+    clock: Clock,
+    id: AttemptId,
+    error: &str,
+) -> Result<AttemptRecord, DbError> {
+    set_state(
+        db,
+        clock,
+        id,
+        AttemptState::Failed,
+        json!({ "error": error }),
+    )
+}
+
 /// Records a state change (and the error, if any) with its audit event.
 pub fn set_state(
     db: &mut Db,
@@ -238,13 +254,7 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
             .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)));
     if let Err(e) = &booted {
         let mut db = store.db()?;
-        set_state(
-            &mut db,
-            clock,
-            rec.id,
-            AttemptState::Failed,
-            json!({"error": e.to_string()}),
-        )?;
+        set_failed(&mut db, clock, rec.id, &e.to_string())?;
     }
     booted
 }
@@ -312,13 +322,7 @@ pub fn run_attempt<H: Hypervisor>(
         Err(e) => {
             session.keep_console();
             session.kill();
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Failed,
-                json!({"error": e.to_string()}),
-            )?;
+            set_failed(&mut db, clock, id, &e.to_string())?;
             Err(SessionError::from(e).into())
         }
     }

@@ -216,88 +216,65 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
     let (buf, head_len) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
         Ok(Ok(x)) => x,
         Ok(Err((code, why))) => {
-            event(
+            refuse(
+                &mut client,
                 shared,
-                "",
-                0,
-                "?",
+                &UNPARSED,
                 "deny",
                 "protocol",
-                Some(why.to_string()),
-                0,
-                0,
-            );
-            let _ = respond(&mut client, code, why).await;
+                code,
+                why,
+            )
+            .await;
             return;
         }
         Err(_) => {
-            event(
+            refuse(
+                &mut client,
                 shared,
-                "",
-                0,
-                "?",
+                &UNPARSED,
                 "deny",
                 "protocol",
-                Some("slow request head".into()),
-                0,
-                0,
-            );
-            let _ = respond(&mut client, 408, "request head not received in time").await;
+                408,
+                "request head not received in time",
+            )
+            .await;
             return;
         }
     };
     let req = match parse_request(&buf[..head_len]) {
         Ok(r) => r,
         Err(why) => {
-            event(
+            refuse(
+                &mut client,
                 shared,
-                "",
-                0,
-                "?",
+                &UNPARSED,
                 "deny",
                 "protocol",
-                Some(why.clone()),
-                0,
-                0,
-            );
-            let _ = respond(&mut client, 400, &why).await;
+                400,
+                &why,
+            )
+            .await;
             return;
         }
     };
     let leftover = &buf[head_len..];
+    let to = Target {
+        host: &req.host,
+        port: req.port,
+        method: &req.method,
+    };
     if let Some(budget) = shared.policy.egress_budget
         && shared.uploaded.load(Ordering::SeqCst) >= budget
     {
         let why = format!("the egress budget of {budget} bytes is used up");
-        event(
-            shared,
-            &req.host,
-            req.port,
-            &req.method,
-            "deny",
-            "egress_budget",
-            Some(why.clone()),
-            0,
-            0,
-        );
-        let _ = respond(&mut client, 403, &why).await;
+        refuse(&mut client, shared, &to, "deny", "egress_budget", 403, &why).await;
         return;
     }
     let (addrs, rule) = match decide_with_approval(shared, &req.host, req.port).await {
         Decision::Allow { addrs, rule } => (addrs, rule),
         Decision::Deny { reason, rule } => {
-            event(
-                shared,
-                &req.host,
-                req.port,
-                &req.method,
-                "deny",
-                &rule,
-                Some(reason.clone()),
-                0,
-                0,
-            );
-            let _ = respond(&mut client, 403, &reason).await;
+            refuse(&mut client, shared, &to, "deny", &rule, 403, &reason).await;
             return;
         }
     };
@@ -315,18 +292,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
     }
     let Some(mut upstream) = upstream else {
         let why = format!("cannot reach {}:{}: {last_err}", req.host, req.port);
-        event(
-            shared,
-            &req.host,
-            req.port,
-            &req.method,
-            "allow",
-            &rule,
-            Some(why.clone()),
-            0,
-            0,
-        );
-        let _ = respond(&mut client, 502, &why).await;
+        refuse(&mut client, shared, &to, "allow", &rule, 502, &why).await;
         return;
     };
     let mut up = 0u64;
@@ -358,9 +324,7 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
     let reason = budget_hit.then(|| "cut off: the egress budget was used up".to_string());
     event(
         shared,
-        &req.host,
-        req.port,
-        &req.method,
+        &to,
         "allow",
         &rule,
         reason,
@@ -432,12 +396,37 @@ async fn decide_with_approval(shared: &Shared, host: &str, port: u16) -> Decisio
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Where a request was going, for its audit event.
+struct Target<'a> {
+    host: &'a str,
+    port: u16,
+    method: &'a str,
+}
+
+/// A request whose head could not be read or parsed.
+const UNPARSED: Target<'static> = Target {
+    host: "",
+    port: 0,
+    method: "?",
+};
+
+/// Records a request that goes no further, and tells the guest why with `code`.
+async fn refuse<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    shared: &Shared,
+    to: &Target<'_>,
+    decision: &'static str,
+    rule: &str,
+    code: u16,
+    why: &str,
+) {
+    event(shared, to, decision, rule, Some(why.to_string()), 0, 0);
+    let _ = respond(client, code, why).await;
+}
+
 fn event(
     shared: &Shared,
-    host: &str,
-    port: u16,
-    method: &str,
+    to: &Target<'_>,
     decision: &'static str,
     rule: &str,
     reason: Option<String>,
@@ -445,9 +434,9 @@ fn event(
     down: u64,
 ) {
     (shared.sink)(EgressEvent {
-        host: host.to_string(),
-        port,
-        method: method.to_string(),
+        host: to.host.to_string(),
+        port: to.port,
+        method: to.method.to_string(),
         decision,
         rule: rule.to_string(),
         reason,

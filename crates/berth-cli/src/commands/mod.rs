@@ -26,5 +26,6 @@ pub mod stop;
 pub mod supervise;
 pub mod target;
 pub mod task;
+pub mod task_args;
 pub mod vm;
 pub mod vm_run;

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use berth_core::{NewTask, VmSettings, check_memory, prepare_task, pull_attempt, run_attempt};
+use berth_vm::accel;
 use berth_vm::agent::ExecIo;
 use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
 use berth_vm::session::BootOptions;
-use berth_vm::{Accel, accel};
 
 use super::demo;
 use crate::context::{Context, host_cpu, host_memory_mib, now_ms};
@@ -24,36 +24,14 @@ pub struct Args {
     /// The git repository to work on.
     #[arg(long, value_name = "PATH", required_unless_present = "demo")]
     repo: Option<PathBuf>,
-    /// Branch, tag or commit the attempts start from.
-    #[arg(long, default_value = "HEAD")]
-    base: String,
-    /// How many attempts to run side by side.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    attempts: u32,
-    /// The task's title, which is also its prompt: the command sees it as $BERTH_PROMPT.
-    #[arg(long)]
-    title: Option<String>,
-    /// Start from the repo's uncommitted changes too (snapshotted into a commit on the
-    /// attempt's side; the repo itself is not touched).
-    #[arg(long)]
-    include_uncommitted: bool,
+    #[command(flatten)]
+    task: super::task_args::TaskArgs,
     /// Run the bundled demo: a small repo with a failing test and a scripted agent that
     /// fixes it. Needs no API key.
     #[arg(long, conflicts_with = "repo")]
     demo: bool,
-    #[arg(long)]
-    accel: Option<Accel>,
-    /// Guest memory per attempt, MiB.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
-    memory: u32,
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    cpus: u32,
-    #[arg(long, default_value_t = 120)]
-    boot_timeout: u64,
-    /// Refuse to start attempts that would take running attempts past this share of the
-    /// host's memory.
-    #[arg(long, default_value_t = 0.75)]
-    max_memory_share: f64,
+    #[command(flatten)]
+    vm: super::supervise::VmArgs,
     #[command(flatten)]
     limits: super::pull::LimitArgs,
     #[command(flatten)]
@@ -75,7 +53,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         (
             repo,
             command,
-            args.title.clone().unwrap_or("Fix the failing test".into()),
+            args.task
+                .title
+                .clone()
+                .unwrap_or("Fix the failing test".into()),
         )
     } else {
         let repo = args.repo.clone().unwrap_or_default();
@@ -86,6 +67,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");
         }
         let title = args
+            .task
             .title
             .clone()
             .unwrap_or_else(|| default_title(&args.command));
@@ -96,20 +78,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let image = ImageStore::new(ctx.data.images()).latest("default")?;
     check_memory(
         &store,
-        args.memory as u64 * args.attempts as u64,
+        args.task.memory as u64 * args.task.attempts as u64,
         host_memory_mib(),
-        args.max_memory_share,
+        args.vm.max_memory_share,
     )?;
     let prepared = prepare_task(
         &store,
         &NewTask {
             repo: &repo,
-            base_ref: &args.base,
-            attempts: args.attempts,
+            base_ref: &args.task.base,
+            attempts: args.task.attempts,
             title: &title,
             command: &command,
-            include_uncommitted: args.include_uncommitted,
-            memory_mib: args.memory,
+            include_uncommitted: args.task.include_uncommitted,
+            memory_mib: args.task.memory,
             policy,
         },
         now_ms,
@@ -121,14 +103,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         task.title,
         task.attempts,
         repo.display(),
-        args.base,
+        args.task.base,
         &task.base[..12.min(task.base.len())]
     );
     if prepared.left_out_uncommitted {
         eprintln!(
             "berth: note: the repo has uncommitted changes; the attempts start from {} without \
              them (pass --include-uncommitted to include them)",
-            args.base
+            args.task.base
         );
     }
 
@@ -142,14 +124,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     let settings = VmSettings {
         image,
-        accel: accel::choose(&host_cpu(), args.accel).accel,
-        memory_mib: args.memory,
-        cpus: args.cpus,
+        accel: accel::choose(&host_cpu(), args.vm.accel).accel,
+        memory_mib: args.task.memory,
+        cpus: args.vm.cpus,
         boot: BootOptions {
             run_root: ctx.data.run(),
             logs_dir: ctx.data.logs(),
             owner_pid: std::process::id(),
-            boot_timeout: Duration::from_secs(args.boot_timeout),
+            boot_timeout: Duration::from_secs(args.vm.boot_timeout),
         },
     };
     let hv = Qemu::new(ctx.qemu_config()?);

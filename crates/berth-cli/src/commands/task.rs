@@ -22,20 +22,8 @@ pub struct NewArgs {
     /// The git repository to work on.
     #[arg(long, value_name = "PATH")]
     repo: PathBuf,
-    /// Branch, tag or commit the attempts start from.
-    #[arg(long, default_value = "HEAD")]
-    base: String,
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
-    attempts: u32,
-    /// The task's title, which is also its prompt: the command sees it as $BERTH_PROMPT.
-    #[arg(long)]
-    title: Option<String>,
-    /// Start from the repo's uncommitted changes too.
-    #[arg(long)]
-    include_uncommitted: bool,
-    /// Guest memory per attempt, MiB.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
-    memory: u32,
+    #[command(flatten)]
+    task: super::task_args::TaskArgs,
     #[command(flatten)]
     vm: VmArgs,
     #[command(flatten)]
@@ -62,11 +50,12 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     let store = ctx.store();
     check_memory(
         &store,
-        args.memory as u64 * args.attempts as u64,
+        args.task.memory as u64 * args.task.attempts as u64,
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
     let title = args
+        .task
         .title
         .clone()
         .unwrap_or_else(|| super::run::default_title(&args.command));
@@ -74,12 +63,12 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         &store,
         &NewTask {
             repo: &repo,
-            base_ref: &args.base,
-            attempts: args.attempts,
+            base_ref: &args.task.base,
+            attempts: args.task.attempts,
             title: &title,
             command: &args.command,
-            include_uncommitted: args.include_uncommitted,
-            memory_mib: args.memory,
+            include_uncommitted: args.task.include_uncommitted,
+            memory_mib: args.task.memory,
             policy,
         },
         now_ms,
@@ -110,7 +99,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         eprintln!(
             "berth: note: the repo has uncommitted changes; the attempts start from {} without \
              them (pass --include-uncommitted to include them)",
-            args.base
+            args.task.base
         );
     }
     Ok(ExitCode::SUCCESS)
