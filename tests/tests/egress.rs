@@ -361,3 +361,78 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
             .success()
     );
 }
+
+#[test]
+fn a_question_nobody_answered_yet_is_asked_again_of_a_client_that_attaches_later() {
+    use berth_core::SupervisorClient;
+    use berth_proto::Message;
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let svc = LoopbackHttp::start("late");
+    let p = svc.port;
+    let script = format!(
+        "while [ ! -f /work/go ]; do sleep 0.2; done; \
+         echo \"got $(curl -sS -m 90 http://other.test:{p}/)\"; sleep 600"
+    );
+    let out = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args([
+            "--network",
+            "allowlist",
+            "--resolve",
+            "other.test=127.0.0.1",
+        ])
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
+    assert!(berth_tests::wait_until(
+        std::time::Duration::from_secs(120),
+        || socket.exists()
+    ));
+    // The first client (a window that is then closed, say) is asked and never answers.
+    let mut first = SupervisorClient::connect(&socket).unwrap();
+    first.attach(None).unwrap();
+    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+    let asked = loop {
+        if let Message::ApprovalRequest { id, host, port } = first.recv().unwrap() {
+            assert_eq!((host.as_str(), port), ("other.test", p));
+            break id;
+        }
+    };
+    // A client attaching now is asked the same question, and its answer counts.
+    let mut second = SupervisorClient::connect(&socket).unwrap();
+    second.attach(None).unwrap();
+    let mut seen = String::new();
+    let mut answered = false;
+    // The guest prints one "got ..." line either way: the page, or why it was refused.
+    while !seen
+        .split_once("got ")
+        .is_some_and(|(_, rest)| rest.contains('\n'))
+    {
+        match second.recv().unwrap() {
+            Message::ApprovalRequest { id, .. } => {
+                assert_eq!(id, asked);
+                assert!(!answered, "asked twice");
+                answered = true;
+                second
+                    .writer()
+                    .send(&Message::Approve {
+                        id,
+                        decision: "once".into(),
+                    })
+                    .unwrap();
+            }
+            Message::Stdout { data, .. } => seen.push_str(&String::from_utf8_lossy(&data)),
+            _ => {}
+        }
+    }
+    assert!(answered, "the second client was never asked: {seen}");
+    assert!(seen.contains("got hello from late"), "{seen}");
+    drop(first);
+    let stop = env.berth().args(["stop", "1.1"]).output().unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+}

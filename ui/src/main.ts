@@ -7,7 +7,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
 import type { ApprovalRequest, Attempt, DiffResult, Repo, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
-import { PRESETS, age, comparePair, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
+import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -28,7 +28,7 @@ const ui = {
   error: "",
   note: "",
   review: null as HTMLElement | null,
-  approvals: [] as ApprovalRequest[],
+  approvals: [] as PendingApproval[],
   repos: [] as Repo[],
   settings: null as Settings | null,
   compare: null as [string, string] | null,
@@ -102,6 +102,7 @@ async function refresh() {
   try {
     const [attempts, repos, settings] = await Promise.all([api.state(), api.repos(), api.settings()]);
     ui.tasks = groupTasks(attempts);
+    ui.approvals = openApprovals(ui.approvals, attempts, Date.now());
     ui.repos = repos;
     ui.settings = settings;
     if (ui.selected == null && ui.tasks.length) ui.selected = ui.tasks[0].id;
@@ -370,6 +371,15 @@ document.addEventListener("keydown", (e) => {
 render();
 void refresh();
 void api.onStateChanged(() => void refresh());
-void api.onApproval((q) => { ui.approvals.push(q); render(); });
+void api.onApproval((q) => {
+  const all = ui.tasks.flatMap((t) => t.attempts);
+  ui.approvals = openApprovals([...ui.approvals, { ...q, received_ms: Date.now() }], all, Date.now());
+  render();
+});
+// Banners of questions the proxy stopped waiting for go away by themselves.
+setInterval(() => {
+  const left = openApprovals(ui.approvals, ui.tasks.flatMap((t) => t.attempts), Date.now());
+  if (left.length !== ui.approvals.length) { ui.approvals = left; render(); }
+}, 1000);
 setInterval(() => void pump(), 300);
 window.addEventListener("resize", () => fitTerminals());

@@ -137,3 +137,23 @@ export const PRESETS: { id: string; label: string; command: string }[] = [
 export function presetOf(command: string): string {
   return PRESETS.find((p) => p.command !== "" && p.command === command.trim())?.id ?? "custom";
 }
+
+/** How long the proxy waits for an answer before it denies (berth-egress APPROVAL_TIMEOUT). */
+export const APPROVAL_TIMEOUT_MS = 60_000;
+
+/** An approval request as the window keeps it: when it arrived. */
+export type PendingApproval = ApprovalRequest & { received_ms: number };
+
+/** The requests still worth a banner: one per question, younger than the proxy's timeout,
+ * and not of an attempt known to have ended (an attempt the window has not heard of yet, a
+ * request that raced the state refresh, keeps its banner). */
+export function openApprovals(pending: PendingApproval[], attempts: Attempt[], now: number): PendingApproval[] {
+  const ended = new Set(attempts.filter((a) => a.state !== "running" && a.state !== "booting").map((a) => a.id));
+  const seen = new Set<string>();
+  return pending.filter((q) => {
+    const key = `${q.attempt}/${q.id}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return !ended.has(q.attempt) && now - q.received_ms < APPROVAL_TIMEOUT_MS;
+  });
+}

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { PRESETS, age, comparePair, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { APPROVAL_TIMEOUT_MS, PRESETS, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -41,6 +41,15 @@ describe("tasks", () => {
     expect(comparePair(t, ["9.1", "7.1"])).toEqual(["7.1", "7.2"]);
     const [one] = groupTasks([attempt("8.1", "exited", 0)]);
     expect(comparePair(one, null)).toBeNull();
+  });
+
+  it("keeps one banner per open question, until its attempt ends or the proxy gives up", () => {
+    const attempts = [attempt("9.1", "running"), attempt("9.2", "exited", 0)];
+    const q = { attempt: "9.1", id: 1, host: "other.test", port: 80, received_ms: 1000 };
+    const open = openApprovals([q, { ...q, received_ms: 2000 }, { ...q, attempt: "9.2" }, { ...q, id: 2 }, { ...q, attempt: "9.3" }], attempts, 5000);
+    // 9.2 has ended; 9.3 is not in the list yet (the request raced the refresh) and stays.
+    expect(open.map((x) => `${x.attempt}/${x.id}@${x.received_ms}`)).toEqual(["9.1/1@1000", "9.1/2@1000", "9.3/1@1000"]);
+    expect(openApprovals([q], attempts, 1000 + APPROVAL_TIMEOUT_MS)).toEqual([]);
   });
 
   it("formats ages", () => {

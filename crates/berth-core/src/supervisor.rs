@@ -81,6 +81,25 @@ impl Desk {
     }
 }
 
+impl Desk {
+    /// Sends a newly attached client the questions still waiting for an answer (one asked
+    /// before it attached, or while the app was closed), forgetting those the proxy gave
+    /// up on.
+    fn ask_again(&self, sink: &Sink) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.retain(|_, (tx, _, _)| !tx.is_closed());
+        let mut open: Vec<_> = pending.iter().collect();
+        open.sort_by_key(|(id, _)| **id);
+        for (id, (_, host, port)) in open {
+            let _ = sink.try_send(Message::ApprovalRequest {
+                id: *id,
+                host: host.clone(),
+                port: *port,
+            });
+        }
+    }
+}
+
 /// What the client threads share with the main loop.
 struct Hub {
     desk: Arc<Desk>,
@@ -364,6 +383,7 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(sink.clone());
+                hub.desk.ask_again(&sink);
                 if !attached {
                     attached = true;
                     if let Ok(mut db) = hub.store.db() {
