@@ -231,34 +231,21 @@ fn berth_toml_configures_the_network_and_its_mistakes_are_clear() {
     );
 }
 
-#[test]
-fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
-    use berth_core::SupervisorClient;
-    use berth_proto::Message;
-    let env = TestEnv::new();
-    let repo = simple_repo(&env);
-    let svc = LoopbackHttp::start("svc");
-    let p = svc.port;
-    let script = format!(
-        "while [ ! -f /work/go ]; do sleep 0.2; done; \
-         for i in 1 2 3 4; do echo \"req$i $(curl -sS -m 90 http://other.test:{p}/)\"; done; sleep 600"
-    );
+/// Starts task 1 (one attempt, allowlist network, `other.test` mapped to loopback) whose
+/// guest waits for /work/go, then runs `then`; returns its supervisor socket once it runs.
+fn approval_task(env: &TestEnv, repo: &Path, extra: &[&str], then: &str) -> std::path::PathBuf {
+    let script = format!("while [ ! -f /work/go ]; do sleep 0.2; done; {then}; sleep 600");
     let out = env
         .berth()
         .args(["task", "new", "--repo"])
-        .arg(&repo)
+        .arg(repo)
         .args([
             "--network",
             "allowlist",
-            "--allow",
-            &format!("svc.test:{p}"),
-        ])
-        .args([
-            "--resolve",
-            "svc.test=127.0.0.1",
             "--resolve",
             "other.test=127.0.0.1",
         ])
+        .args(extra)
         .args(["--", "sh", "-c", &script])
         .output()
         .unwrap();
@@ -268,9 +255,38 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
         std::time::Duration::from_secs(120),
         || socket.exists()
     ));
+    socket
+}
+
+/// Lets the guest of [`approval_task`] go on.
+fn go(env: &TestEnv) {
+    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+}
+
+#[test]
+fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
+    use berth_core::SupervisorClient;
+    use berth_proto::Message;
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let svc = LoopbackHttp::start("svc");
+    let p = svc.port;
+    let socket = approval_task(
+        &env,
+        &repo,
+        &[
+            "--allow",
+            &format!("svc.test:{p}"),
+            "--resolve",
+            "svc.test=127.0.0.1",
+        ],
+        &format!(
+            "for i in 1 2 3 4; do echo \"req$i $(curl -sS -m 90 http://other.test:{p}/)\"; done"
+        ),
+    );
     let mut client = SupervisorClient::connect(&socket).unwrap();
     client.attach(None).unwrap();
-    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+    go(&env);
     let answers = ["once", "deny", "always"];
     let mut asked = 0;
     let mut seen = String::new();
@@ -370,33 +386,16 @@ fn a_question_nobody_answered_yet_is_asked_again_of_a_client_that_attaches_later
     let repo = simple_repo(&env);
     let svc = LoopbackHttp::start("late");
     let p = svc.port;
-    let script = format!(
-        "while [ ! -f /work/go ]; do sleep 0.2; done; \
-         echo \"got $(curl -sS -m 90 http://other.test:{p}/)\"; sleep 600"
+    let socket = approval_task(
+        &env,
+        &repo,
+        &[],
+        &format!("echo \"got $(curl -sS -m 90 http://other.test:{p}/)\""),
     );
-    let out = env
-        .berth()
-        .args(["task", "new", "--repo"])
-        .arg(&repo)
-        .args([
-            "--network",
-            "allowlist",
-            "--resolve",
-            "other.test=127.0.0.1",
-        ])
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
-    assert!(berth_tests::wait_until(
-        std::time::Duration::from_secs(120),
-        || socket.exists()
-    ));
     // The first client (a window that is then closed, say) is asked and never answers.
     let mut first = SupervisorClient::connect(&socket).unwrap();
     first.attach(None).unwrap();
-    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+    go(&env);
     let asked = loop {
         if let Message::ApprovalRequest { id, host, port } = first.recv().unwrap() {
             assert_eq!((host.as_str(), port), ("other.test", p));
