@@ -103,12 +103,27 @@ fn three_attempts_at_once_give_three_branches_with_their_own_changes() {
         &env,
         &repo,
         &["--attempts", "3"],
-        "echo \"$BERTH_ATTEMPT\" > who.txt",
+        "echo \"$BERTH_ATTEMPT\" > who.txt; echo \"I am $BERTH_ATTEMPT\"; echo oops >&2",
     );
     assert!(out.status.success(), "{out:?}");
     for n in 1..=3 {
         let who = git(&repo, &["show", &format!("berth/1/{n}:who.txt")]);
         assert_eq!(who, format!("1.{n}\n"));
+        // Each attempt's own output is kept, as a terminal shows it (for `logs` and the app).
+        let logs = env
+            .berth()
+            .args(["logs", &format!("1.{n}")])
+            .output()
+            .unwrap();
+        // (stdout and stderr are separate pipes: either may come first)
+        let text = String::from_utf8_lossy(&logs.stdout).into_owned();
+        let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [format!("I am 1.{n}\r\n").as_str(), "oops\r\n"],
+            "{text:?}"
+        );
     }
 }
 

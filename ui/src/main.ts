@@ -190,7 +190,10 @@ function attemptCard(a: Attempt): HTMLElement {
     a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,
     h("div", { class: "actions" },
       act("Diff", () => showDiff(a.id), !live),
-      act("Pull as branch", async () => { ui.note = await api.pull(a.id); ui.error = ""; await refresh(); }, !live),
+      a.branch
+        // Pulled already: the branch is there (`berth pull --force` replaces it after more work).
+        ? act(`Pulled as ${a.branch}`, async () => undefined, false)
+        : act("Pull as branch", async () => { ui.note = await api.pull(a.id); ui.error = ""; await refresh(); }, !live),
       act("Open in editor", async () => { ui.note = await api.open(a.id); ui.error = ""; await refresh(); }, !live),
       act("Audit", () => showAudit(a.id)),
       act("Stop", () => api.stop(a.id), live),

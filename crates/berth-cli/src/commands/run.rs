@@ -151,6 +151,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                         stop.clone(),
                         console.clone(),
                     );
+                    // Kept like a supervised attempt's, for `berth logs` and the app.
+                    io.log = std::fs::File::create(store.output_log(rec.id)).ok();
                     s.spawn(move || {
                         let r = run_attempt(store, hv, settings, rec.id, now_ms, &mut io)
                             .map(|st| st.map(|s| s.shell_code()))
@@ -255,9 +257,12 @@ pub fn default_title(command: &[String]) -> String {
 }
 
 /// Streams an attempt's output to the terminal, each line prefixed with the attempt id when
-/// several attempts share the terminal.
+/// several attempts share the terminal, and into the attempt's output log.
 struct PrefixIo {
     prefix: Option<String>,
+    /// The attempt's `output.log`, written as a terminal would show it (CR LF line ends:
+    /// `berth run` has no PTY to add the CR).
+    log: Option<std::fs::File>,
     stop: Arc<AtomicBool>,
     console: Arc<Mutex<()>>,
     out: Vec<u8>,
@@ -268,6 +273,7 @@ impl PrefixIo {
     fn new(prefix: Option<String>, stop: Arc<AtomicBool>, console: Arc<Mutex<()>>) -> Self {
         Self {
             prefix,
+            log: None,
             stop,
             console,
             out: Vec::new(),
@@ -306,6 +312,19 @@ impl PrefixIo {
         }
     }
 
+    fn log(&mut self, data: &[u8]) {
+        if let Some(f) = &mut self.log {
+            let mut text = Vec::with_capacity(data.len() + 16);
+            for &b in data {
+                if b == b'\n' {
+                    text.push(b'\r');
+                }
+                text.push(b);
+            }
+            let _ = f.write_all(&text);
+        }
+    }
+
     fn finish(&mut self) {
         self.emit(false, &[], true);
         self.emit(true, &[], true);
@@ -314,9 +333,11 @@ impl PrefixIo {
 
 impl ExecIo for PrefixIo {
     fn stdout(&mut self, data: &[u8]) {
+        self.log(data);
         self.emit(false, data, false);
     }
     fn stderr(&mut self, data: &[u8]) {
+        self.log(data);
         self.emit(true, data, false);
     }
     fn error(&mut self, message: &str) {
