@@ -164,6 +164,13 @@ pub struct ApprovalEvent {
     port: u16,
 }
 
+/// A question that needs no answer any more.
+#[derive(Clone, Serialize)]
+pub struct ApprovalClosedEvent {
+    attempt: String,
+    id: u32,
+}
+
 /// The app's connection to a running attempt (made on first use, or by the watcher for
 /// every running attempt so approval requests reach the window).
 pub fn terminal(app: &App, handle: &tauri::AppHandle, id: &str) -> Res<berth_core::ClientWriter> {
@@ -181,15 +188,26 @@ pub fn terminal(app: &App, handle: &tauri::AppHandle, id: &str) -> Res<berth_cor
     std::thread::spawn(move || {
         let mut c = client;
         while let Ok(msg) = c.recv() {
-            if let Message::ApprovalRequest { id, host, port } = msg {
-                crate::notify::show(crate::notify::approval_notice(&attempt, &host, port));
-                let ev = ApprovalEvent {
-                    attempt: attempt.clone(),
-                    id,
-                    host,
-                    port,
-                };
-                let _ = tauri::Emitter::emit(&handle, "approval", ev);
+            match msg {
+                Message::ApprovalRequest { id, host, port } => {
+                    crate::notify::show(crate::notify::approval_notice(&attempt, &host, port));
+                    let ev = ApprovalEvent {
+                        attempt: attempt.clone(),
+                        id,
+                        host,
+                        port,
+                    };
+                    let _ = tauri::Emitter::emit(&handle, "approval", ev);
+                }
+                // Answered in another window or terminal, or expired: drop the banner.
+                Message::ApprovalClosed { id, .. } => {
+                    let ev = ApprovalClosedEvent {
+                        attempt: attempt.clone(),
+                        id,
+                    };
+                    let _ = tauri::Emitter::emit(&handle, "approval-closed", ev);
+                }
+                _ => {}
             }
         }
         let app = tauri::Manager::state::<App>(&handle);

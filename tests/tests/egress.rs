@@ -258,6 +258,23 @@ fn approval_task(env: &TestEnv, repo: &Path, extra: &[&str], then: &str) -> std:
     socket
 }
 
+/// Task 1 whose guest, once let go, asks once for `other.test` (served by a loopback
+/// server named `name`) and prints `got <the page or why it was refused>`.
+fn one_request(env: &TestEnv, name: &'static str) -> (LoopbackHttp, std::path::PathBuf) {
+    let repo = simple_repo(env);
+    let svc = LoopbackHttp::start(name);
+    let p = svc.port;
+    let then = format!("echo \"got $(curl -sS -m 90 http://other.test:{p}/)\"");
+    let socket = approval_task(env, &repo, &[], &then);
+    (svc, socket)
+}
+
+/// Whether the guest's `got ...` line has arrived whole.
+fn got_line(seen: &str) -> bool {
+    seen.split_once("got ")
+        .is_some_and(|(_, rest)| rest.contains('\n'))
+}
+
 /// Lets the guest of [`approval_task`] go on.
 fn go(env: &TestEnv) {
     std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
@@ -383,22 +400,14 @@ fn a_question_nobody_answered_yet_is_asked_again_of_a_client_that_attaches_later
     use berth_core::SupervisorClient;
     use berth_proto::Message;
     let env = TestEnv::new();
-    let repo = simple_repo(&env);
-    let svc = LoopbackHttp::start("late");
-    let p = svc.port;
-    let socket = approval_task(
-        &env,
-        &repo,
-        &[],
-        &format!("echo \"got $(curl -sS -m 90 http://other.test:{p}/)\""),
-    );
+    let (svc, socket) = one_request(&env, "late");
     // The first client (a window that is then closed, say) is asked and never answers.
     let mut first = SupervisorClient::connect(&socket).unwrap();
     first.attach(None).unwrap();
     go(&env);
     let asked = loop {
         if let Message::ApprovalRequest { id, host, port } = first.recv().unwrap() {
-            assert_eq!((host.as_str(), port), ("other.test", p));
+            assert_eq!((host.as_str(), port), ("other.test", svc.port));
             break id;
         }
     };
@@ -408,10 +417,7 @@ fn a_question_nobody_answered_yet_is_asked_again_of_a_client_that_attaches_later
     let mut seen = String::new();
     let mut answered = false;
     // The guest prints one "got ..." line either way: the page, or why it was refused.
-    while !seen
-        .split_once("got ")
-        .is_some_and(|(_, rest)| rest.contains('\n'))
-    {
+    while !got_line(&seen) {
         match second.recv().unwrap() {
             Message::ApprovalRequest { id, .. } => {
                 assert_eq!(id, asked);
@@ -431,7 +437,50 @@ fn a_question_nobody_answered_yet_is_asked_again_of_a_client_that_attaches_later
     }
     assert!(answered, "the second client was never asked: {seen}");
     assert!(seen.contains("got hello from late"), "{seen}");
+    // The first client hears that the question was answered, so it can drop its prompt.
+    loop {
+        if let Message::ApprovalClosed { id, decision } = first.recv().unwrap() {
+            assert_eq!((id, decision.as_str()), (asked, "once"));
+            break;
+        }
+    }
     drop(first);
+    let stop = env.berth().args(["stop", "1.1"]).output().unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+}
+
+#[test]
+fn a_question_nobody_answers_expires_for_every_client() {
+    use berth_core::SupervisorClient;
+    use berth_proto::Message;
+    let env = TestEnv::new();
+    let (svc, socket) = one_request(&env, "never");
+    let mut client = SupervisorClient::connect(&socket).unwrap();
+    client.attach(None).unwrap();
+    go(&env);
+    let mut asked = None;
+    let mut seen = String::new();
+    // The proxy waits 60 s for an answer, then denies and the question is closed for all.
+    let closed = loop {
+        match client.recv().unwrap() {
+            Message::ApprovalRequest { id, .. } => asked = Some(id),
+            Message::ApprovalClosed { id, decision } => break (id, decision),
+            Message::Stdout { data, .. } => seen.push_str(&String::from_utf8_lossy(&data)),
+            _ => {}
+        }
+    };
+    assert_eq!(Some(closed.0), asked);
+    assert_eq!(closed.1, "expired");
+    while !got_line(&seen) {
+        if let Message::Stdout { data, .. } = client.recv().unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(
+        seen.contains("not approved: no answer within 60 s"),
+        "{seen}"
+    );
+    assert_eq!(*svc.received.lock().unwrap(), 0);
     let stop = env.berth().args(["stop", "1.1"]).output().unwrap();
     assert!(stop.status.success(), "{stop:?}");
 }

@@ -28,6 +28,8 @@ export const api = {
   onStateChanged: (f: () => void): Promise<UnlistenFn> => listen("state-changed", f),
   onApproval: (f: (a: ApprovalRequest) => void): Promise<UnlistenFn> =>
     listen<ApprovalRequest>("approval", (e) => f(e.payload)),
+  onApprovalClosed: (f: (a: { attempt: string; id: number }) => void): Promise<UnlistenFn> =>
+    listen<{ attempt: string; id: number }>("approval-closed", (e) => f(e.payload)),
 };
 
 /** A readable message from whatever a command threw. */

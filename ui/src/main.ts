@@ -379,6 +379,10 @@ void api.onApproval((q) => {
   ui.approvals = openApprovals([...ui.approvals, { ...q, received_ms: Date.now() }], all, Date.now());
   render();
 });
+void api.onApprovalClosed((c) => {
+  ui.approvals = ui.approvals.filter((q) => !(q.attempt === c.attempt && q.id === c.id));
+  render();
+});
 // Banners of questions the proxy stopped waiting for go away by themselves.
 setInterval(() => {
   const left = openApprovals(ui.approvals, ui.tasks.flatMap((t) => t.attempts), Date.now());

@@ -82,12 +82,47 @@ impl Desk {
 }
 
 impl Desk {
+    /// Tells every attached client that question `id` needs no answer any more, so other
+    /// windows and terminals drop their prompt.
+    fn closed(&self, id: u32, decision: &str) {
+        for sink in self
+            .attached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = sink.try_send(Message::ApprovalClosed {
+                id,
+                decision: decision.to_string(),
+            });
+        }
+    }
+
+    /// Forgets the questions the proxy stopped waiting for (its 60 s ran out), telling the
+    /// attached clients.
+    fn expire(&self) {
+        let expired: Vec<u32> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<u32> = pending
+                .iter()
+                .filter(|(_, (tx, _, _))| tx.is_closed())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in &gone {
+                pending.remove(id);
+            }
+            gone
+        };
+        for id in expired {
+            self.closed(id, "expired");
+        }
+    }
+
     /// Sends a newly attached client the questions still waiting for an answer (one asked
-    /// before it attached, or while the app was closed), forgetting those the proxy gave
-    /// up on.
+    /// before it attached, or while the app was closed).
     fn ask_again(&self, sink: &Sink) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        pending.retain(|_, (tx, _, _)| !tx.is_closed());
+        self.expire();
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let mut open: Vec<_> = pending.iter().collect();
         open.sort_by_key(|(id, _)| **id);
         for (id, (_, host, port)) in open {
@@ -204,6 +239,7 @@ pub fn supervise<H: Hypervisor>(
             if let Some(problem) = session.vm.as_mut().and_then(|vm| vm.problem()) {
                 break Outcome::Broken(problem);
             }
+            desk.expire();
         }
         match session.agent.recv(Duration::from_millis(100)) {
             Ok(None) => {}
@@ -477,10 +513,10 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
     let Some((tx, host, port)) = pending else {
         return; // answered already (another client was quicker) or timed out
     };
-    let approval = match decision {
-        "once" => Approval::Once,
-        "always" => Approval::Always,
-        _ => Approval::Deny("denied by the user".into()),
+    let (approval, decision) = match decision {
+        "once" => (Approval::Once, "once"),
+        "always" => (Approval::Always, "always"),
+        _ => (Approval::Deny("denied by the user".into()), "deny"),
     };
     if let Ok(mut db) = hub.store.db() {
         let data = json!({"host": host, "port": port, "decision": decision});
@@ -500,6 +536,7 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
         }
     }
     let _ = tx.send(approval);
+    hub.desk.closed(id, decision);
 }
 
 /// Sends the last [`REPLAY_BYTES`] of the log to a newly attached client.

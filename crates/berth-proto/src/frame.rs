@@ -27,6 +27,7 @@ mod kind {
     pub const ATTACH: u8 = 15;
     pub const APPROVAL_REQUEST: u8 = 16;
     pub const APPROVE: u8 = 17;
+    pub const APPROVAL_CLOSED: u8 = 18;
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -100,6 +101,13 @@ pub fn write_message(w: &mut impl Write, msg: &Message) -> io::Result<()> {
             json(&ApprovalRequestBody {
                 host: host.clone(),
                 port: *port,
+            }),
+        ),
+        Message::ApprovalClosed { id, decision } => (
+            kind::APPROVAL_CLOSED,
+            *id,
+            json(&ApproveBody {
+                decision: decision.clone(),
             }),
         ),
         Message::Approve { id, decision } => (
@@ -240,6 +248,10 @@ fn decode(kind: u8, id: u32, body: Vec<u8>) -> Result<Message, ProtoError> {
             id,
             decision: parse::<ApproveBody>("approve", &body)?.decision,
         },
+        kind::APPROVAL_CLOSED => Message::ApprovalClosed {
+            id,
+            decision: parse::<ApproveBody>("approval-closed", &body)?.decision,
+        },
         other => return Err(ProtoError::UnknownKind { kind: other }),
     })
 }
@@ -314,6 +326,10 @@ mod tests {
         roundtrip(Message::Approve {
             id: 4,
             decision: "once".into(),
+        });
+        roundtrip(Message::ApprovalClosed {
+            id: 4,
+            decision: "expired".into(),
         });
         roundtrip(Message::Attach {
             size: Some(WinSize {

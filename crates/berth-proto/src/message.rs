@@ -99,6 +99,9 @@ pub enum Message {
     ApprovalRequest { id: u32, host: String, port: u16 },
     /// Client -> supervisor: `once`, `always` (for this task) or `deny`.
     Approve { id: u32, decision: String },
+    /// Supervisor -> attached clients: question `id` needs no answer any more: someone
+    /// answered it (`once`, `always`, `deny`) or the proxy stopped waiting (`expired`).
+    ApprovalClosed { id: u32, decision: String },
 }
 
 impl Message {
@@ -122,6 +125,7 @@ impl Message {
             Message::Attach { .. } => "attach",
             Message::ApprovalRequest { .. } => "approval-request",
             Message::Approve { .. } => "approve",
+            Message::ApprovalClosed { .. } => "approval-closed",
         }
     }
 }

@@ -124,6 +124,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     );
                 }
             }
+            Ok(Message::ApprovalClosed { id, decision }) => {
+                let mut q = asking.lock().unwrap_or_else(|e| e.into_inner());
+                if *q == Some(id) {
+                    *q = None;
+                    let how = match decision.as_str() {
+                        "expired" => "no answer in time: denied".to_string(),
+                        d => format!("answered elsewhere: {d}"),
+                    };
+                    eprint!("{how}\r\n");
+                }
+            }
             Ok(_) => {}
             Err(SupervisorError::Ended) => {
                 drop(_raw);
