@@ -179,13 +179,17 @@ function attemptCard(a: Attempt): HTMLElement {
   const act = (label: string, f: () => Promise<unknown>, enabled = true) =>
     h("button", { disabled: !enabled, onclick: async () => { try { await f(); } catch (e) { showError(message(e)); } } }, label);
   const live = a.state === "running" || a.state === "booting";
+  const ended = a.state === "exited" || a.state === "stopped" || a.state === "failed";
   const asking = waiting(a.id, ui.approvals);
   return h("div", { class: "card", "data-attempt-card": a.id },
     h("header", {},
       h("strong", {}, a.id),
       h("span", { class: `badge ${asking ? "ask" : stateTone(a.state)}` }, asking ? "waiting for approval" : a.state),
       h("span", { class: "grow" }),
-      h("span", { class: "meta" }, `${age(a.age_s)}${a.exit_code != null ? ` · exit ${a.exit_code}` : ""}${a.files_changed != null ? ` · ${a.files_changed} file(s)` : ""}${a.denied_requests ? ` · ${a.denied_requests} denied` : ""}`)),
+      h("span", { class: "meta", title: `created ${age(a.age_s)} ago` },
+        // A live attempt's time ticks (see the interval below) without re-rendering the card.
+        live ? h("span", { "data-since": String(Date.now() - a.elapsed_s * 1000) }, age(a.elapsed_s)) : `${ended ? "ran " : ""}${age(a.elapsed_s)}`,
+        `${a.exit_code != null ? ` · exit ${a.exit_code}` : ""}${a.files_changed != null ? ` · ${a.files_changed} file(s)` : ""}${a.denied_requests ? ` · ${a.denied_requests} denied` : ""}`)),
     t.el,
     a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,
     h("div", { class: "actions" },
@@ -383,6 +387,11 @@ void api.onApprovalClosed((c) => {
   ui.approvals = ui.approvals.filter((q) => !(q.attempt === c.attempt && q.id === c.id));
   render();
 });
+setInterval(() => {
+  for (const el of Array.from(document.querySelectorAll<HTMLElement>("[data-since]"))) {
+    el.textContent = age(Math.max(0, Math.floor((Date.now() - Number(el.dataset.since)) / 1000)));
+  }
+}, 1000);
 // Banners of questions the proxy stopped waiting for go away by themselves.
 setInterval(() => {
   const left = openApprovals(ui.approvals, ui.tasks.flatMap((t) => t.attempts), Date.now());

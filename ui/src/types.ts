@@ -10,6 +10,8 @@ export interface Attempt {
   state: AttemptState;
   repo: string;
   age_s: number;
+  /** Seconds it has been running, or ran once it ended. */
+  elapsed_s: number;
   exit_code: number | null;
   error: string | null;
   branch: string | null;

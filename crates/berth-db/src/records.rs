@@ -132,7 +132,8 @@ pub struct AttemptRecord {
     /// The branch it was pulled into, and the commit that branch got.
     pub branch: Option<String>,
     pub pulled_head: Option<String>,
-    /// Change size of the last pull: files, lines added, lines removed.
+    /// Change size (files, lines added, lines removed): of the last pull, or of the result
+    /// when the attempt ended and was not pulled yet.
     pub files_changed: Option<u32>,
     pub insertions: Option<u32>,
     pub deletions: Option<u32>,
@@ -143,6 +144,18 @@ pub struct AttemptRecord {
     pub updated_at: u64,
     /// The attempt's network policy, as JSON (`berth_egress::Policy`).
     pub policy: String,
+}
+
+impl AttemptRecord {
+    /// Seconds it has been going (while live) or went (once it ended), at `now` (seconds).
+    pub fn elapsed_s(&self, now: u64) -> u64 {
+        let end = if self.state.is_live() {
+            now
+        } else {
+            self.updated_at
+        };
+        end.saturating_sub(self.created_at)
+    }
 }
 
 pub const TASK_COLUMNS: &str = "id, title, repo, base_ref, base, command, attempts, created_at";

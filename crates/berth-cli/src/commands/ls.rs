@@ -33,6 +33,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "state": a.state,
                     "repo": a.repo,
                     "age_s": now.saturating_sub(a.created_at),
+                    "elapsed_s": a.elapsed_s(now),
                     "exit_code": a.exit_code,
                     "error": a.error,
                     "branch": a.branch,
