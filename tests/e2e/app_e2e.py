@@ -269,6 +269,14 @@ def main():
         win.shot("04-typed-into-terminal")
         step("a command typed into a terminal runs in the guest")
 
+        # Another attempt changing state re-renders the window; the terminal being typed in
+        # keeps the keyboard.
+        berth(data, "stop", "1.2")
+        win.wait_text('[data-attempt-card="1.2"] .badge', "stopped", timeout=120)
+        assert win.js("return !!document.activeElement.closest('[data-attempt=\"1.1\"]')"), \
+            "a re-render took the keyboard away from the terminal"
+        step("a re-render leaves the keyboard in the terminal being typed in")
+
         win.press("1.1", "Stop", '[data-attempt-card="1.1"] .badge', "stopped", timeout=120)
         win.press("1.1", "Diff", '[data-diff="1.1"]', "calc.py")
         win.wait_text('[data-diff="1.1"]', "<img src=x onerror=document.title=1>.txt", timeout=10)
@@ -294,7 +302,6 @@ def main():
         win.shot("07-open-in-editor")
         step("Open in editor runs the configured editor on a checkout of berth/1/1")
 
-        win.press("1.2", "Stop", '[data-attempt-card="1.2"] .badge', "stopped", timeout=120)
         win.js("document.querySelector('button[name=compare]').click();")
         win.wait_text('[data-compare="1.1/1.2"]', "typed.txt", timeout=60)
         files = win.js("return [...document.querySelectorAll('[data-compare] .file')].map(e => e.textContent)")

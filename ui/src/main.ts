@@ -344,6 +344,11 @@ function approvalBanner(q: ApprovalRequest): HTMLElement {
 }
 
 function render() {
+  // A re-render (any state change) must not take the keyboard or the scroll position away
+  // from the user: the terminal or input they type in is moved (as the new view is built,
+  // so note it first), not rebuilt; give its focus back and keep both panes' scroll.
+  const focused = document.activeElement;
+  const scrolled = [document.querySelector("main")?.scrollTop ?? 0, document.querySelector("aside")?.scrollTop ?? 0];
   const app = document.getElementById("app")!;
   const task = ui.tasks.find((t) => t.id === ui.selected);
   const main = h("main", {},
@@ -365,6 +370,11 @@ function render() {
     h("h2", {}, "Tasks"), taskList(),
     settingsPanel());
   app.replaceChildren(side, main);
+  main.scrollTop = scrolled[0];
+  side.scrollTop = scrolled[1];
+  if (focused instanceof HTMLElement && focused !== document.body && focused.isConnected && document.activeElement !== focused) {
+    focused.focus({ preventScroll: true });
+  }
   requestAnimationFrame(fitTerminals);
 }
 
