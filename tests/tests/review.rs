@@ -164,3 +164,61 @@ fn repos_are_listed_with_branches_added_by_tasks_and_by_hand() {
     ok(&env, &["repo", "rm", other.to_str().unwrap()]);
     assert!(!ok(&env, &["repo", "ls"]).contains("other"));
 }
+
+#[test]
+fn open_never_hands_the_editor_anything_the_guest_left_in_its_git_dir() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    two_attempts(&env, &repo);
+    // The "guest" of 1.1 leaves hooks and config in its workspace's .git that would run a
+    // command if any git there were used: on checkout, on status, as an fsmonitor.
+    let marker = env.home.path().join("guest-code-ran");
+    let work_git = env.data_dir().join("attempts/1.1/work/.git");
+    let payload = format!("#!/bin/sh\ntouch '{}'\n", marker.display());
+    for hook in [
+        "post-checkout",
+        "post-index-change",
+        "reference-transaction",
+    ] {
+        let path = work_git.join("hooks").join(hook);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &payload).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let mut config = std::fs::read_to_string(work_git.join("config")).unwrap();
+    config.push_str(&format!(
+        "[core]\n\tfsmonitor = touch '{}'\n\thooksPath = {}\n",
+        marker.display(),
+        work_git.join("hooks").display()
+    ));
+    std::fs::write(work_git.join("config"), config).unwrap();
+
+    let seen = env.home.path().join("editor-args");
+    let editor = env.home.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    ok(&env, &["config", "editor", editor.to_str().unwrap()]);
+    ok(&env, &["open", "1.1"]);
+    assert!(berth_tests::wait_until(
+        std::time::Duration::from_secs(10),
+        || seen.exists()
+    ));
+    let checkout = std::path::PathBuf::from(std::fs::read_to_string(&seen).unwrap().trim());
+    // The checkout is the user's repo's worktree, not the workspace: the editor's own git
+    // (status, checkout) uses the user's hooks and config, so nothing of the guest's runs.
+    assert!(!checkout.starts_with(env.data_dir().join("attempts")));
+    git(&checkout, &["status", "--porcelain"]);
+    git(&checkout, &["checkout", "-q", "-b", "review"]);
+    assert!(!marker.exists(), "guest code ran on the host");
+    let gitdir = git(&checkout, &["rev-parse", "--git-common-dir"]);
+    assert_eq!(
+        Path::new(gitdir.trim()).canonicalize().unwrap(),
+        repo.join(".git").canonicalize().unwrap()
+    );
+    assert!(!git(&checkout, &["config", "--list"]).contains("fsmonitor"));
+}

@@ -213,9 +213,17 @@ struct Request {
 }
 
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared) {
-    let (buf, head_len) = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
-        Ok(Ok(x)) => x,
-        Ok(Err((code, why))) => {
+    // A head that is slow, oversized or not HTTP goes no further.
+    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
+        Ok(Ok((buf, head_len))) => parse_request(&buf[..head_len])
+            .map(|req| (buf, head_len, req))
+            .map_err(|why| (400, why)),
+        Ok(Err((code, why))) => Err((code, why.to_string())),
+        Err(_) => Err((408, "request head not received in time".to_string())),
+    };
+    let (buf, head_len, req) = match head {
+        Ok(x) => x,
+        Err((code, why)) => {
             refuse(
                 &mut client,
                 shared,
@@ -223,35 +231,6 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
                 "deny",
                 "protocol",
                 code,
-                why,
-            )
-            .await;
-            return;
-        }
-        Err(_) => {
-            refuse(
-                &mut client,
-                shared,
-                &UNPARSED,
-                "deny",
-                "protocol",
-                408,
-                "request head not received in time",
-            )
-            .await;
-            return;
-        }
-    };
-    let req = match parse_request(&buf[..head_len]) {
-        Ok(r) => r,
-        Err(why) => {
-            refuse(
-                &mut client,
-                shared,
-                &UNPARSED,
-                "deny",
-                "protocol",
-                400,
                 &why,
             )
             .await;
