@@ -47,6 +47,17 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
     }
 }
 
+/// An "editor" at `<home>/<name>` that writes its arguments, one per line, to the path
+/// returned second.
+fn fake_editor(env: &TestEnv, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let seen = env.home.path().join("editor-args");
+    let editor = env.home.path().join(name);
+    let script = format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display());
+    std::fs::write(&editor, script).unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (editor, seen)
+}
+
 #[test]
 fn diff_against_another_attempt_shows_only_what_differs() {
     let env = TestEnv::new();
@@ -73,14 +84,7 @@ fn open_pulls_checks_the_branch_out_and_runs_the_configured_editor_on_it() {
     let env = TestEnv::new();
     let repo = simple_repo(&env);
     two_attempts(&env, &repo);
-    let seen = env.home.path().join("editor-args");
-    let editor = env.home.path().join("fake editor.sh");
-    std::fs::write(
-        &editor,
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (editor, seen) = fake_editor(&env, "fake editor.sh");
     // Quoted like a shell would, since the path has a space; split without a shell.
     let cmd = format!("'{}' --new-window", editor.display());
     assert_eq!(ok(&env, &["config", "editor", &cmd]).trim(), cmd);
@@ -194,14 +198,7 @@ fn open_never_hands_the_editor_anything_the_guest_left_in_its_git_dir() {
     ));
     std::fs::write(work_git.join("config"), config).unwrap();
 
-    let seen = env.home.path().join("editor-args");
-    let editor = env.home.path().join("editor.sh");
-    std::fs::write(
-        &editor,
-        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (editor, seen) = fake_editor(&env, "editor.sh");
     ok(&env, &["config", "editor", editor.to_str().unwrap()]);
     ok(&env, &["open", "1.1"]);
     assert!(berth_tests::wait_until(
