@@ -215,3 +215,26 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::Db;
+
+    #[test]
+    fn a_data_dir_the_db_creates_and_the_db_itself_are_the_users_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("new/berth");
+        let path = data.join("berth.db");
+        Db::open(&path).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&path), 0o600);
+        // A database an older berth left readable is tightened on the next open.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Db::open(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+    }
+}
