@@ -4,8 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# QEMU (qemu-system-x86, qemu-system-common, qemu-utils) is installed at one version chosen by
+# scripts/lib/qemu-apt.sh; everything else here takes apt's own choice.
+. scripts/lib/qemu-apt.sh
 APT_PACKAGES=(
-  qemu-system-x86 qemu-utils     # the hypervisor and qemu-img
   mmdebstrap busybox-static      # guest image: root filesystem and initramfs
   cpio e2fsprogs xz-utils kmod   # guest image: packing and depmod
   libseccomp-dev libcap-ng-dev   # to build virtiofsd
@@ -20,18 +22,49 @@ APT_PACKAGES=(
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 
+# "VERSION" when all three QEMU packages are installed at one version, else empty.
+qemu_installed_version() {
+  local p v first=""
+  for p in "${QEMU_PACKAGES[@]}"; do
+    v="$(dpkg-query -W -f='${Status} ${Version}' "$p" 2>/dev/null)" || return 0
+    case "$v" in "install ok installed "*) v="${v#install ok installed }" ;; *) return 0 ;; esac
+    if [ -z "$first" ]; then first="$v"; elif [ "$v" != "$first" ]; then return 0; fi
+  done
+  echo "$first"
+}
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   case "$p" in \#*) continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "==> installing Debian packages: ${missing[*]}"
+qemu_now="$(qemu_installed_version)"
+if [ "${#missing[@]}" -gt 0 ] || [ -z "$qemu_now" ]; then
   "${sudo_cmd[@]}" apt-get update -q
-  # The whole list, not only the missing ones: installing one package can replace another
-  # (qemu-system-x86 swaps out a backported qemu-utils), and apt keeps what is right.
+  qemu_args=() apt_flags=()
+  if [ -z "$qemu_now" ]; then
+    plan="$(LC_ALL=C apt-cache policy "${QEMU_PACKAGES[@]}" | qemu_plan)"
+    read -r verb version mode why <<<"$plan"
+    case "$verb" in
+      install)
+        echo "==> qemu: installing ${QEMU_PACKAGES[*]} at $version: $why"
+        for p in "${QEMU_PACKAGES[@]}"; do qemu_args+=("$p=$version"); done
+        if [ "$mode" = downgrade ]; then apt_flags+=(--allow-downgrades); fi
+        ;;
+      keep) ;;
+      *) echo "error: cannot choose a QEMU version: ${plan#error }" >&2; exit 1 ;;
+    esac
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then echo "==> installing Debian packages: ${missing[*]}"; fi
+  # The whole list, not only the missing ones, in one apt call with QEMU's pinned versions, so
+  # apt resolves everything together.
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
-    "${APT_PACKAGES[@]}"
+    "${apt_flags[@]}" "${APT_PACKAGES[@]}" "${qemu_args[@]}"
+  if [ -z "$(qemu_installed_version)" ]; then
+    echo "error: QEMU's packages still differ in version after apt:" >&2
+    dpkg-query -W "${QEMU_PACKAGES[@]}" >&2 || true
+    exit 1
+  fi
 fi
 for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run dbus-run-session desktop-file-validate; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$c" >/dev/null || { echo "error: $c is still missing" >&2; exit 1; }
