@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+echo "==> install-deps' QEMU version choice (unit tests on recorded apt-cache policy output)"
+bash scripts/tests/qemu-apt.test.sh
 scripts/install-deps.sh
 echo "==> front end: typecheck, unit tests, build (ui/dist is embedded in the app)"
 (cd ui && npm run typecheck && npm test && npx vite build)

@@ -16,27 +16,34 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
     let mut ok = true;
     let mut line = |good: bool, what: &str, detail: String| {
         ok &= good;
-        println!("{} {what:<12} {detail}", if good { "ok  " } else { "FAIL" });
+        println!("{} {what:<13} {detail}", if good { "ok  " } else { "FAIL" });
     };
 
     let choice = accel::choose(&host_cpu(), None);
     line(true, "accelerator", choice.reason);
 
-    match find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]) {
-        Some(p) => line(true, "qemu", version(&p)),
+    let qemu = find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]);
+    match &qemu {
+        Some(p) => line(true, "qemu", version(p)),
         None => line(
             false,
             "qemu",
             "not found: apt install qemu-system-x86".into(),
         ),
     }
-    match find_tool("BERTH_QEMU_IMG", &["qemu-img"], &[]) {
-        Some(p) => line(true, "qemu-img", version(&p)),
+    let qemu_img = find_tool("BERTH_QEMU_IMG", &["qemu-img"], &[]);
+    match &qemu_img {
+        Some(p) => line(true, "qemu-img", version(p)),
         None => line(
             false,
             "qemu-img",
             "not found: apt install qemu-utils".into(),
         ),
+    }
+    if let (Some(q), Some(i)) = (&qemu, &qemu_img)
+        && let Some(why) = berth_vm::qemu::version::mismatch(&version_output(q), &version_output(i))
+    {
+        line(false, "qemu versions", why);
     }
     match find_virtiofsd() {
         Ok(p) => line(true, "virtiofsd", version(&p)),
@@ -68,7 +75,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         ),
         Err(e) => line(false, "image", e.to_string()),
     }
-    println!("     {:<12} {}", "data dir", ctx.data.root().display());
+    println!("     {:<13} {}", "data dir", ctx.data.root().display());
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -76,13 +83,19 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
     })
 }
 
-/// The first line of `PROGRAM --version`, or the path if it prints nothing.
-fn version(p: &Path) -> String {
-    let out = Command::new(p).arg("--version").output();
-    let first = out
+/// What `PROGRAM --version` prints (empty when it cannot run).
+fn version_output(p: &Path) -> String {
+    Command::new(p)
+        .arg("--version")
+        .output()
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The first line of `PROGRAM --version`, and the path.
+fn version(p: &Path) -> String {
+    let out = version_output(p);
+    let first = out.lines().next().unwrap_or_default();
     format!("{} ({})", first.trim(), p.display())
 }

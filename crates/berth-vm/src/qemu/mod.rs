@@ -4,6 +4,7 @@
 mod args;
 mod qmp;
 mod spawn;
+pub mod version;
 pub mod virtiofsd;
 
 use std::fs::File;
