@@ -62,7 +62,12 @@ pub fn collect(
     };
     let mut commits = new_commits(&host, head, base, limits)?;
     let mut known = HashSet::new();
-    fsck::collect_tree_ids(&host, host.find_commit(base)?.tree_id(), &mut known)?;
+    fsck::collect_tree_ids(
+        &host,
+        host.find_commit(base)?.tree_id(),
+        &mut known,
+        limits.max_tree_depth,
+    )?;
     let mut budget = Budget::default();
     for c in &commits {
         fsck::check_commit(&host, *c, &mut known, &mut budget, limits)?;

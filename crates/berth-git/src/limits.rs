@@ -9,6 +9,8 @@ pub struct Limits {
     pub max_objects: u64,
     /// Commits between the base and the result.
     pub max_commits: u64,
+    /// Deepest nesting of trees (directories), like git's `core.maxTreeDepth`.
+    pub max_tree_depth: usize,
 }
 
 impl Default for Limits {
@@ -18,6 +20,7 @@ impl Default for Limits {
             max_total_bytes: 2 << 30,
             max_objects: 200_000,
             max_commits: 10_000,
+            max_tree_depth: 2048,
         }
     }
 }

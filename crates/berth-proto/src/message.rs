@@ -50,12 +50,13 @@ pub struct ExitStatus {
 }
 
 impl ExitStatus {
-    /// The shell convention: the code, or 128 + the signal number.
+    /// The shell convention: the code, or 128 + the signal number. Both come from the
+    /// guest: a signal number outside 1..=127 (no real signal) reads as 255, never overflows.
     pub fn shell_code(&self) -> i32 {
         match (self.code, self.signal) {
             (Some(code), _) => code,
-            (None, Some(sig)) => 128 + sig,
-            (None, None) => 255,
+            (None, Some(sig @ 1..=127)) => 128 + sig,
+            (None, _) => 255,
         }
     }
 }
@@ -126,6 +127,26 @@ impl Message {
             Message::ApprovalRequest { .. } => "approval-request",
             Message::Approve { .. } => "approve",
             Message::ApprovalClosed { .. } => "approval-closed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn guest_chosen_signal_numbers_cannot_overflow_the_exit_code() {
+        for (sig, want) in [
+            (9, 137),
+            (i32::MAX, 255),
+            (i32::MIN, 255),
+            (0, 255),
+            (-1, 255),
+        ] {
+            let st = super::ExitStatus {
+                code: None,
+                signal: Some(sig),
+            };
+            assert_eq!(st.shell_code(), want, "signal {sig}");
         }
     }
 }
