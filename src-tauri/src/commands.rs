@@ -341,21 +341,38 @@ pub fn attempt_pull(app: State<'_, App>, id: String) -> Res<String> {
 
 #[tauri::command(async)]
 pub fn attempt_stop(app: State<'_, App>, id: String) -> Res<()> {
-    let socket = app.store.socket(self::id(&id)?);
-    let client = SupervisorClient::connect(&socket).map_err(|e| e.to_string())?;
-    client.stop().map_err(|e| e.to_string())
+    berth_core::stop_attempt(&app.store, self::id(&id)?, now_ms)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
+/// Why deleting the attempt would lose something (unpulled commits, a running VM), or `None`.
+/// The Delete dialog shows the reason; "Delete anyway" passes `confirm` back.
 #[tauri::command(async)]
-pub fn attempt_remove(app: State<'_, App>, id: String, force: bool) -> Res<()> {
-    let attempt = self::id(&id)?;
-    if !force
-        && let Some(why) = berth_core::removal_blocker(&app.store, attempt, &Default::default())
-            .map_err(|e| e.to_string())?
-    {
-        return Err(why);
-    }
-    berth_core::remove_attempt(&app.store, attempt, force, now_ms).map_err(|e| e.to_string())
+pub fn attempt_removal_check(
+    app: State<'_, App>,
+    id: String,
+) -> Res<Option<berth_core::RemovalBlocker>> {
+    berth_core::removal_blocker(&app.store, self::id(&id)?, &Default::default())
+        .map_err(|e| e.to_string())
+}
+
+/// Deletes an attempt. Without `confirm` the core refuses anything that would lose work;
+/// with it, only exactly what the user confirmed in the dialog is discarded.
+#[tauri::command(async)]
+pub fn attempt_remove(app: State<'_, App>, id: String, confirm: Option<String>) -> Res<()> {
+    let removal = match &confirm {
+        Some(c) => berth_core::Removal::Discarding(c),
+        None => berth_core::Removal::IfNothingIsLost,
+    };
+    berth_core::remove_attempt(
+        &app.store,
+        self::id(&id)?,
+        removal,
+        &Default::default(),
+        now_ms,
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[tauri::command(async)]

@@ -73,6 +73,7 @@ fn main() {
             commands::attempt_diff,
             commands::attempt_pull,
             commands::attempt_stop,
+            commands::attempt_removal_check,
             commands::attempt_remove,
             commands::attempt_audit,
             commands::attempt_approve,

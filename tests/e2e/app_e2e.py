@@ -310,6 +310,29 @@ def main():
         win.shot("08-compare")
         step("Compare shows what one attempt did differently from the other")
 
+        # Delete on an attempt whose commits were never pulled asks in the app's own dialog;
+        # Cancel keeps everything (the old confirm() force-deleted without showing anything).
+        win.press("1.2", "Delete", "#delete-attempt", "not pulled")
+        win.shot("08b-delete-dialog")
+        win.click("#delete-attempt button[name=cancel]")
+        time.sleep(1)
+        assert win.js("return document.querySelector('#delete-attempt') === null"), "the dialog stayed"
+        win.find('[data-attempt-card="1.2"]', timeout=5)
+        assert any(a["id"] == "1.2" for a in json.loads(berth(data, "ls", "--json"))), "1.2 was deleted"
+        assert (data / "attempts/1.2/work/.git").is_dir(), "1.2's workspace was deleted"
+        step("Delete on unpulled work asks in a dialog; Cancel keeps the attempt and its work")
+
+        win.press("1.2", "Delete", "#delete-attempt", "not pulled")
+        win.click("#delete-attempt button[name=pull-delete]")
+        deadline = time.time() + 60
+        while win.js("return !!document.querySelector('[data-attempt-card=\"1.2\"]')"):
+            if time.time() > deadline:
+                raise AssertionError("Pull and delete left the attempt's card")
+            time.sleep(0.3)
+        assert "return a + b" in git(repo, "show", "berth/1/2:calc.py")
+        assert not any(a["id"] == "1.2" for a in json.loads(berth(data, "ls", "--json")))
+        step("Pull and delete keeps the work as berth/1/2, then deletes the attempt")
+
         win.press("1.1", "Audit", '[data-audit="1.1"]', "ran sh -c")
         win.wait_text('[data-audit="1.1"]', "pull", timeout=30)
         win.shot("09-audit")

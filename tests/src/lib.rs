@@ -19,5 +19,5 @@ mod vm;
 pub use env::{TestEnv, berth_bin, target_dir};
 pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
-pub use repo::{git, repo_with, simple_repo};
+pub use repo::{commit_file, git, repo_with, simple_repo};
 pub use vm::{Output, TestVm};

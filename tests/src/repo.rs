@@ -33,8 +33,14 @@ pub fn simple_repo(env: &TestEnv) -> PathBuf {
 pub fn repo_with(dir: &Path, branch: &str, file: &str, text: &str) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     git(dir, &["init", "-q", "-b", branch]);
+    commit_file(dir, file, text, "init");
+    dir.to_path_buf()
+}
+
+/// The user writes `file` in their repo `dir` and commits it on the checked-out branch.
+pub fn commit_file(dir: &Path, file: &str, text: &str, message: &str) {
     std::fs::write(dir.join(file), text).unwrap();
-    git(dir, &["add", "."]);
+    git(dir, &["add", file]);
     git(
         dir,
         &[
@@ -44,8 +50,7 @@ pub fn repo_with(dir: &Path, branch: &str, file: &str, text: &str) -> PathBuf {
             "user.email=u@x",
             "commit",
             "-qm",
-            "init",
+            message,
         ],
     );
-    dir.to_path_buf()
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_tests::{TestEnv, git};
+use berth_tests::{TestEnv, commit_file, git};
 
 /// A user repo with two commits on main, made with the ordinary git CLI.
 fn user_repo(env: &TestEnv) -> PathBuf {
@@ -81,6 +81,39 @@ fn a_change_made_in_the_vm_lands_as_a_branch_with_the_trailer() {
     let again = env.berth().args(["pull", "1.1"]).output().unwrap();
     assert_eq!(again.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    // --force never moves a checked-out branch (its index and files would be left behind),
+    // and says which commits a move takes off a branch.
+    git(&repo, &["checkout", "-q", "berth/1/1"]);
+    commit_file(&repo, "mine.txt", "the user's own work\n", "user's commit");
+    let users = git(&repo, &["rev-parse", "HEAD"]).trim().to_string();
+    for branch in ["berth/1/1", "main"] {
+        if branch == "main" {
+            git(&repo, &["checkout", "-q", "main"]);
+            std::fs::write(repo.join("dirty.txt"), "not committed\n").unwrap();
+        }
+        let forced = env
+            .berth()
+            .args(["pull", "1.1", "--force", "--branch", branch])
+            .output()
+            .unwrap();
+        assert_eq!(forced.status.code(), Some(125), "{forced:?}");
+        let err = String::from_utf8_lossy(&forced.stderr);
+        assert!(err.contains("is checked out at"), "{err}");
+    }
+    assert_eq!(git(&repo, &["rev-parse", "berth/1/1"]).trim(), users);
+    assert_eq!(git(&repo, &["status", "--porcelain"]), "?? dirty.txt\n");
+    std::fs::remove_file(repo.join("dirty.txt")).unwrap();
+    let moved = env
+        .berth()
+        .args(["pull", "1.1", "--force"])
+        .output()
+        .unwrap();
+    assert!(moved.status.success(), "{moved:?}");
+    let err = String::from_utf8_lossy(&moved.stderr);
+    assert!(
+        err.contains("took 1 commit(s) off berth/1/1") && err.contains(&users[..12]),
+        "a forced pull must say what it dropped: {err}"
+    );
     let other = env
         .berth()
         .args(["pull", "1.1", "--branch", "mine"])

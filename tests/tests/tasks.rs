@@ -313,6 +313,14 @@ fn rm_refuses_unpulled_work_force_removes_it_and_pulled_branches_stay() {
         "a refusal removed something"
     );
     ok(&env, &["pull", "1.1"]);
+    // The user deletes the pulled branch: the commit object lingers until `git gc`, but no
+    // ref holds the work any more, so it counts as unpulled again.
+    git(&repo, &["branch", "-D", "berth/1/1"]);
+    let out = berth(&env, &["rm", "1.1"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not pulled"));
+    assert!(env.data_dir().join("attempts/1.1/work").exists());
+    ok(&env, &["pull", "1.1"]);
     ok(&env, &["rm", "1.1"]);
     assert!(!env.data_dir().join("attempts/1.1").exists());
     assert!(berth(&env, &["rm", "1.2"]).status.code() == Some(125));

@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, Repo, Settings, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
 import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
@@ -202,11 +202,39 @@ function attemptCard(a: Attempt): HTMLElement {
       act("Audit", () => showAudit(a.id)),
       act("Stop", () => api.stop(a.id), live),
       act("Delete", async () => {
-        try { await api.remove(a.id, false); }
-        catch (e) { if (confirm(`${message(e)}\n\nDelete anyway?`)) await api.remove(a.id, true); else throw e; }
+        // The core refuses to lose work unless the user confirmed exactly what is lost: ask
+        // first, in the app's own dialog (the webview's confirm() is no yes/no here).
+        const blocker = await api.removalCheck(a.id);
+        if (blocker) { openDeleteDialog(blocker); return; }
+        await api.remove(a.id, null);
         terminals.delete(a.id);
         await refresh();
       }, !live)));
+}
+
+/** Delete an attempt that would lose work: pull and delete, delete anyway, or cancel. */
+function openDeleteDialog(b: RemovalBlocker) {
+  document.getElementById("delete-attempt")?.remove();
+  const err = h("div", {});
+  const close = () => { dlg.close(); dlg.remove(); };
+  const run = (f: () => Promise<void>) => async () => {
+    try { await f(); close(); terminals.delete(b.attempt); await refresh(); }
+    catch (e) { err.replaceChildren(h("div", { class: "error" }, message(e))); }
+  };
+  const dlg = h("dialog", { id: "delete-attempt", "data-attempt": b.attempt },
+    h("h1", {}, `Delete attempt ${b.attempt}?`), err,
+    h("p", { class: "reason" }, b.reason),
+    h("div", { class: "actions" },
+      b.pull_keeps_it
+        ? h("button", { class: "primary", name: "pull-delete", onclick: run(async () => {
+          ui.note = await api.pull(b.attempt);
+          await api.remove(b.attempt, null);
+        }) }, "Pull and delete")
+        : null,
+      h("button", { class: "danger", name: "delete-anyway", onclick: run(() => api.remove(b.attempt, b.confirm)) }, "Delete anyway"),
+      h("button", { name: "cancel", onclick: close }, "Cancel"))) as HTMLDialogElement;
+  document.body.append(dlg);
+  dlg.showModal();
 }
 
 /** A review pane: the files list (each links to its part), then the unified diff. */

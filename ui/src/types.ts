@@ -66,6 +66,14 @@ export interface Repo {
   error: string | null;
 }
 
+/** Why deleting an attempt would lose something (berth_core::RemovalBlocker). */
+export interface RemovalBlocker {
+  attempt: string;
+  reason: string;
+  pull_keeps_it: boolean;
+  confirm: string;
+}
+
 export interface Settings {
   editor: string | null;
   editor_in_effect: string;

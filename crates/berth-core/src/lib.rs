@@ -13,6 +13,7 @@ mod remove;
 mod repos;
 mod review;
 mod spawn;
+mod stop;
 mod store;
 mod supervisor;
 mod supervisor_client;
@@ -26,16 +27,18 @@ pub use editor::{
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
-pub use remove::{removal_blocker, remove_attempt};
+pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo};
 pub use review::compare_attempts;
 pub use spawn::{SuperviseOptions, spawn_supervisor};
+pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::Store;
 pub use supervisor::{STOPPED_BY_USER, supervise};
 pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError};
 pub use task::{
-    NewTask, PreparedTask, Pulled, TaskError, VmSettings, attempt_request, audit, check_memory,
-    diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state, unpulled_work,
+    NewTask, PreparedTask, Pulled, TaskError, Unpulled, VmSettings, attempt_request, audit,
+    check_memory, diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state,
+    unpulled_work,
 };
 
 /// The caller's clock: milliseconds since the Unix epoch.

@@ -397,7 +397,16 @@ pub fn pull_attempt(
             clock,
             id,
             "pull",
-            json!({"branch": i.branch, "head": i.head.to_string(), "commits": i.commits, "files_changed": i.files_changed}),
+            json!({
+                "branch": i.branch,
+                "head": i.head.to_string(),
+                "commits": i.commits,
+                "files_changed": i.files_changed,
+                "replaced": i.replaced.as_ref().map(|r| json!({
+                    "old": r.old.to_string(),
+                    "dropped": r.dropped.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                })),
+            }),
         )?;
     }
     Ok(Pulled {
@@ -494,12 +503,26 @@ pub fn check_memory(
     Ok(())
 }
 
-/// Describes work in the attempt that its repo does not have yet (`None`: nothing unpulled).
+/// Work in an attempt that no ref of its repo holds yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unpulled {
+    pub commits: usize,
+    /// The attempt's result commit (in its host-side repository).
+    pub head: String,
+}
+
+impl std::fmt::Display for Unpulled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} commit(s) not pulled", self.commits)
+    }
+}
+
+/// The attempt's work that its repo does not hold yet (`None`: nothing unpulled).
 pub fn unpulled_work(
     store: &Store,
     rec: &AttemptRecord,
     limits: &Limits,
-) -> Result<Option<String>, TaskError> {
+) -> Result<Option<Unpulled>, TaskError> {
     if !store.workspace(rec.id).join(".git").is_dir() {
         return Ok(None);
     }
@@ -507,17 +530,20 @@ pub fn unpulled_work(
     if collected.commits.is_empty() {
         return Ok(None);
     }
+    // Work counts as kept only while a ref of the repo holds the pulled commit: after the
+    // user deletes the branch the object lingers until `git gc`, but nothing keeps it.
     let pulled_tree = match &rec.pulled_head {
-        Some(head) => berth_git::tree_of(&rec.repo, oid(head)?).ok(),
-        None => None,
+        Some(head) if berth_git::held_by_a_ref(&rec.repo, oid(head)?).unwrap_or(false) => {
+            berth_git::tree_of(&rec.repo, oid(head)?).ok()
+        }
+        _ => None,
     };
     let result_tree = berth_git::tree_of(&store.host_git(rec.id), collected.head)?;
     if pulled_tree == Some(result_tree) {
         return Ok(None);
     }
-    Ok(Some(format!(
-        "{} commit(s) not pulled into {}",
-        collected.commits.len(),
-        rec.repo.display()
-    )))
+    Ok(Some(Unpulled {
+        commits: collected.commits.len(),
+        head: collected.head.to_string(),
+    }))
 }

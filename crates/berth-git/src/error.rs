@@ -25,6 +25,12 @@ pub enum GitError {
         "branch '{0}' already exists in the repo; pass --force to overwrite it or --branch to pick another name"
     )]
     BranchExists(String),
+    #[error(
+        "branch '{branch}' is checked out at {at}; moving it would leave that checkout's index \
+         and files behind (like `git branch -f`, Berth refuses). Switch that checkout to another \
+         branch first, or pass --branch to pick another name"
+    )]
+    BranchCheckedOut { branch: String, at: String },
     #[error("'{0}' is not a valid branch name")]
     BadBranch(String),
     #[error("git: {0}")]

@@ -18,6 +18,17 @@ pub struct Imported {
     pub files_changed: usize,
     pub insertions: usize,
     pub deletions: usize,
+    /// Set when `force` moved an existing branch.
+    pub replaced: Option<Replaced>,
+}
+
+/// What a forced pull did to the branch it moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaced {
+    /// Where the branch pointed before (still in the repo's reflog for the branch).
+    pub old: Oid,
+    /// Commits that were on the branch and are not on it any more, newest first.
+    pub dropped: Vec<Oid>,
 }
 
 /// Re-creates `collected`'s commits in the repository at `repo` (same trees, authors and
@@ -26,7 +37,10 @@ pub struct Imported {
 ///
 /// Only objects and one new ref are written: no hook runs (libgit2 has none), the working
 /// tree, index, HEAD, config and other refs are untouched, and an existing branch is only
-/// replaced with `force`. Objects are written before the ref, so a failure leaves no branch.
+/// replaced with `force`, never while it is checked out in the repo or one of its worktrees
+/// (that checkout's index and files would no longer match it); what a forced move takes off
+/// the branch is reported in [`Imported::replaced`]. Objects are written before the ref, so a
+/// failure leaves no branch.
 pub fn import(
     host_git: &Path,
     collected: &Collected,
@@ -46,8 +60,22 @@ pub fn import(
     if collected.commits.is_empty() {
         return Ok(None);
     }
-    if user.find_reference(&full).is_ok() && !force {
-        return Err(GitError::BranchExists(branch.to_string()));
+    let existing = user.find_reference(&full).ok().and_then(|r| r.target());
+    if existing.is_some() {
+        if !force {
+            return Err(GitError::BranchExists(branch.to_string()));
+        }
+        let at = crate::refs::checked_out_at(&user, branch)?;
+        if !at.is_empty() {
+            return Err(GitError::BranchCheckedOut {
+                branch: branch.to_string(),
+                at: at
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
     }
     user.find_commit(collected.base)
         .map_err(|_| GitError::NoSuchBase {
@@ -89,6 +117,13 @@ pub fn import(
         &format!("berth: import attempt {attempt}"),
     )?;
 
+    let replaced = match existing {
+        Some(old) if old != last => Some(Replaced {
+            old,
+            dropped: crate::refs::commits_dropped(&user, old, last)?,
+        }),
+        _ => None,
+    };
     let old_tree = user.find_commit(collected.base)?.tree()?;
     let new_tree = user.find_commit(last)?.tree()?;
     let stats = user
@@ -101,6 +136,7 @@ pub fn import(
         files_changed: stats.files_changed(),
         insertions: stats.insertions(),
         deletions: stats.deletions(),
+        replaced,
     }))
 }
 

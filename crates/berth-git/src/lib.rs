@@ -19,6 +19,7 @@ mod fsck;
 mod guest_head;
 mod import;
 mod limits;
+mod refs;
 mod workspace;
 
 pub use checkout::{Checkout, check_out_branch};
@@ -26,8 +27,9 @@ pub use collect::{Collected, collect, diff_patch, tree_of};
 pub use compare::diff_between;
 pub use error::GitError;
 pub use git2::Oid;
-pub use import::{Imported, import};
+pub use import::{Imported, Replaced, import};
 pub use limits::Limits;
+pub use refs::held_by_a_ref;
 pub use workspace::{
     CreatedWorkspace, branches, create_workspace, init_repo_with_files, repo_root,
 };

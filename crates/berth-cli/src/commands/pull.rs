@@ -15,7 +15,8 @@ pub struct Args {
     /// Branch name to create (default berth/<task>/<n>).
     #[arg(long)]
     branch: Option<String>,
-    /// Replace the branch if it exists.
+    /// Replace the branch if it exists (never one that is checked out; says which commits
+    /// it takes off the branch).
     #[arg(long)]
     force: bool,
     #[command(flatten)]
@@ -58,6 +59,28 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         eprintln!("berth: attempt {}: {w}", args.attempt);
     }
     let rec = store.db()?.attempt(args.attempt)?;
+    if let Some(r) = pulled.imported.as_ref().and_then(|i| i.replaced.as_ref()) {
+        let branch = pulled
+            .imported
+            .as_ref()
+            .map(|i| i.branch.as_str())
+            .unwrap_or("");
+        if r.dropped.is_empty() {
+            eprintln!(
+                "berth: moved {branch} forward from {:.12}",
+                r.old.to_string()
+            );
+        } else {
+            let ids: Vec<String> = r.dropped.iter().map(|c| format!("{c:.12}")).collect();
+            eprintln!(
+                "berth: --force took {} commit(s) off {branch}: {} (it pointed at {old}; \
+                 `git branch <name> {old}` keeps them)",
+                r.dropped.len(),
+                ids.join(" "),
+                old = r.old
+            );
+        }
+    }
     match pulled.imported {
         Some(i) => println!(
             "pulled {} into {} as {} ({} commit(s), {} file(s), +{}/-{})",

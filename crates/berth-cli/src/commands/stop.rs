@@ -1,14 +1,12 @@
 //! `berth stop ATTEMPT|TASK` and `berth start ATTEMPT`.
 
-use std::process::ExitCode;
-use std::time::{Duration, Instant};
-
 use anyhow::{Result, bail};
-use berth_core::{AttemptId, Store, SupervisorClient, check_memory};
+use berth_core::{AttemptId, Store, check_memory};
+use std::process::ExitCode;
 
 use super::supervise::{VmArgs, spawn_supervisor};
 use super::target::Target;
-use crate::context::{Context, host_memory_mib};
+use crate::context::{Context, host_memory_mib, now_ms};
 
 #[derive(clap::Args)]
 pub struct StopArgs {
@@ -22,33 +20,11 @@ pub struct StartArgs {
     vm: VmArgs,
 }
 
-/// Asks the attempt's supervisor to stop and waits for it; kills it if it does not go.
+/// Stops `id` (through the core, which escalates) and tidies up after it.
 pub fn stop_attempt(ctx: &Context, store: &Store, id: AttemptId) -> Result<bool> {
-    let rec = store.db()?.attempt(id)?;
-    if !rec.state.is_live() {
-        return Ok(false);
-    }
-    if let Ok(client) = SupervisorClient::connect(&store.socket(id)) {
-        let _ = client.stop();
-    }
-    let gone = |rec: &berth_core::AttemptRecord| match (rec.supervisor_pid, rec.supervisor_start) {
-        (Some(pid), Some(start)) => !berth_vm::rundir::process_alive(pid, start),
-        _ => true,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !gone(&rec) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if !gone(&rec)
-        && let Some(pid) = rec.supervisor_pid
-    {
-        // SAFETY: kill takes plain integers; the pid was checked to be this supervisor.
-        unsafe {
-            libc::kill(pid as i32, libc::SIGKILL);
-        }
-    }
+    let stopped = berth_core::stop_attempt(store, id, now_ms)?;
     ctx.reconcile();
-    Ok(true)
+    Ok(stopped)
 }
 
 pub fn stop(ctx: &Context, args: StopArgs) -> Result<ExitCode> {

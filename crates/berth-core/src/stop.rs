@@ -1,0 +1,47 @@
+//! Stopping an attempt, with escalation, for every front end: ask its supervisor, wait,
+//! then kill the supervisor (checked by pid and start time) if it does not go.
+
+use std::time::{Duration, Instant};
+
+use berth_db::{AttemptId, AttemptRecord};
+
+use crate::task::{TaskError, reconcile};
+use crate::{Clock, Store, SupervisorClient};
+
+/// How long a supervisor gets to stop its VM before it is killed.
+pub const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Stops `id` if it is live and waits until its supervisor is gone. Returns whether it was
+/// live. The state database is reconciled afterwards, so the attempt reads as stopped.
+pub fn stop_attempt(store: &Store, id: AttemptId, clock: Clock) -> Result<bool, TaskError> {
+    let rec = store.db()?.attempt(id)?;
+    if !rec.state.is_live() {
+        return Ok(false);
+    }
+    if let Ok(client) = SupervisorClient::connect(&store.socket(id)) {
+        let _ = client.stop();
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while !supervisor_gone(&rec) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !supervisor_gone(&rec)
+        && let Some(pid) = rec.supervisor_pid
+    {
+        // SAFETY: kill takes plain integers; supervisor_gone checked the pid's start time, so
+        // the pid is still this attempt's supervisor.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+    }
+    reconcile(store, clock)?;
+    berth_vm::rundir::reap_orphans(&store.data().run());
+    Ok(true)
+}
+
+fn supervisor_gone(rec: &AttemptRecord) -> bool {
+    match (rec.supervisor_pid, rec.supervisor_start) {
+        (Some(pid), Some(start)) => !berth_vm::rundir::process_alive(pid, start),
+        _ => true,
+    }
+}
