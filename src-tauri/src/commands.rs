@@ -99,12 +99,12 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     if !(1..=16).contains(&req.attempts) {
         return Err("attempts must be between 1 and 16".into());
     }
-    let repo = std::path::Path::new(&req.repo)
-        .canonicalize()
+    let repo = berth_core::repo_root(std::path::Path::new(&req.repo))
         .map_err(|e| format!("cannot open the repo {}: {e}", req.repo))?;
     let mode: berth_egress::Mode = req.network.parse()?;
-    let config = berth_core::load_repo_config(&repo).map_err(|e| e.to_string())?;
-    let policy = config.policy(Some(mode), &req.allow, &[], None)?;
+    // The repo's berth.toml counts only as far as the user trusted it (the dialog asks).
+    let policy = berth_core::repo_policy(&app.store, &repo, Some(mode), &req.allow, &[], None)
+        .map_err(|e| e.to_string())?;
     let prepared = berth_core::prepare_task(
         &app.store,
         &NewTask {
@@ -337,6 +337,44 @@ pub fn attempt_pull(app: State<'_, App>, id: String) -> Res<String> {
         ),
         None => format!("attempt {id} changed nothing"),
     })
+}
+
+/// The repo's berth.toml: what it asks for, whether the user trusted this content, and the
+/// policy attempts would get with it and the dialog's `network` and `allow`.
+#[derive(serde::Serialize)]
+pub struct RepoConfigPreview {
+    #[serde(flatten)]
+    view: berth_core::RepoConfigView,
+    effective: String,
+}
+
+#[tauri::command(async)]
+pub fn repo_config(
+    app: State<'_, App>,
+    repo: String,
+    network: String,
+    allow: Vec<String>,
+) -> Res<RepoConfigPreview> {
+    let repo = berth_core::repo_root(std::path::Path::new(&repo)).map_err(|e| e.to_string())?;
+    let view = berth_core::repo_config(&app.store, &repo).map_err(|e| e.to_string())?;
+    let mode: berth_egress::Mode = network.parse()?;
+    let effective = view
+        .config
+        .policy(Some(mode), &allow, &[], None)
+        .map(|p| berth_core::describe_policy(&p))
+        .unwrap_or_else(|e| e);
+    Ok(RepoConfigPreview { view, effective })
+}
+
+/// Trusts the repo's berth.toml, if it still has the content the dialog showed (`sha256`).
+#[tauri::command(async)]
+pub fn repo_config_trust(
+    app: State<'_, App>,
+    repo: String,
+    sha256: String,
+) -> Res<berth_core::RepoConfigView> {
+    let repo = berth_core::repo_root(std::path::Path::new(&repo)).map_err(|e| e.to_string())?;
+    berth_core::trust_repo_config(&app.store, &repo, Some(&sha256)).map_err(|e| e.to_string())
 }
 
 #[tauri::command(async)]

@@ -73,6 +73,8 @@ fn main() {
             commands::attempt_diff,
             commands::attempt_pull,
             commands::attempt_stop,
+            commands::repo_config,
+            commands::repo_config_trust,
             commands::attempt_removal_check,
             commands::attempt_remove,
             commands::attempt_audit,

@@ -252,7 +252,20 @@ def main():
                # The agent also leaves a file whose name is HTML: the app must show it as text.
                "sh -c 'bash .berth/demo-agent.sh; touch \"<img src=x onerror=document.title=1>.txt\"; exec bash -i'")
         win.shot("02-new-task")
+        # The repo's berth.toml maps a name onto loopback: that is the repo's word, so the app
+        # asks first, showing the effective policy; Cancel creates nothing.
         win.click("button[name=create]")
+        win.wait_text("#trust-config", "resolve: other.test → 127.0.0.1", timeout=20)
+        win.wait_text("#trust-config .effective", "network: off", timeout=5)
+        win.shot("02b-trust-config")
+        win.click("#trust-config button[name=cancel]")
+        time.sleep(1)
+        assert win.js("return document.querySelector('[data-task]') === null"), "Cancel created a task"
+        assert json.loads(berth(data, "ls", "--json")) == []
+        step("an untrusted berth.toml asks first, with the effective policy; Cancel creates nothing")
+
+        win.click("button[name=create]")
+        win.click("#trust-config button[name=trust]")
         win.find('[data-task="1"]')
         step("a task with 2 attempts is created from the New agent task dialog")
 

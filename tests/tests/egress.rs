@@ -204,13 +204,66 @@ fn berth_toml_configures_the_network_and_its_mistakes_are_clear() {
         ),
     )
     .unwrap();
-    let (stdout, _) = run_in_attempt(
-        &env,
-        &repo,
-        &[],
-        &format!("curl -sS -m 10 http://svc.test:{}/", svc.port),
+    // The file is the repo's word, and an agent can write the repo: until the user trusts
+    // this exact content, it widens nothing and the run is refused, creating nothing.
+    let refused = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&repo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(125), "{refused:?}");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("berth config trust") && err.contains("resolve: svc.test → 127.0.0.1"),
+        "{err}"
+    );
+    assert!(!env.data_dir().join("attempts/1.1").exists());
+    let trusted = env
+        .berth()
+        .args(["config", "trust", "--repo"])
+        .arg(&repo)
+        .output()
+        .unwrap();
+    assert!(trusted.status.success(), "{trusted:?}");
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&repo)
+        .args(["--", "sh", "-c"])
+        .arg(format!("curl -sS -m 10 http://svc.test:{}/", svc.port))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
     );
     assert!(stdout.contains("hello from svc"), "{stdout}");
+    // The effective policy is printed when the attempts start.
+    assert!(
+        stderr.contains(&format!(
+            "network: allowlist; allow svc.test:{}; svc.test → 127.0.0.1",
+            svc.port
+        )),
+        "{stderr}"
+    );
+    // A changed file (here: an agent maps a name onto the cloud metadata address) asks again.
+    let mut text = std::fs::read_to_string(repo.join("berth.toml")).unwrap();
+    text = text.replace(
+        "resolve = {",
+        "resolve = { \"m.test\" = \"169.254.169.254\",",
+    );
+    std::fs::write(repo.join("berth.toml"), text).unwrap();
+    let again = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(125), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("m.test → 169.254.169.254"));
     std::fs::write(
         repo.join("berth.toml"),
         "[network]\nmode = \"allowlist\"\nalow = []\n",

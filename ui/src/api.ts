@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, Settings } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, Settings } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -21,6 +21,9 @@ export const api = {
   setEditor: (command: string) => invoke<void>("set_editor", { command }),
   pull: (id: string) => invoke<string>("attempt_pull", { id }),
   stop: (id: string) => invoke<void>("attempt_stop", { id }),
+  repoConfig: (repo: string, network: string, allow: string[]) =>
+    invoke<RepoConfigPreview>("repo_config", { repo, network, allow }),
+  trustRepoConfig: (repo: string, sha256: string) => invoke<RepoConfigPreview>("repo_config_trust", { repo, sha256 }),
   removalCheck: (id: string) => invoke<RemovalBlocker | null>("attempt_removal_check", { id }),
   /** `confirm`: a RemovalBlocker's confirm, after the user agreed to lose what it names. */
   remove: (id: string, confirm: string | null) => invoke<void>("attempt_remove", { id, confirm }),

@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, Settings, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
 import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
@@ -332,11 +332,16 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
     h("div", { class: "actions" },
       h("button", { class: "primary", name: "create", onclick: async () => {
         try {
+          const allowList = allow.value.split(",").map((s) => s.trim()).filter(Boolean);
+          // The repo's berth.toml is the repo's word, not the user's: what in it widens a
+          // guest's reach needs the user's trust of exactly this content first.
+          const cfg = await api.repoConfig(repo.value, network.value, allowList);
+          if (cfg.widens.length && !cfg.trusted && !(await askTrust(cfg))) return;
           const ids = await api.newTask({
             repo: repo.value, base: base.value || "HEAD", command: splitCommand(command.value),
             attempts: Number(attempts.value), title: title.value || command.value,
             network: network.value as "off" | "allowlist" | "open",
-            allow: allow.value.split(",").map((s) => s.trim()).filter(Boolean),
+            allow: allowList,
           });
           (dlg as HTMLDialogElement).close();
           ui.selected = Number(ids[0].split(".")[0]);
@@ -349,6 +354,31 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
       h("button", { onclick: () => (dlg as HTMLDialogElement).close() }, "Cancel"))) as HTMLDialogElement;
   if (repo.value) void loadBranches();
   return dlg;
+}
+
+/** Shows what the repo's berth.toml asks for and the effective policy; resolves to whether
+ * the user trusted it (Trust) or not (Cancel). */
+function askTrust(cfg: RepoConfigPreview): Promise<boolean> {
+  document.getElementById("trust-config")?.remove();
+  return new Promise((resolve) => {
+    const err = h("div", {});
+    const done = (v: boolean) => { dlg.close(); dlg.remove(); resolve(v); };
+    const dlg = h("dialog", { id: "trust-config" },
+      h("h1", {}, "Trust this repo's berth.toml?"), err,
+      h("p", {}, `${cfg.repo}/berth.toml asks for more than Berth gives a guest by default. It comes from the repo, and an agent can write it (a pulled branch is the next task's base).`),
+      h("ul", { class: "widens" }, ...cfg.widens.map((w) => h("li", {}, w))),
+      h("p", {}, "With it, these attempts get: ", h("strong", { class: "effective" }, cfg.effective)),
+      h("p", { class: "meta" }, `Trust covers this exact content (sha256 ${cfg.sha256.slice(0, 12)}…); a changed file asks again.`),
+      h("div", { class: "actions" },
+        h("button", { class: "primary", name: "trust", onclick: async () => {
+          try { await api.trustRepoConfig(cfg.repo, cfg.sha256); done(true); }
+          catch (e) { err.replaceChildren(h("div", { class: "error" }, message(e))); }
+        } }, "Trust and create"),
+        h("button", { name: "cancel", onclick: () => done(false) }, "Cancel"))) as HTMLDialogElement;
+    dlg.addEventListener("cancel", () => resolve(false));
+    document.body.append(dlg);
+    dlg.showModal();
+  });
 }
 
 function openNewTask(repo?: string) {

@@ -66,6 +66,16 @@ export interface Repo {
   error: string | null;
 }
 
+/** The repo's berth.toml and the policy attempts would get (src-tauri repo_config). */
+export interface RepoConfigPreview {
+  repo: string;
+  present: boolean;
+  sha256: string;
+  widens: string[];
+  trusted: boolean;
+  effective: string;
+}
+
 /** Why deleting an attempt would lose something (berth_core::RemovalBlocker). */
 export interface RemovalBlocker {
   attempt: string;

@@ -1,5 +1,6 @@
 //! `berth.toml` at a repo's root: settings that travel with the repo, validated with errors
-//! that name the line and the key.
+//! that name the line and the key. The file is untrusted input: see `trust.rs` for how it
+//! is read and when what it asks for takes effect.
 //!
 //! ```toml
 //! [network]
@@ -10,12 +11,9 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use berth_egress::{AllowRule, Mode, Policy, parse_bytes};
 use serde::Deserialize;
-
-use crate::task::TaskError;
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,23 +33,7 @@ pub struct NetworkConfig {
     pub egress_budget: Option<toml::Value>,
 }
 
-/// Reads `<repo>/berth.toml` if there is one.
-pub fn load_repo_config(repo: &Path) -> Result<RepoConfig, TaskError> {
-    let path = repo.join("berth.toml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(RepoConfig::default()),
-        Err(e) => {
-            return Err(TaskError::Refused(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )));
-        }
-    };
-    parse(&text).map_err(|e| TaskError::Refused(format!("{}: {e}", path.display())))
-}
-
-fn parse(text: &str) -> Result<RepoConfig, String> {
+pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
     toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
 }
 

@@ -18,9 +18,10 @@ mod store;
 mod supervisor;
 mod supervisor_client;
 mod task;
+mod trust;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
-pub use config::{RepoConfig, load_repo_config};
+pub use config::RepoConfig;
 pub use data_dir::DataDir;
 pub use editor::{
     DEFAULT_EDITOR, EDITOR_SETTING, Opened, editor_command, open_in_editor, set_editor_command,
@@ -28,7 +29,7 @@ pub use editor::{
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
-pub use repos::{RepoView, add_repo, list_repos, remove_repo};
+pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
 pub use spawn::{SuperviseOptions, spawn_supervisor};
 pub use stop::{STOP_GRACE, stop_attempt};
@@ -39,6 +40,9 @@ pub use task::{
     NewTask, PreparedTask, Pulled, TaskError, Unpulled, VmSettings, attempt_request, audit,
     check_memory, diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state,
     unpulled_work,
+};
+pub use trust::{
+    RepoConfigView, describe_policy, repo_config, repo_policy, trust_repo_config, widenings,
 };
 
 /// The caller's clock: milliseconds since the Unix epoch.

@@ -31,6 +31,14 @@ pub fn add_repo(store: &Store, path: &Path, clock: Clock) -> Result<PathBuf, Tas
     Ok(repo)
 }
 
+/// The top folder of the repo that `path` is in (canonical).
+pub fn repo_root(path: &Path) -> Result<PathBuf, TaskError> {
+    let canonical = path
+        .canonicalize()
+        .map_err(|e| TaskError::Refused(format!("cannot open {}: {e}", path.display())))?;
+    Ok(berth_git::repo_root(&canonical)?)
+}
+
 /// Forgets a repo (its tasks, attempts and branches stay). Errors if it was not added.
 pub fn remove_repo(store: &Store, path: &Path) -> Result<(), TaskError> {
     let mut db = store.db()?;

@@ -1,22 +1,37 @@
-//! `berth config [KEY [VALUE]]`: user settings, shared with the app's Settings.
+//! `berth config [KEY [VALUE]]`: user settings, shared with the app's Settings; and
+//! `berth config trust [--repo R]`: trust what the repo's `berth.toml` asks for.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use berth_core::{EDITOR_SETTING, editor_command, set_editor_command};
+use anyhow::{Context as _, Result, bail};
+use berth_core::{
+    EDITOR_SETTING, editor_command, repo_config, set_editor_command, trust_repo_config,
+};
 
 use crate::context::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The setting: `editor` (the command "Open in editor" runs; the checkout's path is
-    /// appended). Without it, every setting is shown.
+    /// appended); or `trust`, which trusts the repo's berth.toml as it is now (what in it
+    /// widens a guest's reach takes effect only then; a changed file asks again). Without
+    /// it, every setting is shown.
     key: Option<String>,
     /// The new value; without it, the current value is shown.
     value: Option<String>,
     /// Clear the setting (back to the default).
     #[arg(long, conflicts_with = "value")]
     unset: bool,
+    /// With `trust`: the repo (default: the current directory's).
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// With `trust`: only show what the file asks for and whether it is trusted.
+    #[arg(long)]
+    show: bool,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
@@ -32,7 +47,47 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
             println!("{}", editor_command(&store, visual.as_deref())?);
         }
-        Some(other) => bail!("there is no setting '{other}'; the settings are: editor"),
+        Some("trust") => return trust(ctx, &args),
+        Some(other) => bail!("there is no setting '{other}'; the settings are: editor, trust"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trust(ctx: &Context, args: &Args) -> Result<ExitCode> {
+    let store = ctx.store();
+    let repo = berth_core::repo_root(&args.repo)
+        .with_context(|| format!("cannot open the repo {}", args.repo.display()))?;
+    let view = if args.show {
+        repo_config(&store, &repo)?
+    } else {
+        trust_repo_config(&store, &repo, None)?
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&view)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let file = repo.join("berth.toml");
+    if !view.present {
+        println!("{} has no berth.toml", repo.display());
+    } else if view.widens.is_empty() {
+        println!(
+            "{}: nothing in it widens what a guest may reach",
+            file.display()
+        );
+    } else {
+        println!(
+            "{} ({}) {}:",
+            file.display(),
+            &view.sha256[..12],
+            if view.trusted {
+                "is trusted; it asks for"
+            } else {
+                "is NOT trusted; it asks for"
+            }
+        );
+        for w in &view.widens {
+            println!("  {w}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

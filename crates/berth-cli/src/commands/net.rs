@@ -23,23 +23,27 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    /// The policy from `<repo>/berth.toml` (if any) with these flags on top.
-    pub fn policy(&self, repo: Option<&Path>) -> Result<Policy> {
-        let config = match repo {
-            Some(r) => berth_core::load_repo_config(r)?,
-            None => berth_core::RepoConfig::default(),
+    /// The policy from `<repo>/berth.toml` (only what the user trusted; see
+    /// `berth config trust`) with these flags on top.
+    pub fn policy(&self, store: &berth_core::Store, repo: Option<&Path>) -> Result<Policy> {
+        let Some(repo) = repo else {
+            return berth_core::RepoConfig::default()
+                .policy(
+                    self.network
+                        .or((!self.allow.is_empty()).then_some(Mode::Allowlist)),
+                    &self.allow,
+                    &self.resolve,
+                    self.egress_budget.as_deref(),
+                )
+                .map_err(|e| anyhow!(e));
         };
-        let mut net = self.clone();
-        if net.network.is_none() && !net.allow.is_empty() && config.network.is_none() {
-            net.network = Some(Mode::Allowlist); // --allow alone means an allowlist
-        }
-        config
-            .policy(
-                net.network,
-                &net.allow,
-                &net.resolve,
-                net.egress_budget.as_deref(),
-            )
-            .map_err(|e| anyhow!(e))
+        Ok(berth_core::repo_policy(
+            store,
+            repo,
+            self.network,
+            &self.allow,
+            &self.resolve,
+            self.egress_budget.as_deref(),
+        )?)
     }
 }

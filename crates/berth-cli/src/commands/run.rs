@@ -73,8 +73,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .unwrap_or_else(|| default_title(&args.command));
         (repo, args.command.clone(), title)
     };
-    let policy = args.net.policy(Some(&repo))?;
     let store = ctx.store();
+    let policy = args.net.policy(&store, Some(&repo))?;
+    // What the attempts may reach, from the flags and the trusted berth.toml.
+    eprintln!("berth: {}", berth_core::describe_policy(&policy));
     let image = ImageStore::new(ctx.data.images()).latest("default")?;
     check_memory(
         &store,

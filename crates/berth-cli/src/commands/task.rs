@@ -46,8 +46,10 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         bail!("say what each attempt runs after `--`");
     }
     ImageStore::new(ctx.data.images()).latest("default")?;
-    let policy = args.net.policy(Some(&repo))?;
     let store = ctx.store();
+    let policy = args.net.policy(&store, Some(&repo))?;
+    // What the attempts may reach, from the flags and the trusted berth.toml.
+    eprintln!("berth: {}", berth_core::describe_policy(&policy));
     check_memory(
         &store,
         args.task.memory as u64 * args.task.attempts as u64,

@@ -76,7 +76,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let policy = args.net.policy(None)?;
+    let policy = args.net.policy(&ctx.store(), None)?;
     let image = ImageStore::new(ctx.data.images()).latest(&args.image)?;
     let choice = accel::choose(&host_cpu(), args.accel);
     let say = args.verbose || terminal::is_tty(2);
