@@ -351,9 +351,22 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
             "svc.test=127.0.0.1",
         ],
         &format!(
-            "for i in 1 2 3 4; do echo \"req$i $(curl -sS -m 90 http://other.test:{p}/)\"; done"
+            "python3 hostile.py; \
+             for i in 1 2 3 4; do echo \"req$i $(curl -sS -m 90 http://other.test:{p}/)\"; done"
         ),
     );
+    // First the guest names targets nobody may be asked about: a wildcard (whose "always"
+    // would allow every .com), IPv6 and IPv4 literals, terminal escapes. Each is denied
+    // without a question (the loop below fails on any question but other.test's).
+    std::fs::write(
+        env.data_dir().join("attempts/1.1/work/hostile.py"),
+        "import socket\n\
+         for t in ['*.com:443', '[2606:4700::1111]:443', '1.1.1.1:443', 'a\\x1b[2J.test:443']:\n\
+         \x20   s = socket.create_connection(('10.0.2.100', 3128))\n\
+         \x20   s.sendall(('CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n\\r\\n' % (t, t)).encode())\n\
+         \x20   print('hostile', t.encode('unicode_escape').decode(), s.recv(200).split(b'\\r\\n')[0].decode())\n",
+    )
+    .unwrap();
     let mut client = SupervisorClient::connect(&socket).unwrap();
     client.attach(None).unwrap();
     go(&env);
@@ -398,8 +411,17 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
         .output()
         .unwrap();
     let audit: Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let hostile = seen.lines().filter(|l| l.starts_with("hostile")).count();
+    assert_eq!(hostile, 4, "{seen}");
+    assert!(
+        seen.lines()
+            .filter(|l| l.starts_with("hostile"))
+            .all(|l| l.contains(" 403") || l.contains(" 400")),
+        "{seen}"
+    );
     let rules: Vec<String> = egress_events(&audit)
         .iter()
+        .filter(|e| e["host"] == "other.test")
         .map(|e| {
             format!(
                 "{} {}",

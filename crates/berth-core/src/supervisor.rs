@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_db::{AttemptId, AttemptState};
-use berth_egress::{AllowRule, Approval, Approver};
+use berth_egress::{Approval, Approver};
 use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
 use berth_vm::agent::{AgentError, AgentSender, ExecControl};
 use berth_vm::{Hypervisor, RunningVm};
@@ -522,9 +522,11 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
         let data = json!({"host": host, "port": port, "decision": decision});
         let _ = audit(&mut db, hub.clock, hub.id, "approval", data);
         if approval == Approval::Always
-            && let Ok(rule) = AllowRule::parse(&format!("{host}:{port}"))
+            && berth_egress::askable(&host)
             && let Ok(attempts) = db.task_attempts(hub.id.task)
         {
+            // From the parsed name and port the proxy asked about, never re-parsed text.
+            let rule = berth_egress::exact_rule(&host, port);
             for a in attempts {
                 let mut policy = crate::egress::attempt_policy(&a.policy);
                 if !policy.allow.contains(&rule) {

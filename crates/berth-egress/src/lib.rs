@@ -6,14 +6,18 @@
 //! link-local / metadata targets unless the user mapped a name there explicitly, caps what
 //! the guest may upload, and reports every request, allowed or denied, as an [`EgressEvent`].
 
+mod approval;
 mod decide;
 mod policy;
 mod proxy;
 pub mod target;
 
+pub use approval::{
+    APPROVAL_TIMEOUT, Approval, Approver, MAX_QUESTIONS, QUESTION_WINDOW, askable, exact_rule,
+};
 pub use decide::{Decision, decide};
 pub use policy::{AllowRule, Mode, Policy, parse_bytes};
-pub use proxy::{Approval, Approver, EgressEvent, EgressProxy, EventSink};
+pub use proxy::{EgressEvent, EgressProxy, EventSink};
 
 /// Where the guest reaches the proxy.
 pub const GUEST_PROXY_ADDR: &str = "10.0.2.100";

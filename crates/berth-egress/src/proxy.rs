@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
+use crate::approval::{Approval, Approver, Questions, askable, exact_rule};
 use crate::decide::{Decision, decide};
 use crate::policy::Policy;
 
@@ -44,28 +45,12 @@ pub struct EgressEvent {
 /// Where events go (the supervisor writes them to the audit log).
 pub type EventSink = Arc<dyn Fn(EgressEvent) + Send + Sync>;
 
-/// A user's answer to "may the guest reach this unlisted name?".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Approval {
-    Once,
-    /// For the rest of the task (the caller persists it; this proxy remembers it too).
-    Always,
-    Deny(String),
-}
-
-/// Asks whoever is attached about an unlisted `host:port`; the answer arrives on the channel
-/// (dropping the sender counts as a denial).
-pub type Approver =
-    Arc<dyn Fn(&str, u16) -> tokio::sync::oneshot::Receiver<Approval> + Send + Sync>;
-
-/// How long a request waits for a user's answer before it is denied.
-const APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
-
 struct Shared {
     policy: Policy,
     /// Names approved "always" while this proxy runs.
     approved: std::sync::Mutex<Vec<crate::AllowRule>>,
     approver: Option<Approver>,
+    questions: Questions,
     sink: EventSink,
     uploaded: AtomicU64,
     slots: Semaphore,
@@ -141,6 +126,7 @@ impl EgressProxy {
             policy,
             approved: std::sync::Mutex::new(Vec::new()),
             approver,
+            questions: Questions::default(),
             sink,
             uploaded: AtomicU64::new(0),
             slots: Semaphore::new(MAX_CONNECTIONS),
@@ -340,14 +326,13 @@ async fn decide_with_approval(shared: &Shared, host: &str, port: u16) -> Decisio
     let (Some(approver), true) = (&shared.approver, unlisted) else {
         return first;
     };
-    let Ok(rule) = crate::AllowRule::parse(&format!("{name}:{port}")) else {
+    // Only a concrete host name is asked about, and the rule is built from it, not from the
+    // guest's text: no wildcard, no IP literal, nothing a terminal would interpret.
+    if !askable(&name) {
         return first;
-    };
-    let answer = match tokio::time::timeout(APPROVAL_TIMEOUT, approver(host, port)).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(_)) => Approval::Deny("nobody answered the approval request".into()),
-        Err(_) => Approval::Deny(format!("no answer within {} s", APPROVAL_TIMEOUT.as_secs())),
-    };
+    }
+    let rule = exact_rule(&name, port);
+    let answer = shared.questions.ask(approver, &name, port).await;
     let how = match answer {
         Approval::Deny(why) => {
             return Decision::Deny {

@@ -1,19 +1,42 @@
-//! `berth attach ATTEMPT`: the attempt's terminal; detaching leaves it running.
+//! `berth attach ATTEMPT`: the attempt's terminal; detaching leaves it running. Approval
+//! questions are answered out of band (see `attach_keys.rs`).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use berth_core::{AttemptId, SupervisorClient, SupervisorError};
 use berth_proto::{Message, WinSize};
 
+use super::attach_keys::{Action, Keys};
 use crate::context::Context;
 use crate::terminal;
 
-/// Ctrl-] detaches (as in telnet and virsh console).
-const DETACH_KEY: u8 = 0x1d;
+/// Guest output kept while the answer prompt is open; beyond it, output is dropped.
+const MAX_HELD: usize = 4 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Shows Berth's own text, or holds / releases the guest's output.
+fn perform(action: Action, held: &Mutex<Option<Vec<u8>>>) {
+    match action {
+        Action::Show(text) => eprint!("{text}"),
+        Action::Hold(true) => {
+            lock(held).get_or_insert_with(Vec::new);
+        }
+        Action::Hold(false) => {
+            if let Some(buf) = lock(held).take() {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&buf).and_then(|_| out.flush());
+            }
+        }
+        _ => {}
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -34,13 +57,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
     }
     let _raw = tty.then(terminal::RawMode::enable).flatten();
-    let detached = Arc::new(AtomicBool::new(false));
-    // An approval request waiting for this terminal's answer (o/a/d).
-    let asking: Arc<std::sync::Mutex<Option<u32>>> = Arc::default();
+    // Keys and questions, shared by the input thread and the output loop; and whether the
+    // guest's output is held while Berth's answer prompt is open.
+    let keys: Arc<Mutex<Keys>> = Arc::default();
+    let held: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
     let writer = client.writer();
     {
-        let detached = detached.clone();
-        let asking = asking.clone();
+        let (keys, held) = (keys.clone(), held.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             let mut stdin = std::io::stdin().lock();
@@ -48,40 +71,30 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 if n == 0 {
                     return; // input ended: keep showing output until the attempt ends
                 }
-                let data = &buf[..n];
-                let question = *asking.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(id) = question {
-                    let decision = match data[0].to_ascii_lowercase() {
-                        b'o' | b'y' => "once",
-                        b'a' => "always",
-                        b'd' | b'n' => "deny",
-                        _ => continue,
-                    };
-                    *asking.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    let _ = writer.send(&Message::Approve {
-                        id,
-                        decision: decision.into(),
-                    });
-                    eprint!("{decision}\r\n");
-                    continue;
-                }
-                if tty && let Some(pos) = data.iter().position(|&b| b == DETACH_KEY) {
-                    let _ = writer.send(&Message::Stdin {
-                        id: 0,
-                        data: data[..pos].to_vec(),
-                    });
-                    detached.store(true, Ordering::SeqCst);
-                    // Closing our end ends the session on the supervisor's side.
-                    std::process::exit(0);
-                }
-                if writer
-                    .send(&Message::Stdin {
-                        id: 0,
-                        data: data.to_vec(),
-                    })
-                    .is_err()
-                {
-                    return;
+                let actions = if tty {
+                    lock(&keys).input(&buf[..n])
+                } else {
+                    vec![Action::Guest(buf[..n].to_vec())]
+                };
+                for action in actions {
+                    match action {
+                        Action::Guest(data) => {
+                            if writer.send(&Message::Stdin { id: 0, data }).is_err() {
+                                return;
+                            }
+                        }
+                        Action::Answer(id, d) => {
+                            let _ = writer.send(&Message::Approve {
+                                id,
+                                decision: d.as_str().into(),
+                            });
+                        }
+                        Action::Detach => {
+                            // Closing our end ends the session on the supervisor's side.
+                            std::process::exit(0);
+                        }
+                        other => perform(other, &held),
+                    }
                 }
             }
         });
@@ -105,17 +118,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     loop {
         match client.recv() {
             Ok(Message::Stdout { id: 0, data }) => {
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(&data).and_then(|_| out.flush());
+                let mut hold = lock(&held);
+                match hold.as_mut() {
+                    // Bounded: a guest that floods while the prompt is open loses the excess.
+                    Some(buf) if buf.len() < MAX_HELD => buf.extend_from_slice(&data),
+                    Some(_) => {}
+                    None => {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(&data).and_then(|_| out.flush());
+                    }
+                }
             }
             Ok(Message::ApprovalRequest { id, host, port }) => {
                 if tty {
-                    eprint!(
-                        "\r\nberth: attempt {} wants to reach {host}:{port}, which is not on its \
-                         allowlist. Allow [o]nce, [a]lways for this task, or [d]eny? ",
-                        args.attempt
-                    );
-                    *asking.lock().unwrap_or_else(|e| e.into_inner()) = Some(id);
+                    let actions =
+                        lock(&keys).asked(&args.attempt.to_string(), id, format!("{host}:{port}"));
+                    actions.into_iter().for_each(|a| perform(a, &held));
                 } else {
                     eprintln!(
                         "berth: attempt {} wants to reach {host}:{port}; answer from a terminal \
@@ -125,15 +143,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 }
             }
             Ok(Message::ApprovalClosed { id, decision }) => {
-                let mut q = asking.lock().unwrap_or_else(|e| e.into_inner());
-                if *q == Some(id) {
-                    *q = None;
-                    let how = match decision.as_str() {
-                        "expired" => "no answer in time: denied".to_string(),
-                        d => format!("answered elsewhere: {d}"),
-                    };
-                    eprint!("{how}\r\n");
+                let actions = lock(&keys).closed(id);
+                if !actions.is_empty() && decision == "expired" {
+                    eprint!("\r\nberth: no answer in time: denied\r\n");
                 }
+                actions.into_iter().for_each(|a| perform(a, &held));
             }
             Ok(_) => {}
             Err(SupervisorError::Ended) => {

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod attach;
+mod attach_keys;
 pub mod audit;
 pub mod bench;
 pub mod bench_attempts;
