@@ -185,6 +185,13 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
         ),
         "alive\nnot a tty\n"
     );
+    // While the guest runs, the host does not read its workspace (it could swap a directory
+    // for a symlink between two reads): diff and compare say so, like pull.
+    let diff = berth(&env, &["diff", "1.1"]);
+    assert_eq!(diff.status.code(), Some(125), "{diff:?}");
+    assert!(
+        String::from_utf8_lossy(&diff.stderr).contains("only while its guest cannot change it")
+    );
     let mut cli = env
         .berth()
         .args(["attach", "1.1"])

@@ -339,11 +339,22 @@ pub(crate) fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
     berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::Git(e)))
 }
 
+/// Collects an attempt's result. The host reads a workspace only while no guest can change
+/// it: a running guest could swap a directory for a symlink between two reads and have the
+/// host store its files (every front end's diff, compare and pull go through here).
 pub(crate) fn collect(
     store: &Store,
     rec: &AttemptRecord,
     limits: &Limits,
 ) -> Result<berth_git::Collected, TaskError> {
+    if rec.state.is_live() {
+        return Err(TaskError::Refused(format!(
+            "attempt {id} is still {}; Berth reads a workspace only while its guest cannot \
+             change it: `berth stop {id}` first, or wait for it to finish",
+            rec.state,
+            id = rec.id
+        )));
+    }
     Ok(berth_git::collect(
         &store.workspace(rec.id),
         &store.host_git(rec.id),

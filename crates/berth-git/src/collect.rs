@@ -101,6 +101,8 @@ fn open_or_init_bare(path: &Path) -> Result<Repository, GitError> {
     Ok(repo)
 }
 
+static TEMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Copies the loose objects and packs of `workspace/.git/objects` into `host_git/objects`:
 /// regular files only, never through a symlink, `info/` (alternates) ignored, capped.
 fn copy_guest_objects(workspace: &Path, host_git: &Path, limits: &Limits) -> Result<(), GitError> {
@@ -169,7 +171,12 @@ fn copy_guest_objects(workspace: &Path, host_git: &Path, limits: &Limits) -> Res
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
         }
-        let tmp = dest.with_extension("partial");
+        // A name of its own: two collects at once must not write into one temporary file.
+        let tmp = dest.with_extension(format!(
+            "partial-{}-{}",
+            std::process::id(),
+            TEMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         let mut out = std::fs::File::create(&tmp).map_err(io("cannot create", &tmp))?;
         std::io::copy(&mut std::io::Read::take(&mut src, len), &mut out)
             .map_err(io("cannot copy", &rel))?;

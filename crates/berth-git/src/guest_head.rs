@@ -3,7 +3,8 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use git2::Oid;
@@ -28,34 +29,36 @@ pub fn read_regular(root: &Path, rel: &Path, max: u64) -> Result<Vec<u8>, String
 }
 
 /// Opens `root/rel` if every component is a real directory and the last a regular file.
+///
+/// Each component is opened relative to the directory handle of the one before it, with
+/// `O_NOFOLLOW`: a guest that swaps a directory for a symlink (`../../../../.ssh`) between
+/// our look and our open gets `ELOOP`, not a host file. `root` itself must not be a symlink.
+/// `O_NONBLOCK` keeps a FIFO swapped in from blocking us.
 pub fn open_regular(root: &Path, rel: &Path) -> Result<File, String> {
+    let comps: Vec<&std::ffi::OsStr> = rel
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(name) => Ok(name),
+            _ => Err(format!("{} is not a plain relative path", rel.display())),
+        })
+        .collect::<Result<_, _>>()?;
+    let Some((last, dirs)) = comps.split_last() else {
+        return Err(format!("{} is not a plain relative path", rel.display()));
+    };
+    let fail = |what: &Path, e: std::io::Error| match e.raw_os_error() {
+        Some(libc::ELOOP) => format!("{} is a symlink", what.display()),
+        Some(libc::ENOTDIR) => format!("{} is not a directory (or is a symlink)", what.display()),
+        _ => format!("{}: {e}", what.display()),
+    };
+    let mut dir = open_at(None, root.as_os_str(), DIR_FLAGS).map_err(|e| fail(root, e))?;
     let mut path = root.to_path_buf();
-    let comps: Vec<_> = rel.components().collect();
-    for (i, c) in comps.iter().enumerate() {
-        let std::path::Component::Normal(name) = c else {
-            return Err(format!("{} is not a plain relative path", rel.display()));
-        };
+    for name in dirs {
         path.push(name);
-        let meta =
-            std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let last = i + 1 == comps.len();
-        if meta.file_type().is_symlink() {
-            return Err(format!("{} is a symlink", path.display()));
-        }
-        if !last && !meta.is_dir() {
-            return Err(format!("{} is not a directory", path.display()));
-        }
-        if last && !meta.is_file() {
-            return Err(format!("{} is not a regular file", path.display()));
-        }
+        dir = open_at(Some(&dir), name, DIR_FLAGS).map_err(|e| fail(&path, e))?;
     }
-    // O_NOFOLLOW closes the gap between the check above and the open; O_NONBLOCK keeps a
-    // FIFO swapped in meanwhile from blocking us.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    path.push(last);
+    let file = open_at(Some(&dir), last, FILE_FLAGS).map_err(|e| fail(&path, e))?;
+    let file = File::from(file);
     let meta = file
         .metadata()
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -63,6 +66,30 @@ pub fn open_regular(root: &Path, rel: &Path) -> Result<File, String> {
         return Err(format!("{} is not a regular file", path.display()));
     }
     Ok(file)
+}
+
+const DIR_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const FILE_FLAGS: libc::c_int =
+    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+
+/// `openat(dir, name, flags)`, or `open(name, flags)` without a directory.
+fn open_at(
+    dir: Option<&OwnedFd>,
+    name: &std::ffi::OsStr,
+    flags: libc::c_int,
+) -> std::io::Result<OwnedFd> {
+    let c = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let at = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call; `at` is either
+    // AT_FDCWD or a descriptor owned by `dir`, open for the whole call.
+    let fd = unsafe { libc::openat(at, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// The commit the guest's `HEAD` names: a branch under `refs/heads/` (loose or packed) or a
@@ -167,6 +194,27 @@ mod tests {
         std::fs::remove_file(d.path().join("HEAD")).unwrap();
         std::os::unix::fs::symlink(&secret, d.path().join("HEAD")).unwrap();
         assert!(read_guest_head(d.path()).unwrap_err().contains("symlink"));
+    }
+
+    #[test]
+    fn a_symlink_at_any_component_or_the_root_is_refused() {
+        let d = git_dir();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("heads")).unwrap();
+        std::fs::write(outside.path().join("heads/x"), "host secret").unwrap();
+        std::fs::remove_dir_all(d.path().join("refs")).unwrap();
+        // The guest points refs/ at a host directory (the swap a race would make).
+        std::os::unix::fs::symlink(outside.path(), d.path().join("refs")).unwrap();
+        let err = read_regular(d.path(), Path::new("refs/heads/x"), 4096).unwrap_err();
+        assert!(err.contains("symlink"), "{err}");
+        let link = d.path().join("linked-root");
+        std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+        assert!(read_regular(&link, Path::new("heads/x"), 4096).is_err());
+        // A FIFO does not block the reader.
+        let fifo = std::ffi::CString::new(d.path().join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(read_regular(d.path(), Path::new("fifo"), 4096).is_err());
     }
 
     #[test]
