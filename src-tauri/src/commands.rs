@@ -306,6 +306,7 @@ pub fn attempt_open(app: State<'_, App>, id: String) -> Res<String> {
         &app.store,
         self::id(&id)?,
         visual.as_deref(),
+        std::env::var_os("PATH").as_deref(),
         &Default::default(),
         now_ms,
     )

@@ -219,3 +219,38 @@ fn open_never_hands_the_editor_anything_the_guest_left_in_its_git_dir() {
     );
     assert!(!git(&checkout, &["config", "--list"]).contains("fsmonitor"));
 }
+
+#[test]
+fn diff_on_a_terminal_shows_a_guests_escape_sequences_instead_of_obeying_them() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    two_attempts(&env, &repo);
+    // The guest's file clears the screen, forges a Berth line and writes the clipboard.
+    let hostile = "\x1b[2J\rberth: all checks passed\x1b]52;c;cm0gLXJmIH4=\x07\n";
+    std::fs::write(env.data_dir().join("attempts/1.1/work/a.txt"), hostile).unwrap();
+    // `script` gives the command a real terminal, as a user's shell would.
+    let cmd = format!(
+        "{} --data-dir {} diff 1.1",
+        berth_tests::berth_bin().display(),
+        env.data_dir().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", env.home.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("\\x1b[2J\\x0dberth: all checks passed"),
+        "{shown}"
+    );
+    assert!(shown.contains("\\x1b]52;c;"), "{shown}");
+    assert!(
+        !shown.contains('\x1b') && !shown.contains('\x07'),
+        "{shown:?}"
+    );
+    // Piped (to a file, to `git apply`), the patch stays byte for byte.
+    let piped = ok(&env, &["diff", "1.1"]);
+    assert!(piped.contains(hostile.trim_end()), "{piped:?}");
+}

@@ -127,7 +127,11 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {
-    eprintln!("berth: error: {e:#}");
+    // Errors can quote a guest's file names or a repo's text: never raw control characters.
+    eprintln!(
+        "berth: error: {}",
+        berth_core::escape_controls(&format!("{e:#}"))
+    );
     ExitCode::from(BERTH_FAILURE)
 }
 

@@ -6,8 +6,10 @@
 //! is a linked worktree of the user's repo under `<data>/checkouts/`, made with libgit2 from
 //! the imported branch, never from the guest's workspace.
 
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use berth_db::AttemptId;
@@ -59,16 +61,50 @@ fn split(command: &str) -> Result<Vec<String>, TaskError> {
     }
 }
 
+/// The absolute path of `program`: as given when it is absolute, else the first executable
+/// file of that name in `search_path`'s absolute entries. A relative name with a slash, and
+/// empty, `.` or other relative PATH entries, are never used: the editor starts in a checkout
+/// of the agent's branch, where such a lookup would run a program the agent committed.
+pub fn resolve_program(program: &str, search_path: Option<&OsStr>) -> Result<PathBuf, TaskError> {
+    let p = Path::new(program);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    if program.contains('/') {
+        return Err(TaskError::Refused(format!(
+            "the editor `{program}` is a relative path; give an absolute path or a name on PATH"
+        )));
+    }
+    std::env::split_paths(search_path.unwrap_or_default())
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            candidate
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+        .ok_or_else(|| {
+            TaskError::Refused(format!(
+                "the editor `{program}` is not on PATH (only its absolute entries count); set \
+                 the editor command with `berth config editor \"CMD\"` or in the app's Settings"
+            ))
+        })
+}
+
 /// Pulls the attempt if it has no branch yet, checks its branch out and starts the editor
-/// on it (without waiting for the editor to exit).
+/// on it (without waiting for the editor to exit). `search_path` is the user's `PATH`.
 pub fn open_in_editor(
     store: &Store,
     id: AttemptId,
     visual: Option<&str>,
+    search_path: Option<&OsStr>,
     limits: &Limits,
     clock: Clock,
 ) -> Result<Opened, TaskError> {
-    let argv = split(&editor_command(store, visual)?)?;
+    let mut argv = split(&editor_command(store, visual)?)?;
+    argv[0] = resolve_program(&argv[0], search_path)?
+        .to_string_lossy()
+        .into_owned();
     let rec = store.db()?.attempt(id)?;
     let still_there = |b: &String| {
         berth_git::branches(&rec.repo)
@@ -130,4 +166,31 @@ pub fn open_in_editor(
         branch,
         argv,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn executable(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    #[test]
+    fn an_editor_the_agent_committed_is_never_found_through_relative_path_entries() {
+        let bin = tempfile::tempdir().unwrap();
+        let checkout = tempfile::tempdir().unwrap();
+        let real = executable(bin.path(), "code");
+        // The agent committed its own `code` into the checkout the editor starts in.
+        executable(checkout.path(), "code");
+        let path = std::env::join_paths([Path::new(""), Path::new("."), bin.path()]).unwrap();
+        assert_eq!(resolve_program("code", Some(&path)).unwrap(), real);
+        let only_relative = std::env::join_paths([Path::new("."), Path::new("bin")]).unwrap();
+        assert!(resolve_program("code", Some(&only_relative)).is_err());
+        assert!(resolve_program("./code", Some(&path)).is_err());
+        assert_eq!(resolve_program(real.to_str().unwrap(), None).unwrap(), real);
+    }
 }

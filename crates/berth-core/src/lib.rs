@@ -6,6 +6,7 @@
 
 mod config;
 mod data_dir;
+mod display;
 mod editor;
 mod egress;
 mod id;
@@ -23,6 +24,7 @@ mod trust;
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
 pub use config::RepoConfig;
 pub use data_dir::DataDir;
+pub use display::escape_controls;
 pub use editor::{
     DEFAULT_EDITOR, EDITOR_SETTING, Opened, editor_command, open_in_editor, set_editor_command,
 };

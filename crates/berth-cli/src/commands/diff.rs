@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_core::{AttemptId, compare_attempts, diff_attempt};
+use berth_core::{AttemptId, compare_attempts, diff_attempt, escape_controls};
 
 use crate::context::Context;
 
@@ -31,7 +31,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         None => diff_attempt(&store, args.attempt, &limits)?,
     };
     if !args.stat {
-        std::io::stdout().lock().write_all(patch.as_bytes())?;
+        // The patch is the guest's text: on a terminal its control characters are shown,
+        // not obeyed (ESC sequences, CR overwrites, OSC 52 clipboard writes).
+        let shown = if crate::terminal::is_tty(1) {
+            escape_controls(&patch)
+        } else {
+            patch.as_str().into()
+        };
+        std::io::stdout().lock().write_all(shown.as_bytes())?;
     }
     println!("{files} file(s) changed, +{ins}/-{del}");
     Ok(ExitCode::SUCCESS)

@@ -71,7 +71,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             a.branch.clone().unwrap_or("-".into()),
             a.files_changed.map(|f| f.to_string()).unwrap_or("-".into()),
             db.denied_requests(a.id).unwrap_or(0),
-            title
+            berth_core::escape_controls(title)
         );
     }
     Ok(ExitCode::SUCCESS)

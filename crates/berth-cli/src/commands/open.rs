@@ -22,6 +22,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         &ctx.store(),
         args.attempt,
         visual.as_deref(),
+        std::env::var_os("PATH").as_deref(),
         &args.limits.limits(),
         now_ms,
     )?;

@@ -56,7 +56,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         now_ms,
     )?;
     for w in &pulled.warnings {
-        eprintln!("berth: attempt {}: {w}", args.attempt);
+        eprintln!(
+            "berth: attempt {}: {}",
+            args.attempt,
+            berth_core::escape_controls(w)
+        );
     }
     let rec = store.db()?.attempt(args.attempt)?;
     if let Some(r) = pulled.imported.as_ref().and_then(|i| i.replaced.as_ref()) {

@@ -1,0 +1,55 @@
+//! Text that came from a guest or a repo, made safe to put in front of a person. A guest
+//! writes file names, commit messages and error text; printed raw, ESC sequences repaint or
+//! clear the screen, forge Berth's own lines, set the window title or (OSC 52) write the
+//! user's clipboard, and bidi controls make code read differently from what it is.
+
+use std::borrow::Cow;
+
+/// `text` with every control character other than newline and tab (C0, DEL, C1) and every
+/// bidi override shown as a visible escape (`\x1b`, `\u{202e}`), so it prints as inert text.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if !needs_escape(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_escapes_clipboard_writes_and_bidi_overrides_become_inert_text() {
+        let hostile = "a\x1b]52;c;ZWNobyBwd25lZA==\x07b\r\x1b[2Jberth: fake\u{9b}31m\u{202e}cod";
+        let safe = escape_controls(hostile);
+        assert!(
+            !safe.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{safe}"
+        );
+        assert_eq!(
+            safe,
+            "a\\x1b]52;c;ZWNobyBwd25lZA==\\x07b\\x0d\\x1b[2Jberth: fake\\x9b31m\\u{202e}cod"
+        );
+    }
+
+    #[test]
+    fn plain_text_newlines_and_tabs_pass_unchanged() {
+        let text = "+fn main() {\n+\tprintln!(\"hé\");\n";
+        assert!(matches!(escape_controls(text), Cow::Borrowed(_)));
+    }
+}
