@@ -62,6 +62,7 @@ pub fn qemu_config() -> QemuConfig {
             program: berth_bin(),
             args: vec!["__bridge".into()],
         }),
+        allow_unsandboxed_share: false,
     }
 }
 

@@ -187,6 +187,11 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
     );
     // While the guest runs, the host does not read its workspace (it could swap a directory
     // for a symlink between two reads): diff and compare say so, like pull.
+    // `berth ls` shows how the share is confined while the VM runs.
+    let ls: Value = serde_json::from_str(&ok(&env, &["ls", "--json"])).unwrap();
+    let sandbox = ls[0]["share_sandbox"].as_str().unwrap_or("?").to_string();
+    assert!(sandbox == "namespace" || sandbox == "chroot", "{ls}");
+    assert!(ok(&env, &["ls"]).contains(&sandbox));
     let diff = berth(&env, &["diff", "1.1"]);
     assert_eq!(diff.status.code(), Some(125), "{diff:?}");
     assert!(

@@ -12,6 +12,8 @@ export interface Attempt {
   age_s: number;
   /** Seconds it has been running, or ran once it ended. */
   elapsed_s: number;
+  /** How virtiofsd confines itself while the VM runs ("namespace", "chroot", "none"). */
+  share_sandbox: string | null;
   exit_code: number | null;
   error: string | null;
   branch: string | null;

@@ -4,7 +4,7 @@ import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
   return {
-    id, task: Number(id.split(".")[0]), title: "Fix it", state, repo: "/r", age_s: 5, elapsed_s: 4,
+    id, task: Number(id.split(".")[0]), title: "Fix it", state, repo: "/r", age_s: 5, elapsed_s: 4, share_sandbox: null,
     exit_code: exit, error: null, branch: null, files_changed: null, insertions: null,
     deletions: null, memory_mib: 512, denied_requests: 0,
   };

@@ -66,6 +66,10 @@ impl Context {
                 program: self.exe.clone(),
                 args: vec!["__bridge".into()],
             }),
+            allow_unsandboxed_share: std::env::var_os(
+                berth_vm::qemu::virtiofsd::UNSANDBOXED_OPT_IN,
+            )
+            .is_some_and(|v| v == "1"),
         })
     }
 }

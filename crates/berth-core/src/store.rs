@@ -54,6 +54,19 @@ impl Store {
     pub fn supervisor_log(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("supervisor.log")
     }
+    /// The name of the attempt's VM (and of its run directory).
+    pub fn vm_name(&self, id: AttemptId) -> String {
+        format!("attempt-{}-{}", id.task, id.n)
+    }
+    /// How virtiofsd confines itself for the attempt's running VM (`namespace`, `chroot`,
+    /// `none`); `None` when no VM runs.
+    pub fn share_sandbox(&self, id: AttemptId) -> Option<String> {
+        let file = self.data.run().join(self.vm_name(id)).join("sandbox");
+        std::fs::read_to_string(file)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| matches!(s.as_str(), "namespace" | "chroot" | "none"))
+    }
 }
 
 /// Creates `dir` (an attempt directory) and its parent `attempts/` readable by the user only:

@@ -154,7 +154,7 @@ pub struct VmSettings {
 impl VmSettings {
     pub fn spec(&self, store: &Store, id: AttemptId, network: bool) -> VmSpec {
         VmSpec {
-            name: format!("attempt-{}-{}", id.task, id.n),
+            name: store.vm_name(id),
             image: self.image.clone(),
             share: Some(store.workspace(id)),
             memory_mib: self.memory_mib,

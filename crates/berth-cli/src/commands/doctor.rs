@@ -6,6 +6,9 @@ use std::process::{Command, ExitCode};
 use anyhow::Result;
 use berth_vm::accel;
 use berth_vm::image::ImageStore;
+use berth_vm::qemu::Sandbox;
+use berth_vm::qemu::virtiofsd::UNSANDBOXED_OPT_IN;
+use berth_vm::rundir::RunDir;
 
 use crate::context::{Context, find_agent, find_tool, find_virtiofsd, host_cpu};
 
@@ -46,7 +49,24 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         line(false, "qemu versions", why);
     }
     match find_virtiofsd() {
-        Ok(p) => line(true, "virtiofsd", version(&p)),
+        Ok(p) => {
+            line(true, "virtiofsd", version(&p));
+            let allow_none = ctx
+                .qemu_config()
+                .map(|c| c.allow_unsandboxed_share)
+                .unwrap_or(false);
+            match share_sandbox(&ctx.data.run(), &p, allow_none) {
+                Ok(s) if s == Sandbox::None => line(
+                    true,
+                    "share sandbox",
+                    format!(
+                        "none (allowed by {UNSANDBOXED_OPT_IN}=1): virtiofsd's own checks only"
+                    ),
+                ),
+                Ok(s) => line(true, "share sandbox", s.as_str().into()),
+                Err(e) => line(false, "share sandbox", e),
+            }
+        }
         Err(e) => line(false, "virtiofsd", e.to_string()),
     }
     for (tool, pkg) in [("mmdebstrap", "mmdebstrap"), ("busybox", "busybox-static")] {
@@ -81,6 +101,26 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The sandbox virtiofsd gets on this host: serves a scratch folder for a moment.
+fn share_sandbox(run: &Path, virtiofsd: &Path, allow_none: bool) -> Result<Sandbox, String> {
+    let name = format!("doctor-{}", std::process::id());
+    let dir = RunDir::create(run, &name).map_err(|e| e.to_string())?;
+    let share = dir.path().join("share");
+    let result = std::fs::create_dir(&share)
+        .map_err(|e| e.to_string())
+        .and_then(|_| {
+            berth_vm::qemu::virtiofsd::spawn(virtiofsd, &share, &dir, allow_none)
+                .map_err(|e| e.to_string())
+        })
+        .map(|(mut child, sandbox)| {
+            let _ = child.kill();
+            let _ = child.wait();
+            sandbox
+        });
+    let _ = std::fs::remove_dir_all(dir.path());
+    result
 }
 
 /// What `PROGRAM --version` prints (empty when it cannot run).

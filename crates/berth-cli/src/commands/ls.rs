@@ -14,7 +14,8 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
-    let db = ctx.store().db()?;
+    let store = ctx.store();
+    let db = store.db()?;
     let tasks = db.tasks()?;
     let attempts = db.attempts()?;
     let now = now_ms() / 1000;
@@ -34,6 +35,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "repo": a.repo,
                     "age_s": now.saturating_sub(a.created_at),
                     "elapsed_s": a.elapsed_s(now),
+                    "share_sandbox": store.share_sandbox(a.id),
                     "exit_code": a.exit_code,
                     "error": a.error,
                     "branch": a.branch,
@@ -53,8 +55,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  TITLE",
-        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES", "DENIED"
+        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  TITLE",
+        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES", "DENIED", "SHARE"
     );
     for a in &attempts {
         let title = tasks
@@ -63,7 +65,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .map(|t| t.title.as_str())
             .unwrap_or("");
         println!(
-            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {}",
+            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  {}",
             a.id.to_string(),
             a.state.as_str(),
             age(now.saturating_sub(a.created_at)),
@@ -71,6 +73,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             a.branch.clone().unwrap_or("-".into()),
             a.files_changed.map(|f| f.to_string()).unwrap_or("-".into()),
             db.denied_requests(a.id).unwrap_or(0),
+            store.share_sandbox(a.id).unwrap_or_else(|| "-".into()),
             berth_core::escape_controls(title)
         );
     }

@@ -32,6 +32,9 @@ pub struct QemuConfig {
     pub guard: Option<(PathBuf, Vec<String>)>,
     /// The per-connection bridge into the egress proxy (needed for VMs with a network).
     pub bridge: Option<Bridge>,
+    /// Whether virtiofsd may run without a sandbox when namespaces and chroot fail (the
+    /// user's explicit opt-in; see [`virtiofsd::UNSANDBOXED_OPT_IN`]).
+    pub allow_unsandboxed_share: bool,
 }
 
 pub struct Qemu {
@@ -98,7 +101,12 @@ impl Hypervisor for Qemu {
         }
         tracing::debug!("guard started after {:?}", t0.elapsed());
         if let Some(share) = &spec.share {
-            let (child, sandbox) = virtiofsd::spawn(&self.config.virtiofsd, share, &vm.dir)?;
+            let (child, sandbox) = virtiofsd::spawn(
+                &self.config.virtiofsd,
+                share,
+                &vm.dir,
+                self.config.allow_unsandboxed_share,
+            )?;
             tracing::debug!("virtiofsd ready after {:?}", t0.elapsed());
             vm.virtiofsd = Some(child);
             vm.sandbox = Some(sandbox);

@@ -34,11 +34,19 @@ impl Sandbox {
 }
 
 /// Starts virtiofsd on `share`, trying sandboxes strongest first, and waits for its socket.
+/// Without a sandbox (`none`) virtiofsd is the only thing between a guest and the host's
+/// files, so that mode is used only when the user opted in (`allow_none`); otherwise a host
+/// where neither namespaces nor chroot work gets an error that says so.
 ///
 /// Guest uids are squashed to the share's owner on the host, and the owner appears in the
 /// guest as the `agent` user: whatever the guest does, files it creates belong to the user
 /// who owns the share, never to root or another account.
-pub fn spawn(bin: &Path, share: &Path, dir: &RunDir) -> Result<(Child, Sandbox), VmError> {
+pub fn spawn(
+    bin: &Path,
+    share: &Path,
+    dir: &RunDir,
+    allow_none: bool,
+) -> Result<(Child, Sandbox), VmError> {
     let meta = std::fs::metadata(share).map_err(|e| VmError::io("cannot share", share, e))?;
     if !meta.is_dir() {
         return Err(VmError::Config(format!(
@@ -47,7 +55,12 @@ pub fn spawn(bin: &Path, share: &Path, dir: &RunDir) -> Result<(Child, Sandbox),
         )));
     }
     let mut last_error = String::new();
-    for sandbox in [Sandbox::Namespace, Sandbox::Chroot, Sandbox::None] {
+    let modes: &[Sandbox] = if allow_none {
+        &[Sandbox::Namespace, Sandbox::Chroot, Sandbox::None]
+    } else {
+        &[Sandbox::Namespace, Sandbox::Chroot]
+    };
+    for &sandbox in modes {
         let _ = std::fs::remove_file(dir.virtiofs_socket());
         let log_path = dir.log("virtiofsd");
         let log =
@@ -113,8 +126,59 @@ pub fn spawn(bin: &Path, share: &Path, dir: &RunDir) -> Result<(Child, Sandbox),
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    let hint = if allow_none {
+        String::new()
+    } else {
+        format!(
+            "; virtiofsd could not sandbox itself (user namespaces or chroot), and Berth does \
+             not share a folder without a sandbox unless you set {UNSANDBOXED_OPT_IN}=1"
+        )
+    };
     Err(VmError::Spawn {
         program: "virtiofsd",
-        detail: last_error,
+        detail: format!("{last_error}{hint}"),
     })
+}
+
+/// The environment variable (read by the binaries) that allows `--sandbox=none`.
+pub const UNSANDBOXED_OPT_IN: &str = "BERTH_ALLOW_UNSANDBOXED_SHARE";
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// A stand-in virtiofsd that, like the real one where user namespaces are restricted,
+    /// fails with `namespace` and `chroot` and would serve with `none`.
+    fn fake_virtiofsd(dir: &Path) -> std::path::PathBuf {
+        let bin = dir.join("virtiofsd");
+        let script = format!(
+            "#!/bin/sh\necho \"$@\" >> {}/calls\ncase \"$*\" in *--sandbox=none*) ;; *) exit 1 ;; esac\n\
+             for a in \"$@\"; do case \"$a\" in --socket-path=*) : > \"${{a#--socket-path=}}\" ;; esac; done\n\
+             exec sleep 30\n",
+            dir.display()
+        );
+        std::fs::write(&bin, script).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn without_the_users_opt_in_no_share_is_served_unsandboxed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = fake_virtiofsd(tmp.path());
+        let share = tmp.path().join("share");
+        std::fs::create_dir(&share).unwrap();
+        let dir = RunDir::create(&tmp.path().join("run"), "vm").unwrap();
+        let err = spawn(&bin, &share, &dir, false).unwrap_err().to_string();
+        assert!(err.contains(UNSANDBOXED_OPT_IN), "{err}");
+        let calls = std::fs::read_to_string(tmp.path().join("calls")).unwrap();
+        assert!(!calls.contains("--sandbox=none"), "{calls}");
+
+        let (mut child, sandbox) = spawn(&bin, &share, &dir, true).unwrap();
+        assert_eq!(sandbox, Sandbox::None);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
