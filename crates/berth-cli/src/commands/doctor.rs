@@ -56,7 +56,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
                 .map(|c| c.allow_unsandboxed_share)
                 .unwrap_or(false);
             match share_sandbox(&ctx.data.run(), &p, allow_none) {
-                Ok(s) if s == Sandbox::None => line(
+                Ok(Sandbox::None) => line(
                     true,
                     "share sandbox",
                     format!(
