@@ -1,7 +1,6 @@
 //! The app's commands: each takes the app state, calls `berth-core`, and maps errors to a
 //! message the UI shows as is. All run off the UI thread (`async`).
 
-use std::io::{Read, Seek, SeekFrom};
 
 use berth_core::{AttemptId, NewTask, SuperviseOptions, SupervisorClient};
 use berth_proto::{Message, WinSize};
@@ -134,29 +133,17 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     Ok(prepared.attempts.iter().map(|a| a.id.to_string()).collect())
 }
 
-#[derive(Serialize)]
-pub struct LogChunk {
-    data: Vec<u8>,
-    next: u64,
-}
-
-/// The attempt's terminal output from `offset` on (at most 256 KiB per call).
+/// The attempt's terminal output from `offset` on (at most 256 KiB per call), as raw bytes
+/// (no JSON number array): 8 bytes of little-endian start offset (the offset asked for, or
+/// 0 when the capped log rotated past it), then the output.
 #[tauri::command(async)]
-pub fn attempt_log(app: State<'_, App>, id: String, offset: u64) -> Res<LogChunk> {
+pub fn attempt_log(app: State<'_, App>, id: String, offset: u64) -> Res<tauri::ipc::Response> {
     let path = app.store.output_log(self::id(&id)?);
-    let Ok(mut f) = std::fs::File::open(&path) else {
-        return Ok(LogChunk {
-            data: Vec::new(),
-            next: offset,
-        });
-    };
-    f.seek(SeekFrom::Start(offset)).map_err(|e| e.to_string())?;
-    let mut data = Vec::new();
-    f.take(256 * 1024)
-        .read_to_end(&mut data)
-        .map_err(|e| e.to_string())?;
-    let next = offset + data.len() as u64;
-    Ok(LogChunk { data, next })
+    let chunk = berth_core::read_log_from(&path, offset, 256 * 1024).map_err(|e| e.to_string())?;
+    let mut body = Vec::with_capacity(8 + chunk.data.len());
+    body.extend_from_slice(&chunk.start.to_le_bytes());
+    body.extend_from_slice(&chunk.data);
+    Ok(tauri::ipc::Response::new(body))
 }
 
 /// An approval request from a running attempt, for the window's banner.

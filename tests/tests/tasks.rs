@@ -416,3 +416,49 @@ fn an_attempt_that_would_overcommit_host_memory_is_refused_and_nothing_is_create
     assert!(err.contains("over 75% of this host's"), "{err}");
     assert!(ok(&env, &["ls"]).contains("no tasks"));
 }
+
+#[test]
+fn a_flood_of_output_keeps_at_most_two_capped_logs_and_logs_streams_them() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    // 72 MiB of output: more than the 2 × 32 MiB an attempt keeps.
+    task_new(
+        &env,
+        &repo,
+        &[],
+        "head -c 75497472 /dev/zero | tr '\\0' x; echo; echo THE-END",
+    );
+    wait_state(&env, "1.1", &["exited"], 600);
+    let dir = env.data_dir().join("attempts/1.1");
+    let size = |n: &str| std::fs::metadata(dir.join(n)).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(size("output.log.1"), 32 << 20, "the log rotated");
+    assert!(size("output.log") <= 32 << 20);
+    // `berth logs` streams both halves (the newest bytes last) in bounded memory.
+    let mut child = env
+        .berth()
+        .args(["logs", "1.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut tail = Vec::new();
+    let mut total = 0u64;
+    let mut peak = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        use std::io::Read;
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        tail.extend_from_slice(&buf[..n]);
+        let keep = tail.len().saturating_sub(64);
+        tail.drain(..keep);
+        peak = peak.max(berth_tests::peak_rss_kib(child.id()).unwrap_or(0));
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, size("output.log.1") + size("output.log"));
+    assert!(String::from_utf8_lossy(&tail).contains("THE-END"));
+    assert!(peak < 32 * 1024, "berth logs peaked at {peak} KiB");
+}

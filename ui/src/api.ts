@@ -7,7 +7,8 @@ export const api = {
   state: () => invoke<Attempt[]>("state"),
   branches: (repo: string) => invoke<string[]>("repo_branches", { repo }),
   newTask: (req: NewTaskRequest) => invoke<string[]>("new_task", { req }),
-  log: (id: string, offset: number) => invoke<{ data: number[]; next: number }>("attempt_log", { id, offset }),
+  /** Output from `offset` on; the log is capped and rotates, so `start` may be 0. */
+  log: async (id: string, offset: number) => decodeLogChunk(await invoke<ArrayBuffer>("attempt_log", { id, offset })),
   input: (id: string, data: string) => invoke<void>("attempt_input", { id, data }),
   resize: (id: string, rows: number, cols: number) => invoke<void>("attempt_resize", { id, rows, cols }),
   diff: (id: string) => invoke<DiffResult>("attempt_diff", { id }),
@@ -42,4 +43,11 @@ export function message(e: unknown): string {
   if (typeof e === "string") return e;
   if (e instanceof Error) return e.message;
   return JSON.stringify(e);
+}
+
+/** attempt_log's raw answer: 8 bytes of little-endian start offset, then the bytes. */
+export function decodeLogChunk(buf: ArrayBuffer): { data: Uint8Array; start: number; next: number } {
+  const start = Number(new DataView(buf, 0, 8).getBigUint64(0, true));
+  const data = new Uint8Array(buf, 8);
+  return { data, start, next: start + data.length };
 }

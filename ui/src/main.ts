@@ -80,7 +80,7 @@ async function pump() {
         for (;;) {
           const chunk = await api.log(a.id, t.offset);
           if (chunk.data.length === 0) break;
-          t.term.write(new Uint8Array(chunk.data));
+          t.term.write(chunk.data);
           t.offset = chunk.next;
         }
       } catch (e) {

@@ -23,3 +23,17 @@ describe("terminal input", () => {
     expect(maxInFlight).toBe(1);
   });
 });
+
+import { decodeLogChunk } from "../src/api";
+
+describe("attempt_log's binary answer", () => {
+  it("reads the start offset and the raw bytes, ESC and all", () => {
+    const buf = new ArrayBuffer(8 + 3);
+    new DataView(buf).setBigUint64(0, 4096n, true);
+    new Uint8Array(buf, 8).set([0x1b, 0x5b, 0x41]);
+    const c = decodeLogChunk(buf);
+    expect(c.start).toBe(4096);
+    expect(Array.from(c.data)).toEqual([0x1b, 0x5b, 0x41]);
+    expect(c.next).toBe(4099);
+  });
+});

@@ -10,6 +10,7 @@ mod display;
 mod editor;
 mod egress;
 mod id;
+mod output_log;
 mod remove;
 mod repos;
 mod review;
@@ -30,6 +31,7 @@ pub use editor::{
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;
+pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;

@@ -22,6 +22,7 @@ use berth_db::{AttemptId, AttemptState};
 use berth_egress::{Approval, Approver};
 use berth_proto::{FrameReader, Hello, Message, PROTOCOL_VERSION, WinSize, write_message};
 use berth_vm::agent::{AgentError, AgentSender, ExecControl};
+use berth_vm::logfile::RotatingLog;
 use berth_vm::{Hypervisor, RunningVm};
 use serde_json::json;
 
@@ -200,10 +201,7 @@ pub fn supervise<H: Hypervisor>(
     )?;
 
     let log_path = store.output_log(id);
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
+    let mut log = crate::output_log::open(&log_path)
         .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
     let hub = Arc::new(Hub {
         desk: desk.clone(),
@@ -320,7 +318,7 @@ enum Outcome {
 }
 
 /// Sends one agent message where it belongs; returns the outcome when the command ended.
-fn route(hub: &Hub, msg: Message, log: &mut std::fs::File, main: &ExecControl) -> Option<Outcome> {
+fn route(hub: &Hub, msg: Message, log: &mut RotatingLog, main: &ExecControl) -> Option<Outcome> {
     match msg {
         Message::Stdout { id, data } | Message::Stderr { id, data } if id == main.id() => {
             let _ = log.write_all(&data);

@@ -7,7 +7,9 @@
 //! <run>/<vm>/guard.pid      pid of the guard that cleans up if the owner dies
 //! <run>/<vm>/qmp.sock       QMP control socket   <run>/<vm>/agent.sock     guest agent channel
 //! <run>/<vm>/virtiofs.sock  vhost-user socket    <run>/<vm>/overlay.qcow2  copy-on-write root disk
-//! <run>/<vm>/console.log    guest serial console <run>/<vm>/qemu.log       QEMU's stderr
+//! <run>/<vm>/console.log    guest serial console, capped (console.log.1: its older half)
+//! <run>/<vm>/console.sock   where QEMU sends the console (Berth listens and caps it)
+//! <run>/<vm>/qemu.log       QEMU's stderr
 //! <run>/<vm>/virtiofsd.log  virtiofsd's stderr   <run>/<vm>/sandbox        virtiofsd sandbox mode used
 //! <run>/<vm>/egress.sock    the egress proxy (only with networking on)
 //! ```
@@ -73,6 +75,9 @@ impl RunDir {
     }
     pub fn console_log(&self) -> PathBuf {
         self.path.join("console.log")
+    }
+    pub fn console_socket(&self) -> PathBuf {
+        self.path.join("console.sock")
     }
     pub fn log(&self, process: &str) -> PathBuf {
         self.path.join(format!("{process}.log"))

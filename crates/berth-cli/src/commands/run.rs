@@ -154,7 +154,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                         console.clone(),
                     );
                     // Kept like a supervised attempt's, for `berth logs` and the app.
-                    io.log = std::fs::File::create(store.output_log(rec.id)).ok();
+                    io.log = berth_core::open_output_log(&store.output_log(rec.id)).ok();
                     s.spawn(move || {
                         let r = run_attempt(store, hv, settings, rec.id, now_ms, &mut io)
                             .map(|st| st.map(|s| s.shell_code()))
@@ -264,7 +264,7 @@ struct PrefixIo {
     prefix: Option<String>,
     /// The attempt's `output.log`, written as a terminal would show it (CR LF line ends:
     /// `berth run` has no PTY to add the CR).
-    log: Option<std::fs::File>,
+    log: Option<berth_vm::logfile::RotatingLog>,
     stop: Arc<AtomicBool>,
     console: Arc<Mutex<()>>,
     out: Vec<u8>,

@@ -123,8 +123,12 @@ pub fn qemu_args(
         format!("virtserialport,chardev=agent,name={AGENT_PORT_NAME}"),
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", esc(&dir.qmp_socket())),
+        // The console goes to a socket Berth listens on and copies into a capped log; a
+        // `file:` serial would let the guest fill the disk (and follow a planted symlink).
+        "-chardev".into(),
+        format!("socket,id=console,path={}", esc(&dir.console_socket())),
         "-serial".into(),
-        format!("file:{}", esc(&dir.console_log())),
+        "chardev:console".into(),
     ]);
     // Networking off: no NIC at all, so the guest has nothing to send anything on.
     if let (true, Some(b)) = (spec.network, bridge) {

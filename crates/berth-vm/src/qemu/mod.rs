@@ -111,6 +111,7 @@ impl Hypervisor for Qemu {
             vm.virtiofsd = Some(child);
             vm.sandbox = Some(sandbox);
         }
+        let console = listen_console(&vm.dir)?;
         let log_path = vm.dir.log("qemu");
         let log =
             File::create(&log_path).map_err(|e| VmError::io("cannot create", &log_path, e))?;
@@ -136,6 +137,7 @@ impl Hypervisor for Qemu {
         })?;
         vm.dir.record_pid("qemu", child.id())?;
         vm.qemu = Some(child);
+        copy_console(console, vm.dir.console_log());
         // QEMU creates its sockets before it starts the guest; wait for them or its exit.
         let deadline = Instant::now() + Duration::from_secs(10);
         while !vm.dir.agent_socket().exists() || !vm.dir.qmp_socket().exists() {
@@ -156,6 +158,40 @@ impl Hypervisor for Qemu {
         tracing::debug!("QEMU sockets ready after {:?}", t0.elapsed());
         Ok(vm)
     }
+}
+
+/// Most bytes of the guest console kept on the host (twice this, in two files).
+const CONSOLE_CAP: u64 = 1 << 20;
+
+/// Listens where QEMU will connect its serial console (before QEMU starts).
+fn listen_console(dir: &RunDir) -> Result<std::os::unix::net::UnixListener, VmError> {
+    let path = dir.console_socket();
+    std::os::unix::net::UnixListener::bind(&path)
+        .map_err(|e| VmError::io("cannot listen on", &path, e))
+}
+
+/// Copies the console QEMU connects into a capped log, on a thread of its own that ends
+/// when QEMU closes the console (or never connects within 30 s).
+fn copy_console(listener: std::os::unix::net::UnixListener, log: std::path::PathBuf) {
+    std::thread::spawn(move || {
+        let _ = listener.set_nonblocking(true);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut conn = loop {
+            match listener.accept() {
+                Ok((c, _)) => break c,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => return,
+            }
+        };
+        let _ = conn.set_nonblocking(false);
+        if let Ok(mut out) = crate::logfile::RotatingLog::open(&log, CONSOLE_CAP) {
+            let _ = std::io::copy(&mut conn, &mut out);
+        }
+    });
 }
 
 /// A running QEMU VM. Dropping it without [`RunningVm::stop`] kills everything at once.
