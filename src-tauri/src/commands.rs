@@ -1,7 +1,6 @@
 //! The app's commands: each takes the app state, calls `berth-core`, and maps errors to a
 //! message the UI shows as is. All run off the UI thread (`async`).
 
-
 use berth_core::{AttemptId, NewTask, SuperviseOptions, SupervisorClient};
 use berth_proto::{Message, WinSize};
 use serde::{Deserialize, Serialize};

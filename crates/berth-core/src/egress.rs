@@ -53,25 +53,43 @@ pub fn start_proxy(
     Ok(Some(proxy.map_err(refused)?))
 }
 
+/// Events waiting for the database at most; more are counted and summarised.
+const AUDIT_QUEUE: usize = 1024;
+
 /// A sink that records each request in the attempt's audit log (from a writer thread, so the
-/// proxy never waits on the database).
+/// proxy never waits on the database). The queue is bounded: when a guest makes events
+/// faster than the database takes them, the excess is counted and recorded as one event.
 pub fn audit_sink(
     store: &Store,
     id: AttemptId,
     clock: Clock,
 ) -> Arc<dyn Fn(EgressEvent) + Send + Sync> {
-    let (tx, rx) = std::sync::mpsc::channel::<EgressEvent>();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<EgressEvent>(AUDIT_QUEUE);
+    let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let store = store.clone();
+    let counted = dropped.clone();
     std::thread::spawn(move || {
         let Ok(mut db) = store.db() else { return };
-        for ev in rx {
-            let data = serde_json::to_value(&ev).unwrap_or_default();
-            let _ = audit(&mut db, clock, id, "egress", data);
+        loop {
+            let next = rx.recv_timeout(std::time::Duration::from_secs(1));
+            if let Ok(ev) = &next {
+                let data = serde_json::to_value(ev).unwrap_or_default();
+                let _ = audit(&mut db, clock, id, "egress", data);
+            }
+            let lost = counted.swap(0, std::sync::atomic::Ordering::SeqCst);
+            if lost > 0 {
+                let data = serde_json::json!({"dropped": lost, "why": "the guest made events faster than they could be recorded"});
+                let _ = audit(&mut db, clock, id, "egress", data);
+            }
+            if matches!(next, Err(std::sync::mpsc::RecvTimeoutError::Disconnected)) {
+                return;
+            }
         }
     });
-    let tx = std::sync::Mutex::new(tx);
     Arc::new(move |ev| {
-        let _ = tx.lock().unwrap_or_else(|e| e.into_inner()).send(ev);
+        if tx.try_send(ev).is_err() {
+            dropped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
     })
 }
 

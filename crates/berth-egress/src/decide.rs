@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use crate::host_addrs::is_host_address;
 use crate::policy::{Mode, Policy};
 use crate::target::{is_forbidden, normalize, parse_ip};
 
@@ -42,6 +43,9 @@ pub async fn decide(policy: &Policy, host: &str, port: u16) -> Decision {
                 format!("{ip} is a loopback/private/link-local address"),
                 "ranges",
             );
+        }
+        if is_host_address(ip) {
+            return deny(format!("{ip} is an address of this host"), "ranges");
         }
         return match policy.mode {
             Mode::Open => allow(vec![SocketAddr::new(ip, port)], "mode=open"),
@@ -87,6 +91,12 @@ pub async fn decide(policy: &Policy, host: &str, port: u16) -> Decision {
                 "{name} resolves to {}, a loopback/private/link-local address",
                 bad.ip()
             ),
+            "ranges",
+        );
+    }
+    if let Some(own) = addrs.iter().find(|a| is_host_address(a.ip())) {
+        return deny(
+            format!("{name} resolves to {}, an address of this host", own.ip()),
             "ranges",
         );
     }

@@ -8,8 +8,11 @@
 
 mod approval;
 mod decide;
+mod events;
+pub mod host_addrs;
 mod policy;
 mod proxy;
+mod request;
 pub mod target;
 
 pub use approval::{

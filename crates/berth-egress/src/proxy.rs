@@ -17,12 +17,18 @@ use tokio::sync::Semaphore;
 
 use crate::approval::{Approval, Approver, Questions, askable, exact_rule};
 use crate::decide::{Decision, decide};
+use crate::events::{Gate, ProtocolGate, capped};
 use crate::policy::Policy;
+use crate::request::{parse_request, read_head};
 
-const MAX_HEAD: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: usize = 512;
+/// Connections at once per attempt (each holds a bridge process on the host).
+const MAX_CONNECTIONS: usize = 128;
+/// A connection on which nothing moved either way for this long is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often an idle connection checks the clock.
+const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// Bytes moved per read/write while relaying; large buffers cut the syscalls on fast links.
 const COPY_BUF: usize = 256 * 1024;
 
@@ -51,6 +57,7 @@ struct Shared {
     approved: std::sync::Mutex<Vec<crate::AllowRule>>,
     approver: Option<Approver>,
     questions: Questions,
+    protocol_gate: ProtocolGate,
     sink: EventSink,
     uploaded: AtomicU64,
     slots: Semaphore,
@@ -127,6 +134,7 @@ impl EgressProxy {
             approved: std::sync::Mutex::new(Vec::new()),
             approver,
             questions: Questions::default(),
+            protocol_gate: ProtocolGate::default(),
             sink,
             uploaded: AtomicU64::new(0),
             slots: Semaphore::new(MAX_CONNECTIONS),
@@ -188,14 +196,6 @@ where
         };
         handle(stream, &shared).await;
     });
-}
-
-struct Request {
-    method: String,
-    host: String,
-    port: u16,
-    /// For plain HTTP: the head to send upstream.
-    forward_head: Option<Vec<u8>>,
 }
 
 async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared) {
@@ -261,7 +261,8 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
         return;
     };
     let mut up = 0u64;
-    match &req.forward_head {
+    // Plain HTTP: the rebuilt head, then exactly the announced body; CONNECT: a tunnel.
+    let body_limit = match &req.forward {
         None => {
             if client
                 .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
@@ -270,22 +271,29 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
             {
                 return;
             }
+            None
         }
-        Some(head) => {
+        Some((head, body)) => {
             if upstream.write_all(head).await.is_err() {
                 return;
             }
             up += head.len() as u64;
+            Some(*body)
         }
-    }
+    };
+    let leftover = match body_limit {
+        Some(body) => &leftover[..leftover.len().min(body as usize)],
+        None => leftover,
+    };
     if !leftover.is_empty() {
         if upstream.write_all(leftover).await.is_err() {
             return;
         }
         up += leftover.len() as u64;
     }
+    let rest_of_body = body_limit.map(|b| b - leftover.len() as u64);
     shared.uploaded.fetch_add(up, Ordering::SeqCst);
-    let (bytes_up, bytes_down, budget_hit) = pump(client, upstream, shared).await;
+    let (bytes_up, bytes_down, budget_hit) = pump(client, upstream, shared, rest_of_body).await;
     let reason = budget_hit.then(|| "cut off: the egress budget was used up".to_string());
     event(
         shared,
@@ -384,7 +392,23 @@ async fn refuse<S: AsyncWrite + Unpin>(
     code: u16,
     why: &str,
 ) {
-    event(shared, to, decision, rule, Some(why.to_string()), 0, 0);
+    let record = rule != "protocol"
+        || match shared.protocol_gate.check(std::time::Instant::now()) {
+            Gate::Suppress => false,
+            Gate::Record { suppressed_before } => {
+                if suppressed_before > 0 {
+                    let summary = format!(
+                        "{suppressed_before} more malformed requests in the minute before were \
+                         refused without an event each"
+                    );
+                    event(shared, &UNPARSED, "deny", "protocol", Some(summary), 0, 0);
+                }
+                true
+            }
+        };
+    if record {
+        event(shared, to, decision, rule, Some(why.to_string()), 0, 0);
+    }
     let _ = respond(client, code, why).await;
 }
 
@@ -397,123 +421,17 @@ fn event(
     up: u64,
     down: u64,
 ) {
+    // Host and method come from the guest: capped, like everything it can make long.
     (shared.sink)(EgressEvent {
-        host: to.host.to_string(),
+        host: capped(to.host, 255),
         port: to.port,
-        method: to.method.to_string(),
+        method: capped(to.method, 16),
         decision,
-        rule: rule.to_string(),
-        reason,
+        rule: capped(rule, 512),
+        reason: reason.map(|r| capped(&r, 1024)),
         bytes_up: up,
         bytes_down: down,
     });
-}
-
-/// Reads until the end of the request head; returns the buffer and the head's length.
-async fn read_head<S: AsyncRead + Unpin>(
-    s: &mut S,
-) -> Result<(Vec<u8>, usize), (u16, &'static str)> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s
-            .read(&mut chunk)
-            .await
-            .map_err(|_| (400, "connection error"))?;
-        if n == 0 {
-            return Err((400, "connection closed before the request head ended"));
-        }
-        let start = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf[start..].windows(4).position(|w| w == b"\r\n\r\n") {
-            return Ok((buf, start + pos + 4));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err((431, "request head larger than 16 KiB"));
-        }
-    }
-}
-
-fn parse_request(head: &[u8]) -> Result<Request, String> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        Ok(httparse::Status::Partial) => return Err("incomplete request head".into()),
-        Err(e) => return Err(format!("malformed request: {e}")),
-    }
-    let method = req.method.unwrap_or("").to_string();
-    let target = req.path.unwrap_or("");
-    if method == "CONNECT" {
-        let (host, port) = split_authority(target, None)?;
-        return Ok(Request {
-            method,
-            host,
-            port,
-            forward_head: None,
-        });
-    }
-    let Some(rest) = target.strip_prefix("http://") else {
-        return Err(format!(
-            "'{target}' is not an absolute http:// URL (use CONNECT for https)"
-        ));
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.contains('@') {
-        return Err("credentials in the URL are not forwarded".into());
-    }
-    let (host, port) = split_authority(authority, Some(80))?;
-    let mut out = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
-    for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        if matches!(
-            name.as_str(),
-            "connection"
-                | "keep-alive"
-                | "proxy-connection"
-                | "proxy-authorization"
-                | "te"
-                | "upgrade"
-        ) {
-            continue;
-        }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"Connection: close\r\n\r\n");
-    Ok(Request {
-        method,
-        host,
-        port,
-        forward_head: Some(out),
-    })
-}
-
-fn split_authority(a: &str, default_port: Option<u16>) -> Result<(String, u16), String> {
-    let bad = || format!("'{a}' is not host:port");
-    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
-        let (h, tail) = rest.split_once(']').ok_or_else(bad)?;
-        (format!("[{h}]"), tail.strip_prefix(':'))
-    } else {
-        match a.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (a.to_string(), None),
-        }
-    };
-    let port = match (port, default_port) {
-        (Some(p), _) => p.parse::<u16>().map_err(|_| bad())?,
-        (None, Some(d)) => d,
-        (None, None) => return Err(bad()),
-    };
-    if host.is_empty() || host.len() > 255 {
-        return Err(bad());
-    }
-    Ok((host, port))
 }
 
 async fn respond<S: AsyncWrite + Unpin>(s: &mut S, code: u16, why: &str) -> std::io::Result<()> {
@@ -534,23 +452,42 @@ async fn respond<S: AsyncWrite + Unpin>(s: &mut S, code: u16, why: &str) -> std:
     s.shutdown().await
 }
 
-/// Copies both ways until both sides are done; uploads count against the budget.
+/// Copies both ways until both sides are done, or nothing moved either way for
+/// [`IDLE_TIMEOUT`]; uploads count against the budget. `upload_limit` (plain HTTP) stops the
+/// upload after the announced body: anything the guest sends after it is not forwarded.
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     client: S,
     upstream: TcpStream,
     shared: &Shared,
+    upload_limit: Option<u64>,
 ) -> (u64, u64, bool) {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = upstream.into_split();
+    let started = tokio::time::Instant::now();
+    // Milliseconds since `started` of the last byte moved either way.
+    let last = AtomicU64::new(0);
+    let touch = || last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let idle = || {
+        let since = started.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
+        since >= IDLE_TIMEOUT.as_millis() as u64
+    };
     let upload = async {
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;
         let mut hit = false;
         loop {
-            let n = match cr.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let want = match upload_limit {
+                Some(limit) if total >= limit => break,
+                Some(limit) => ((limit - total) as usize).min(buf.len()),
+                None => buf.len(),
             };
+            let n = match tokio::time::timeout(IDLE_CHECK, cr.read(&mut buf[..want])).await {
+                Err(_) if idle() => break,
+                Err(_) => continue,
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => n,
+            };
+            touch();
             let after = shared.uploaded.fetch_add(n as u64, Ordering::SeqCst) + n as u64;
             if let Some(b) = shared.policy.egress_budget
                 && after > b
@@ -570,10 +507,13 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let mut buf = vec![0u8; COPY_BUF];
         let mut total = 0u64;
         loop {
-            let n = match ur.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let n = match tokio::time::timeout(IDLE_CHECK, ur.read(&mut buf)).await {
+                Err(_) if idle() => break,
+                Err(_) => continue,
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => n,
             };
+            touch();
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;
             }

@@ -240,3 +240,72 @@ fn the_budget_stops_an_upload_that_exceeds_it_and_later_requests() {
     }));
     assert!(events.iter().any(|e| e.rule == "egress_budget"));
 }
+
+/// A loopback server that records every request head it gets (all of them, on one
+/// connection, until the client closes) and answers each.
+fn recording_origin() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let h = heads.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok();
+            let mut all = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&all).into_owned();
+            h.lock().unwrap().push(text);
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (port, heads)
+}
+
+#[test]
+fn plain_http_sends_the_checked_host_and_nothing_pipelined_after_the_body() {
+    let (port, heads) = recording_origin();
+    let p = proxy(&[&format!("svc.test:{port}")], None);
+    // On a shared address (a CDN), `Host:` picks the site: the guest names an allowed one in
+    // the URL and another in Host, then pipelines a second request the policy never saw.
+    let raw = format!(
+        "POST http://svc.test:{port}/a HTTP/1.1\r\nHost: forbidden.test\r\nContent-Length: 4\r\n\r\n\
+         bodyGET http://forbidden.test/steal HTTP/1.1\r\nHost: forbidden.test\r\n\r\n"
+    );
+    let answer = request(p.port, raw.as_bytes());
+    assert!(answer.contains("200 OK"), "{answer}");
+    let heads = heads.lock().unwrap();
+    assert_eq!(heads.len(), 1);
+    let got = &heads[0];
+    assert!(got.contains(&format!("Host: svc.test:{port}\r\n")), "{got}");
+    assert!(!got.contains("forbidden"), "{got}");
+    assert!(got.ends_with("\r\n\r\nbody"), "{got:?}");
+}
+
+#[test]
+fn a_garbage_flood_makes_a_bounded_number_of_audit_events() {
+    let p = proxy(&[], None);
+    for _ in 0..200 {
+        let _ = request(
+            p.port,
+            &[b'A'; 100]
+                .iter()
+                .chain(b"\r\n\r\n")
+                .copied()
+                .collect::<Vec<u8>>(),
+        );
+    }
+    let events = p.events.lock().unwrap();
+    assert!(
+        events.len() <= 21,
+        "{} events for 200 garbage requests",
+        events.len()
+    );
+    assert!(events.iter().all(|e| e.method.len() <= 16 + "…".len()));
+}
