@@ -104,6 +104,12 @@ pub fn approval_notice(attempt: &str, host: &str, port: u16) -> Notice {
 
 /// Shows `notice` without blocking the caller.
 pub fn show(notice: Notice) {
+    // Titles, errors and host names can come from a guest or a repo: every notification is
+    // cleaned here, where all of them pass.
+    let notice = Notice {
+        summary: berth_core::notification_text(&notice.summary, 120),
+        body: berth_core::notification_text(&notice.body, 400),
+    };
     std::thread::spawn(move || {
         if let Err(e) = deliver(&notice) {
             eprintln!(

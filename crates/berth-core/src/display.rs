@@ -24,6 +24,27 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text for an OS notification: controls escaped as in [`escape_controls`], the characters
+/// of markup (which some notification servers render) replaced by look-alikes, and at most
+/// `max` characters.
+pub fn notification_text(text: &str, max: usize) -> String {
+    let escaped = escape_controls(text);
+    let mut out: String = escaped
+        .chars()
+        .map(|c| match c {
+            '<' => '‹',
+            '>' => '›',
+            '&' => '＆',
+            c => c,
+        })
+        .take(max)
+        .collect();
+    if escaped.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 fn needs_escape(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
@@ -45,6 +66,13 @@ mod tests {
             safe,
             "a\\x1b]52;c;ZWNobyBwd25lZA==\\x07b\\x0d\\x1b[2Jberth: fake\\x9b31m\\u{202e}cod"
         );
+    }
+
+    #[test]
+    fn notifications_carry_no_markup_no_escapes_and_no_essays() {
+        let body = notification_text("<b>x</b> &amp; <a href='file:///etc'>\x1b[31m", 200);
+        assert!(!body.contains(['<', '>', '&', '\x1b']), "{body}");
+        assert_eq!(notification_text(&"y".repeat(500), 10).chars().count(), 11);
     }
 
     #[test]

@@ -25,7 +25,7 @@ mod trust;
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
 pub use config::RepoConfig;
 pub use data_dir::DataDir;
-pub use display::escape_controls;
+pub use display::{escape_controls, notification_text};
 pub use editor::{
     DEFAULT_EDITOR, EDITOR_SETTING, Opened, editor_command, open_in_editor, set_editor_command,
 };

@@ -334,7 +334,8 @@ fn route(hub: &Hub, msg: Message, log: &mut RotatingLog, main: &ExecControl) -> 
             });
         }
         Message::Error { id, message } if id == main.id() => {
-            let _ = writeln!(log, "berth: {message}");
+            // The guest's words, labelled as such: never in Berth's own voice.
+            let _ = writeln!(log, "[guest agent: {}]", guest_words(&message));
         }
         Message::Exited { id, status } if id == main.id() => {
             return Some(Outcome::Exited(status.shell_code()));
@@ -537,6 +538,11 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
     }
     let _ = tx.send(approval);
     hub.desk.closed(id, decision);
+}
+
+/// A guest's message made printable and short.
+fn guest_words(message: &str) -> String {
+    crate::display::escape_controls(message).chars().take(300).collect()
 }
 
 /// Sends the last [`REPLAY_BYTES`] of the log to a newly attached client.

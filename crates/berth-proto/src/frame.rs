@@ -196,7 +196,11 @@ fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8]) -> Result<bool, ProtoErr
 }
 
 fn parse<T: DeserializeOwned>(kind: &'static str, body: &[u8]) -> Result<T, ProtoError> {
-    serde_json::from_slice(body).map_err(|source| ProtoError::BadBody { kind, source })
+    serde_json::from_slice(body).map_err(|e| ProtoError::BadBody {
+        kind,
+        line: e.line(),
+        column: e.column(),
+    })
 }
 
 fn decode(kind: u8, id: u32, body: Vec<u8>) -> Result<Message, ProtoError> {
@@ -397,5 +401,18 @@ mod tests {
         bytes.extend_from_slice(body);
         let err = FrameReader::new(&bytes[..]).read_message().unwrap_err();
         assert!(matches!(err, ProtoError::BadBody { .. }));
+    }
+
+    #[test]
+    fn a_guest_chosen_field_name_never_reaches_the_error_text() {
+        let body = "{\"version\":1,\"software\":\"x\",\"\u{1b}[2J<b>berth: all good</b>\":1}";
+        let mut bytes = ((5 + body.len()) as u32).to_be_bytes().to_vec();
+        bytes.push(1);
+        bytes.extend_from_slice(&[0, 0, 0, 0]);
+        bytes.extend_from_slice(body.as_bytes());
+        let err = FrameReader::new(&bytes[..]).read_message().unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("malformed") && text.contains("column"), "{text}");
+        assert!(!text.contains("all good") && !text.contains('\u{1b}'), "{text}");
     }
 }

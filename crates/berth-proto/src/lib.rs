@@ -41,11 +41,13 @@ pub enum ProtoError {
     FrameTooShort { len: u32 },
     #[error("peer sent a frame of unknown kind {kind}")]
     UnknownKind { kind: u8 },
-    #[error("peer sent a malformed {kind} body: {source}")]
+    /// Never carries the parser's text: it quotes the peer's bytes (a guest-chosen field name
+    /// would reach error messages, the app and notifications). Where, not what.
+    #[error("peer sent a malformed {kind} body (at line {line}, column {column})")]
     BadBody {
         kind: &'static str,
-        #[source]
-        source: serde_json::Error,
+        line: usize,
+        column: usize,
     },
     #[error("peer speaks protocol version {theirs}, this side speaks {PROTOCOL_VERSION}")]
     Version { theirs: u32 },

@@ -31,7 +31,7 @@ impl ExecIo for Std {
         let _ = std::io::stderr().write_all(d);
     }
     fn error(&mut self, m: &str) {
-        eprintln!("berth: guest: {m}");
+        eprintln!("[guest agent: {}]", berth_core::escape_controls(m));
     }
 }
 

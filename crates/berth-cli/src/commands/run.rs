@@ -343,7 +343,8 @@ impl ExecIo for PrefixIo {
         self.emit(true, data, false);
     }
     fn error(&mut self, message: &str) {
-        self.emit(true, format!("berth: guest: {message}\n").as_bytes(), false);
+        let words = berth_core::escape_controls(message);
+        self.emit(true, format!("[guest agent: {words}]\n").as_bytes(), false);
     }
     fn interrupted(&mut self) -> bool {
         self.stop.load(Ordering::SeqCst)

@@ -260,7 +260,7 @@ impl ExecIo for StdIo {
         let _ = err.write_all(data).and_then(|_| err.flush());
     }
     fn error(&mut self, message: &str) {
-        eprintln!("berth: guest: {message}");
+        eprintln!("[guest agent: {}]", berth_core::escape_controls(message));
     }
     fn interrupted(&mut self) -> bool {
         if self.winch.swap(false, Ordering::SeqCst)
