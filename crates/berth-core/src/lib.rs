@@ -27,7 +27,8 @@ pub use config::RepoConfig;
 pub use data_dir::DataDir;
 pub use display::{escape_controls, notification_text};
 pub use editor::{
-    DEFAULT_EDITOR, EDITOR_SETTING, Opened, editor_command, open_in_editor, set_editor_command,
+    DEFAULT_EDITOR, EDITOR_CONFIRMED_SETTING, EDITOR_SETTING, Opened, confirm_editor_command,
+    editor_command, editor_needing_confirmation, open_in_editor, set_editor_command,
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use id::random_id;

@@ -542,7 +542,10 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
 
 /// A guest's message made printable and short.
 fn guest_words(message: &str) -> String {
-    crate::display::escape_controls(message).chars().take(300).collect()
+    crate::display::escape_controls(message)
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// Sends the last [`REPLAY_BYTES`] of the log to a newly attached client.

@@ -39,10 +39,7 @@ fn open_mode_refuses_the_hosts_own_public_address() {
 #[test]
 #[ignore = "run by open_mode_refuses_the_hosts_own_public_address inside its namespace"]
 fn inside_a_namespace_with_a_public_address() {
-    for cmd in [
-        "ip link set lo up",
-        &format!("ip addr add {OWN}/32 dev lo"),
-    ] {
+    for cmd in ["ip link set lo up", &format!("ip addr add {OWN}/32 dev lo")] {
         let args: Vec<&str> = cmd.split(' ').collect();
         assert!(
             Command::new(args[0])

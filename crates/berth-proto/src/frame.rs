@@ -412,7 +412,13 @@ mod tests {
         bytes.extend_from_slice(body.as_bytes());
         let err = FrameReader::new(&bytes[..]).read_message().unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("malformed") && text.contains("column"), "{text}");
-        assert!(!text.contains("all good") && !text.contains('\u{1b}'), "{text}");
+        assert!(
+            text.contains("malformed") && text.contains("column"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("all good") && !text.contains('\u{1b}'),
+            "{text}"
+        );
     }
 }

@@ -41,9 +41,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         None => println!("editor = {}", editor_command(&store, visual.as_deref())?),
         Some(EDITOR_SETTING) => {
             if args.unset {
-                set_editor_command(&store, None)?;
+                set_editor_command(&store, None, true)?;
             } else if let Some(v) = &args.value {
-                set_editor_command(&store, Some(v))?;
+                set_editor_command(&store, Some(v), true)?;
             }
             println!("{}", editor_command(&store, visual.as_deref())?);
         }
