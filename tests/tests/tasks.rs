@@ -462,3 +462,29 @@ fn a_flood_of_output_keeps_at_most_two_capped_logs_and_logs_streams_them() {
     assert!(String::from_utf8_lossy(&tail).contains("THE-END"));
     assert!(peak < 32 * 1024, "berth logs peaked at {peak} KiB");
 }
+
+#[test]
+fn two_starts_at_once_boot_the_attempt_once() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    task_new(&env, &repo, &[], "sleep 300");
+    wait_state(&env, "1.1", &["running"], 180);
+    ok(&env, &["stop", "1.1"]);
+    // Both pass a "not running" check at once; only one may claim the attempt.
+    let starts: Vec<_> = (0..2)
+        .map(|_| env.berth().args(["start", "1.1"]).spawn().unwrap())
+        .collect();
+    let ok_count = starts
+        .into_iter()
+        .map(|mut c| c.wait().unwrap().success())
+        .filter(|s| *s)
+        .count();
+    assert_eq!(ok_count, 1, "exactly one start may boot it");
+    wait_state(&env, "1.1", &["running"], 180);
+    let supervisors = berth_tests::processes_mentioning("__supervise")
+        .into_iter()
+        .filter(|(_, cmd)| cmd.contains(&env.data_dir().display().to_string()))
+        .count();
+    assert_eq!(supervisors, 1);
+    ok(&env, &["stop", "1.1"]);
+}

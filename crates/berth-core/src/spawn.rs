@@ -58,11 +58,24 @@ pub fn spawn_supervisor(
         });
     }
     let mut db = store.db()?;
-    db.update_attempt(id, |a| {
+    // One compare-and-set under the database's write lock: of two starts at once, one
+    // claims the attempt and the other is refused (they would share one run dir).
+    let (rec, claimed) = db.update_attempt(id, |a| {
+        if a.state.is_live() {
+            return false;
+        }
         a.supervisor_pid = None;
         a.supervisor_start = None;
         a.exit_code = None;
+        a.state = AttemptState::Booting;
+        true
     })?;
+    if !claimed {
+        return Err(TaskError::Refused(format!(
+            "attempt {id} is already {}; it runs once at a time",
+            rec.state
+        )));
+    }
     set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
     let child = match cmd.spawn() {
         Ok(c) => c,

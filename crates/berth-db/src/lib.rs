@@ -62,8 +62,30 @@ impl Db {
                 .mode(0o700)
                 .create(parent);
         }
+        // Created readable by the user only from its first byte (a handle opened while it
+        // was looser would keep reading); SQLite gives -wal and -shm the same mode.
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(DbError::Open {
+                    path: path.to_path_buf(),
+                    source: rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                        Some(e.to_string()),
+                    ),
+                });
+            }
+        }
         let conn = Connection::open(path).map_err(open_err)?;
-        // Readable by the user only (SQLite gives the -wal and -shm files the same mode).
+        // An older database made looser is tightened.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         conn.busy_timeout(Duration::from_secs(30))

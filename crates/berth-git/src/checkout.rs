@@ -50,7 +50,10 @@ pub fn check_out_branch(
         existing.prune(Some(&mut WorktreePruneOptions::new()))?;
     }
     if let Some(parent) = dest.parent() {
-        std::fs::create_dir_all(parent).map_err(crate::error::io("cannot create", parent))?;
+        // Checkouts hold the user's code: theirs alone (0700), like the rest of Berth's data.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(parent)
+            .map_err(crate::error::io("cannot create", parent))?;
     }
     r.worktree(
         name,

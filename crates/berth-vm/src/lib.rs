@@ -103,8 +103,9 @@ pub enum VmStatus {
 /// A hypervisor backend.
 ///
 /// Lifecycle and when each call is legal:
-/// - [`Hypervisor::create`] on a new or created VM: prepares the run directory and disk.
-///   Idempotent: calling it again with the same spec changes nothing.
+/// - [`Hypervisor::create`] on a new or created VM: prepares the run directory (refusing one
+///   that is not the user's own) and a fresh disk overlay. Calling it again gives the same
+///   result: the overlay is made anew, never reused.
 /// - [`Hypervisor::start`] on a created VM: boots it and returns the running VM.
 /// - [`RunningVm::status`] while running; [`RunningVm::stop`] once, which always ends
 ///   with nothing of the VM left (processes, sockets, overlay, run directory).

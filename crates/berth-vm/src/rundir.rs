@@ -27,6 +27,30 @@ pub struct RunDir {
     path: PathBuf,
 }
 
+/// Refuses a run directory that is not a real directory of ours, readable by us alone.
+fn check_ours(path: &Path) -> Result<(), VmError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| VmError::io("cannot inspect run directory", path, e))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let why = if meta.file_type().is_symlink() {
+        "is a symlink".to_string()
+    } else if !meta.is_dir() {
+        "is not a directory".to_string()
+    } else if meta.uid() != me {
+        format!("belongs to uid {}, not {me}", meta.uid())
+    } else if meta.mode() & 0o077 != 0 {
+        format!("has mode {:o}; Berth makes them 0700", meta.mode() & 0o777)
+    } else {
+        return Ok(());
+    };
+    Err(VmError::Config(format!(
+        "refusing the run directory {}: it {why}; remove it if it is not in use",
+        path.display()
+    )))
+}
+
 impl RunDir {
     /// Creates `<root>/<name>` (mode 0700), or opens it if it exists.
     pub fn create(root: &Path, name: &str) -> Result<RunDir, VmError> {
@@ -45,8 +69,16 @@ impl RunDir {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&path)
-            .map_err(|e| VmError::io("cannot create run directory", &path, e))?;
+            .create(root)
+            .map_err(|e| VmError::io("cannot create run directory", root, e))?;
+        // The VM's own directory: made here (not recursively, 0700), or one this user made
+        // before (the proxy's socket goes in first). Anything else found there (a symlink,
+        // another owner's directory, an open mode) is refused, never used.
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => check_ours(&path)?,
+            Err(e) => return Err(VmError::io("cannot create run directory", &path, e)),
+        }
         Ok(RunDir { path })
     }
 
@@ -175,6 +207,35 @@ fn wait_gone(pid: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_planted_symlink_or_open_run_dir_is_refused_never_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join("vm1")).unwrap();
+        let err = RunDir::create(root.path(), "vm1")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("symlink"), "{err}");
+        std::fs::create_dir(root.path().join("vm2")).unwrap();
+        std::fs::set_permissions(
+            root.path().join("vm2"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let err = RunDir::create(root.path(), "vm2")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("mode"), "{err}");
+        // Its own, made before (the proxy's socket goes in first): fine, and 0700.
+        let d = RunDir::create(root.path(), "vm3").unwrap();
+        RunDir::create(root.path(), "vm3").unwrap();
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
 
     #[test]
     fn names_that_escape_the_run_root_are_refused() {

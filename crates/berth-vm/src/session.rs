@@ -92,7 +92,12 @@ impl<V: RunningVm> VmSession<V> {
 
 fn keep_console<V: RunningVm>(vm: &V, to: &Path) {
     if let Some(parent) = to.parent() {
-        let _ = std::fs::create_dir_all(parent);
+        // The guest's console can hold anything it printed: the user's alone.
+        let _ = std::os::unix::fs::DirBuilderExt::mode(
+            std::fs::DirBuilder::new().recursive(true),
+            0o700,
+        )
+        .create(parent);
     }
     let _ = std::fs::copy(vm.console_log(), to);
 }

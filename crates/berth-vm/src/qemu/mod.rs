@@ -60,9 +60,9 @@ impl Hypervisor for Qemu {
 
     fn create(&self, spec: &VmSpec, run_root: &Path) -> Result<RunDir, VmError> {
         let dir = RunDir::create(run_root, &spec.name)?;
-        if dir.overlay().exists() {
-            return Ok(dir); // already created
-        }
+        // Always a fresh overlay: one left behind (a crashed attempt's modified root, or one
+        // planted with its backing file pointing at any host file) is never booted.
+        let _ = std::fs::remove_file(dir.overlay());
         let partial = dir.path().join("overlay.qcow2.partial");
         let out = Command::new(&self.config.qemu_img)
             .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
@@ -110,6 +110,14 @@ impl Hypervisor for Qemu {
             tracing::debug!("virtiofsd ready after {:?}", t0.elapsed());
             vm.virtiofsd = Some(child);
             vm.sandbox = Some(sandbox);
+        }
+        // Sockets left by an earlier QEMU would read as "ready" below: gone first.
+        for stale in [
+            vm.dir.agent_socket(),
+            vm.dir.qmp_socket(),
+            vm.dir.console_socket(),
+        ] {
+            let _ = std::fs::remove_file(stale);
         }
         let console = listen_console(&vm.dir)?;
         let log_path = vm.dir.log("qemu");
