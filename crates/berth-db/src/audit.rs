@@ -4,7 +4,7 @@
 //! Only the host writes events (supervisors and CLI commands); guest output never enters
 //! the log, and every event names its attempt.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -54,18 +54,26 @@ impl Db {
     ) -> Result<(), DbError> {
         let data = data.to_string();
         self.write(|tx| {
-            let prev: String = tx
+            // The chain continues from the anchored head; only "no event yet" starts a new
+            // chain (a failing query is an error, never a fresh start).
+            let (count, prev): (i64, String) = tx
                 .query_row(
-                    "SELECT hash FROM audit WHERE task_id = ?1 AND n = ?2 ORDER BY seq DESC LIMIT 1",
+                    "SELECT count, hash FROM audit_heads WHERE task_id = ?1 AND n = ?2",
                     params![attempt.task, attempt.n],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .unwrap_or_else(|_| GENESIS.to_string());
+                .optional()?
+                .unwrap_or((0, GENESIS.to_string()));
             let hash = event_hash(&prev, attempt, ts_ms, kind, &data);
             tx.execute(
                 "INSERT INTO audit (task_id, n, ts_ms, kind, data, prev_hash, hash)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![attempt.task, attempt.n, ts_ms as i64, kind, data, prev, hash],
+            )?;
+            tx.execute(
+                "INSERT INTO audit_heads (task_id, n, count, hash) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(task_id, n) DO UPDATE SET count = excluded.count, hash = excluded.hash",
+                params![attempt.task, attempt.n, count + 1, hash],
             )?;
             Ok(())
         })
@@ -138,6 +146,26 @@ impl Db {
             }
             prev = hash.clone();
         }
+        // The anchored head: the chain must end where the last write left it.
+        let head: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT count, hash FROM audit_heads WHERE task_id = ?1 AND n = ?2",
+                params![attempt.task, attempt.n],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (want_count, want_hash) = head.unwrap_or((0, GENESIS.to_string()));
+        if rows.len() as i64 != want_count || prev != want_hash {
+            return Ok(Err(ChainBreak {
+                seq: rows.last().map_or(0, |r| r.0),
+                why: format!(
+                    "ends after {} events, but {want_count} were written (events at the end were \
+                     removed)",
+                    rows.len()
+                ),
+            }));
+        }
         Ok(Ok(rows.len()))
     }
 }
@@ -189,5 +217,29 @@ mod tests {
         let broken = db.verify_audit(b).unwrap().unwrap_err();
         assert_eq!(broken.seq, 6);
         assert!(broken.why.contains("removed"));
+    }
+
+    #[test]
+    fn a_deleted_tail_or_all_of_an_attempts_events_do_not_verify() {
+        let (_d, mut db) = db();
+        let a = AttemptId { task: 2, n: 1 };
+        for i in 0..4 {
+            db.audit(a, 1000 + i, "egress", &serde_json::json!({"i": i}))
+                .unwrap();
+        }
+        // The last two events (say, what the guest reached) are dropped: the rest still
+        // chains perfectly, but the anchored head says four were written.
+        db.conn
+            .execute("DELETE FROM audit WHERE task_id = 2 AND seq > 2", [])
+            .unwrap();
+        let broken = db.verify_audit(a).unwrap().unwrap_err();
+        assert!(broken.why.contains("4 were written"), "{}", broken.why);
+        db.conn
+            .execute("DELETE FROM audit WHERE task_id = 2", [])
+            .unwrap();
+        assert!(db.verify_audit(a).unwrap().is_err());
+        // A new event does not quietly start a new chain after the loss either.
+        db.audit(a, 2000, "egress", &serde_json::json!({})).unwrap();
+        assert!(db.verify_audit(a).unwrap().is_err());
     }
 }

@@ -54,6 +54,18 @@ const MIGRATIONS: &[&str] = &[
     // 3: the repos a user works with, and user settings (editor command, ...)
     "CREATE TABLE repos (path TEXT PRIMARY KEY, added_at INTEGER NOT NULL);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+    // 4: each attempt's audit head (count and last hash), written with every event, so a
+    // deleted tail (or all of an attempt's events) is detected; kept when the attempt goes
+    "CREATE TABLE audit_heads (
+        task_id INTEGER NOT NULL, n INTEGER NOT NULL,
+        count INTEGER NOT NULL, hash TEXT NOT NULL,
+        PRIMARY KEY (task_id, n)
+    );
+    INSERT INTO audit_heads (task_id, n, count, hash)
+        SELECT task_id, n, COUNT(*),
+            (SELECT hash FROM audit b WHERE b.task_id = a.task_id AND b.n = a.n
+             ORDER BY seq DESC LIMIT 1)
+        FROM audit a GROUP BY task_id, n;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {
