@@ -51,6 +51,19 @@ impl Context {
         berth_core::Store::new(self.data.clone())
     }
 
+    /// The guest image this binary boots: built from the default recipe with exactly its
+    /// agent on this host (never another build that happens to be newer).
+    pub fn image(&self) -> Result<berth_vm::image::Image> {
+        let agent = find_agent(None, &self.exe)?;
+        Ok(
+            berth_vm::image::ImageStore::new(self.data.images()).matching(
+                &berth_vm::image::DEFAULT_RECIPE,
+                &agent,
+                &host_image_inputs(),
+            )?,
+        )
+    }
+
     pub fn qemu_config(&self) -> Result<QemuConfig> {
         Ok(QemuConfig {
             qemu: find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]).context(
@@ -72,6 +85,30 @@ impl Context {
             .is_some_and(|v| v == "1"),
         })
     }
+}
+
+/// What of this host goes into a guest image besides the recipe: its release and apt
+/// sources (they pick the kernel and the packages), names and contents, in a stable order.
+pub fn host_image_inputs() -> Vec<u8> {
+    let mut files = vec![
+        PathBuf::from("/etc/os-release"),
+        PathBuf::from("/etc/apt/sources.list"),
+    ];
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        let mut more: Vec<PathBuf> = dir.flatten().map(|e| e.path()).collect();
+        more.sort();
+        files.extend(more);
+    }
+    let mut out = Vec::new();
+    for f in files {
+        if let Ok(text) = std::fs::read(&f) {
+            out.extend_from_slice(f.to_string_lossy().as_bytes());
+            out.push(0);
+            out.extend_from_slice(&(text.len() as u64).to_be_bytes());
+            out.extend_from_slice(&text);
+        }
+    }
+    out
 }
 
 /// The wall clock, in milliseconds since the Unix epoch (the libraries take it as a `Clock`).

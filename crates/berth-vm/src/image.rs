@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use build::{BuildOutcome, build_image};
+pub use build::{BuildOutcome, build_image, image_hash};
 pub use recipe::{DEFAULT_RECIPE, Recipe};
 
 #[derive(Debug, Error)]
@@ -136,7 +136,44 @@ impl ImageStore {
         Ok(images)
     }
 
-    /// The newest image built from recipe `name`.
+    /// The image this binary needs: built from `recipe` with exactly `agent` on this host
+    /// (`host`, as for [`build_image`]). Another build (an older agent, other apt sources) is
+    /// never picked in its place.
+    pub fn matching(
+        &self,
+        recipe: &Recipe,
+        agent: &Path,
+        host: &[u8],
+    ) -> Result<Image, ImageError> {
+        let bytes = std::fs::read(agent).map_err(|e| ImageError::Agent {
+            path: agent.to_path_buf(),
+            why: e.to_string(),
+        })?;
+        let hash = image_hash(recipe, &recipe::hash_parts(&[&bytes]), host);
+        let dir = self.dir.join(format!("{}-{}", recipe.name, &hash[..12]));
+        if dir.join("manifest.json").is_file() {
+            return Image::open(&dir);
+        }
+        let others = self
+            .list()?
+            .iter()
+            .filter(|i| i.manifest.name == recipe.name)
+            .count();
+        Err(ImageError::NotBuilt {
+            name: if others == 0 {
+                recipe.name.to_string()
+            } else {
+                format!(
+                    "{} for this berth ({others} other build(s) of it are for another agent \
+                     or host)",
+                    recipe.name
+                )
+            },
+            dir: self.dir.clone(),
+        })
+    }
+
+    /// The newest image built from recipe `name` (tests and `berth vm run --image`).
     pub fn latest(&self, name: &str) -> Result<Image, ImageError> {
         self.list()?
             .into_iter()
@@ -145,5 +182,44 @@ impl ImageStore {
                 name: name.into(),
                 dir: self.dir.clone(),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_image(store: &ImageStore, hash: &str, built_at: u64) {
+        let dir = store.dir.join(format!("default-{}", &hash[..12]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let m = Manifest {
+            name: "default".into(),
+            hash: hash.into(),
+            kernel_version: "6.1".into(),
+            agent_sha256: "x".into(),
+            built_at,
+            build_seconds: 0,
+        };
+        std::fs::write(dir.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_image_for_this_agent_and_host_is_picked_never_a_newer_other_build() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::new(tmp.path().join("images"));
+        let agent = tmp.path().join("agent");
+        std::fs::write(&agent, b"this agent").unwrap();
+        let host = b"bookworm sources";
+        let ours = image_hash(&DEFAULT_RECIPE, &recipe::hash_parts(&[b"this agent"]), host);
+        let other_agent = image_hash(&DEFAULT_RECIPE, &recipe::hash_parts(&[b"old agent"]), host);
+        let other_host = image_hash(&DEFAULT_RECIPE, &recipe::hash_parts(&[b"this agent"]), b"x");
+        fake_image(&store, &other_agent, 300);
+        fake_image(&store, &other_host, 200);
+        let err = store.matching(&DEFAULT_RECIPE, &agent, host).unwrap_err();
+        assert!(err.to_string().contains("2 other build(s)"), "{err}");
+        fake_image(&store, &ours, 100);
+        let img = store.matching(&DEFAULT_RECIPE, &agent, host).unwrap();
+        assert_eq!(img.manifest.hash, ours);
+        assert_eq!(store.latest("default").unwrap().manifest.hash, other_agent);
     }
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
 use berth_vm::session::{BootOptions, VmSession};
 use berth_vm::{Accel, VmSpec, accel, floor};
@@ -97,7 +96,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
         bail!("--runs must be at least 1");
     }
     ctx.reconcile();
-    let image = ImageStore::new(ctx.data.images()).latest("default")?;
+    let image = ctx.image()?;
     let host = host_cpu();
     let choice = accel::choose(&host, accel);
     let config = ctx.qemu_config()?;

@@ -5,7 +5,6 @@ use std::process::{Command, ExitCode};
 
 use anyhow::Result;
 use berth_vm::accel;
-use berth_vm::image::ImageStore;
 use berth_vm::qemu::Sandbox;
 use berth_vm::qemu::virtiofsd::UNSANDBOXED_OPT_IN;
 use berth_vm::rundir::RunDir;
@@ -87,7 +86,7 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         Ok(p) => line(true, "guest agent", p.display().to_string()),
         Err(e) => line(false, "guest agent", e.to_string()),
     }
-    match ImageStore::new(ctx.data.images()).latest("default") {
+    match ctx.image() {
         Ok(img) => line(
             true,
             "image",

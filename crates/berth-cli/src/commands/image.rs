@@ -36,7 +36,8 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> Result<ExitCode> {
                 .ok_or_else(|| anyhow!("no recipe named '{recipe}'; available: default"))?;
             let agent = find_agent(agent, &ctx.exe)?;
             let now = now_unix();
-            let (image, outcome) = build_image(&store, &recipe, &agent, now, &mut |line| {
+            let host = crate::context::host_image_inputs();
+            let (image, outcome) = build_image(&store, &recipe, &agent, &host, now, &mut |line| {
                 eprintln!("{line}");
             })?;
             match outcome {

@@ -12,7 +12,6 @@ use anyhow::{Context as _, Result, bail};
 use berth_core::{NewTask, VmSettings, check_memory, prepare_task, pull_attempt, run_attempt};
 use berth_vm::accel;
 use berth_vm::agent::ExecIo;
-use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
 use berth_vm::session::BootOptions;
 
@@ -77,7 +76,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let policy = args.net.policy(&store, Some(&repo))?;
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
-    let image = ImageStore::new(ctx.data.images()).latest("default")?;
+    let image = ctx.image()?;
     check_memory(
         &store,
         args.task.memory as u64 * args.task.attempts as u64,

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use berth_core::{AttemptId, SuperviseOptions, VmSettings, supervise};
-use berth_vm::image::ImageStore;
 use berth_vm::qemu::Qemu;
 use berth_vm::session::BootOptions;
 use berth_vm::{Accel, accel};
@@ -67,7 +66,7 @@ pub fn run(ctx: &Context, args: SuperviseArgs) -> Result<ExitCode> {
     let store = ctx.store();
     let rec = store.db()?.attempt(args.attempt)?;
     let settings = VmSettings {
-        image: ImageStore::new(ctx.data.images()).latest("default")?,
+        image: ctx.image()?,
         accel: accel::choose(&host_cpu(), args.vm.accel).accel,
         memory_mib: rec.memory_mib,
         cpus: args.vm.cpus,

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use berth_core::{NewTask, check_memory, prepare_task};
-use berth_vm::image::ImageStore;
 use clap::Subcommand;
 
 use super::supervise::{VmArgs, spawn_supervisor};
@@ -45,7 +44,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     if args.command.is_empty() {
         bail!("say what each attempt runs after `--`");
     }
-    ImageStore::new(ctx.data.images()).latest("default")?;
+    ctx.image()?;
     let store = ctx.store();
     let policy = args.net.policy(&store, Some(&repo))?;
     // What the attempts may reach, from the flags and the trusted berth.toml.

@@ -18,11 +18,15 @@ pub enum BuildOutcome {
 /// Builds (or finds) the image for `recipe` with `agent` inside.
 ///
 /// `progress` receives one line per stage and every line the stages print. `now_unix` is
-/// the caller's clock. An unchanged recipe and agent is a no-op.
+/// the caller's clock. `host` is what of the host goes into the image besides the recipe
+/// (its apt sources and release, which pick the kernel and packages): a change there builds
+/// anew. An unchanged recipe, agent and host is a no-op. Builds take a lock, so two at once
+/// queue instead of writing the same files.
 pub fn build_image(
     store: &ImageStore,
     recipe: &Recipe,
     agent: &Path,
+    host: &[u8],
     now_unix: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Image, BuildOutcome), ImageError> {
@@ -33,22 +37,22 @@ pub fn build_image(
     check_static_elf(agent, &agent_bytes)?;
     let agent_sha = hash_parts(&[&agent_bytes]);
 
-    let kernel_key = hash_parts(&[recipe.kernel_sh.as_bytes()]);
-    let rootfs_key = hash_parts(&[recipe.rootfs_sh.as_bytes()]);
-    let mut all: Vec<&[u8]> = vec![recipe.name.as_bytes(), agent_sha.as_bytes()];
-    for (name, text) in recipe.files() {
-        all.push(name.as_bytes());
-        all.push(text.as_bytes());
-    }
-    let hash = hash_parts(&all);
+    let kernel_key = hash_parts(&[recipe.kernel_sh.as_bytes(), host]);
+    let rootfs_key = hash_parts(&[recipe.rootfs_sh.as_bytes(), host]);
+    let hash = image_hash(recipe, &agent_sha, host);
     let final_dir = store.dir.join(format!("{}-{}", recipe.name, &hash[..12]));
+    if final_dir.join("manifest.json").is_file() {
+        return Ok((Image::open(&final_dir)?, BuildOutcome::UpToDate));
+    }
+    let cache = store.dir.join(".cache");
+    std::fs::create_dir_all(&cache).map_err(io_err("cannot create", &cache))?;
+    let _lock = BuildLock::take(&cache.join("build.lock"), progress)?;
+    // Another build may have made it while we waited.
     if final_dir.join("manifest.json").is_file() {
         return Ok((Image::open(&final_dir)?, BuildOutcome::UpToDate));
     }
 
     let started = Instant::now();
-    let cache = store.dir.join(".cache");
-    std::fs::create_dir_all(&cache).map_err(io_err("cannot create", &cache))?;
     let scripts = tempdir_in(&cache, "recipe")?;
     for (name, text) in recipe.files() {
         let p = scripts.join(name);
@@ -73,7 +77,11 @@ pub fn build_image(
     let rootfs = cache.join(format!("rootfs-{}.img", &rootfs_key[..12]));
     if !rootfs.is_file() {
         progress("[2/3] root filesystem: installing Debian packages (about a minute)");
-        let tmp = cache.join(format!("rootfs-{}.img.partial", &rootfs_key[..12]));
+        let tmp = cache.join(format!(
+            "rootfs-{}.img.{}.partial",
+            &rootfs_key[..12],
+            std::process::id()
+        ));
         run_stage(
             "rootfs",
             &scripts.join("rootfs.sh"),
@@ -120,6 +128,43 @@ pub fn build_image(
     replace_dir(&staging, &final_dir)?;
     let _ = std::fs::remove_dir_all(&scripts);
     Ok((Image::open(&final_dir)?, BuildOutcome::Built))
+}
+
+/// The identity of the image built from `recipe` with an agent whose SHA-256 is `agent_sha`
+/// on a host whose image inputs are `host`.
+pub fn image_hash(recipe: &Recipe, agent_sha: &str, host: &[u8]) -> String {
+    let mut all: Vec<&[u8]> = vec![recipe.name.as_bytes(), agent_sha.as_bytes(), host];
+    for (name, text) in recipe.files() {
+        all.push(name.as_bytes());
+        all.push(text.as_bytes());
+    }
+    hash_parts(&all)
+}
+
+/// An exclusive `flock` on the image cache, released when dropped (or when the process dies).
+struct BuildLock {
+    _held: std::fs::File,
+}
+
+impl BuildLock {
+    fn take(path: &Path, progress: &mut dyn FnMut(&str)) -> Result<BuildLock, ImageError> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io_err("cannot open", path))?;
+        // SAFETY: flock on a descriptor we own; LOCK_NB only asks whether it would block.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            progress("      waiting for another image build to finish");
+            // SAFETY: as above, now waiting for the lock.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+                return Err(io_err("cannot lock", path)(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(BuildLock { _held: file })
+    }
 }
 
 /// The agent runs in any image, so it must not need the host's shared libraries.
