@@ -190,6 +190,14 @@ pub fn find_virtiofsd() -> Result<PathBuf> {
     if let Some(h) = std::env::var_os("HOME") {
         extra.push(PathBuf::from(h).join(".cargo/bin/virtiofsd"));
     }
+    // The .deb puts its own next to the agent: <prefix>/lib/berth/virtiofsd.
+    if let Some(prefix) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().and_then(|b| b.parent()).map(|p| p.to_path_buf()))
+    {
+        extra.push(prefix.join("lib/berth/virtiofsd"));
+    }
+    extra.push(PathBuf::from("/usr/lib/berth/virtiofsd"));
     extra.push(PathBuf::from("/usr/libexec/virtiofsd"));
     find_tool("BERTH_VIRTIOFSD", &["virtiofsd"], &extra)
         .context("virtiofsd not found; install it with `cargo install virtiofsd --locked`")
