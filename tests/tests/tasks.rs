@@ -488,3 +488,32 @@ fn two_starts_at_once_boot_the_attempt_once() {
     assert_eq!(supervisors, 1);
     ok(&env, &["stop", "1.1"]);
 }
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_still_work() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    task_new(&env, &repo, &[], "yes flood");
+    wait_state(&env, "1.1", &["running"], 180);
+    let socket = env.data_dir().join("attempts/1.1/supervisor.sock");
+    let mut lazy = SupervisorClient::connect(&socket).unwrap();
+    lazy.attach(None).unwrap();
+    // It reads nothing while the guest floods its terminal.
+    std::thread::sleep(Duration::from_secs(15));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // What was buffered drains; then the connection must end, not hang open.
+        while lazy.recv().is_ok() {}
+        let _ = tx.send(());
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(120)).is_ok(),
+        "a client that fell behind was left connected (its terminal would freeze)"
+    );
+    assert_eq!(state(&env, "1.1"), "running");
+    assert_eq!(
+        ok(&env, &["exec", "1.1", "--", "echo", "still-here"]),
+        "still-here\n"
+    );
+    ok(&env, &["stop", "1.1"]);
+}

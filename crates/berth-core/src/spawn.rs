@@ -90,5 +90,8 @@ pub fn spawn_supervisor(
         a.supervisor_pid = Some(pid);
         a.supervisor_start = berth_vm::rundir::start_time(pid);
     })?;
+    // Reap it when it ends, so a long-lived front end (the app) keeps no zombies.
+    let mut child = child;
+    std::thread::spawn(move || child.wait());
     Ok(pid)
 }

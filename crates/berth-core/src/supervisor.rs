@@ -41,7 +41,27 @@ const CLIENT_QUEUE: usize = 1024;
 /// The PTY size until a client says otherwise.
 const DEFAULT_SIZE: WinSize = WinSize { rows: 24, cols: 80 };
 
-type Sink = SyncSender<Message>;
+/// One client's outgoing queue. A client that falls behind (its queue is full: it stopped
+/// reading) is disconnected, not silently dropped from the list with its socket left open
+/// (its terminal would freeze and it would miss approval questions).
+#[derive(Clone)]
+struct Sink {
+    tx: SyncSender<Message>,
+    conn: Arc<UnixStream>,
+}
+
+impl Sink {
+    fn try_send(&self, msg: Message) -> Result<(), TrySendError<Message>> {
+        let sent = self.tx.try_send(msg);
+        if let Err(TrySendError::Full(_)) = &sent {
+            let _ = self.conn.shutdown(std::net::Shutdown::Both);
+        }
+        sent
+    }
+}
+
+/// How long a write to a client may block before the client is dropped.
+const CLIENT_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Open questions to the attached user about unlisted names.
 #[derive(Default)]
@@ -381,10 +401,15 @@ fn accept_clients(listener: UnixListener, hub: Arc<Hub>) {
 }
 
 fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
-    let Ok(write_half) = stream.try_clone() else {
+    let (Ok(write_half), Ok(conn)) = (stream.try_clone(), stream.try_clone()) else {
         return;
     };
-    let (sink, queue) = sync_channel::<Message>(CLIENT_QUEUE);
+    let _ = write_half.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
+    let (tx, queue) = sync_channel::<Message>(CLIENT_QUEUE);
+    let sink = Sink {
+        tx,
+        conn: Arc::new(conn),
+    };
     std::thread::spawn(move || {
         let mut w = write_half;
         for msg in queue {

@@ -126,6 +126,9 @@ impl ExecControl {
     }
 }
 
+/// How long one write to the guest agent may block.
+pub const AGENT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Starts execs on the agent from any thread.
 #[derive(Clone)]
 pub struct AgentSender {
@@ -178,6 +181,9 @@ impl AgentClient {
             path: socket.to_path_buf(),
             source,
         })?;
+        // A guest that stops reading must not wedge the host: a write that cannot finish in
+        // time fails (and with it the exec or the ping waiting on the same lock).
+        let _ = stream.set_write_timeout(Some(AGENT_WRITE_TIMEOUT));
         let (tx, inbox) = sync_channel(QUEUE_FRAMES);
         std::thread::spawn(move || read_frames(read_half, tx));
         let mut client = AgentClient {
