@@ -2,7 +2,7 @@
 //! message the UI shows as is. All run off the UI thread (`async`).
 
 use berth_core::{AttemptId, NewTask, SuperviseOptions, SupervisorClient};
-use berth_proto::{Message, WinSize};
+use berth_core::{Message, WinSize};
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
@@ -77,7 +77,7 @@ pub fn state(app: State<'_, App>) -> Res<Vec<AttemptDto>> {
 
 #[tauri::command(async)]
 pub fn repo_branches(repo: String) -> Res<Vec<String>> {
-    berth_git::branches(std::path::Path::new(&repo)).map_err(|e| e.to_string())
+    berth_core::branches(std::path::Path::new(&repo)).map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -101,7 +101,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     }
     let repo = berth_core::repo_root(std::path::Path::new(&req.repo))
         .map_err(|e| format!("cannot open the repo {}: {e}", req.repo))?;
-    let mode: berth_egress::Mode = req.network.parse()?;
+    let mode: berth_core::Mode = req.network.parse()?;
     // The repo's berth.toml counts only as far as the user trusted it (the dialog asks).
     let policy = berth_core::repo_policy(&app.store, &repo, Some(mode), &req.allow, &[], None)
         .map_err(|e| e.to_string())?;
@@ -369,7 +369,7 @@ pub fn repo_config(
 ) -> Res<RepoConfigPreview> {
     let repo = berth_core::repo_root(std::path::Path::new(&repo)).map_err(|e| e.to_string())?;
     let view = berth_core::repo_config(&app.store, &repo).map_err(|e| e.to_string())?;
-    let mode: berth_egress::Mode = network.parse()?;
+    let mode: berth_core::Mode = network.parse()?;
     let effective = view
         .config
         .policy(Some(mode), &allow, &[], None)

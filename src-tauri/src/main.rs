@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use berth_core::{DataDir, Store};
+use berth_core::Store;
 
 /// What every command gets.
 pub struct App {
@@ -23,17 +23,10 @@ pub struct App {
     pub terminals: Mutex<HashMap<String, berth_core::ClientWriter>>,
 }
 
-fn data_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("BERTH_DATA_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-        return PathBuf::from(x).join("berth");
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".local/share/berth")
+/// The same data directory as the CLI's (one resolution, in the core).
+fn data_dir() -> Result<berth_core::DataDir, String> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    berth_core::DataDir::resolve(None, &|k| std::env::var_os(k), &cwd)
 }
 
 /// `berth` next to this binary (installed together), else on PATH.
@@ -51,8 +44,15 @@ fn berth_binary() -> PathBuf {
 }
 
 fn main() {
+    let data = match data_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("berth-app: {e}");
+            std::process::exit(1);
+        }
+    };
     let app = App {
-        store: Store::new(DataDir::new(data_dir())),
+        store: Store::new(data),
         berth: berth_binary(),
         terminals: Mutex::new(HashMap::new()),
     };

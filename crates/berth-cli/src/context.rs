@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use berth_core::DataDir;
-use berth_vm::accel::HostCpu;
-use berth_vm::qemu::QemuConfig;
+use berth_core::host::accel::HostCpu;
+use berth_core::host::qemu::QemuConfig;
 
 pub struct Context {
     pub data: DataDir,
@@ -15,20 +15,10 @@ pub struct Context {
 
 impl Context {
     pub fn resolve(flag: Option<PathBuf>) -> Result<Context> {
-        let root = match flag.or_else(|| std::env::var_os("BERTH_DATA_DIR").map(PathBuf::from)) {
-            Some(p) => p,
-            None => default_data_dir()?,
-        };
-        let root = if root.is_absolute() {
-            root
-        } else {
-            std::env::current_dir()?.join(root)
-        };
+        let data = DataDir::resolve(flag, &|k| std::env::var_os(k), &std::env::current_dir()?)
+            .map_err(|e| anyhow::anyhow!(e))?;
         let exe = std::env::current_exe().context("cannot find the berth executable")?;
-        Ok(Context {
-            data: DataDir::new(root),
-            exe,
-        })
+        Ok(Context { data, exe })
     }
 
     /// Brings the state in line with reality before any command: attempts whose supervisor
@@ -42,7 +32,7 @@ impl Context {
             }
             Err(e) => tracing::warn!("cannot reconcile the state database: {e}"),
         }
-        for dir in berth_vm::rundir::reap_orphans(&self.data.run()) {
+        for dir in berth_core::host::rundir::reap_orphans(&self.data.run()) {
             tracing::info!("cleaned up after a VM whose owner died: {}", dir.display());
         }
     }
@@ -53,11 +43,11 @@ impl Context {
 
     /// The guest image this binary boots: built from the default recipe with exactly its
     /// agent on this host (never another build that happens to be newer).
-    pub fn image(&self) -> Result<berth_vm::image::Image> {
+    pub fn image(&self) -> Result<berth_core::host::image::Image> {
         let agent = find_agent(None, &self.exe)?;
         Ok(
-            berth_vm::image::ImageStore::new(self.data.images()).matching(
-                &berth_vm::image::DEFAULT_RECIPE,
+            berth_core::host::image::ImageStore::new(self.data.images()).matching(
+                &berth_core::host::image::DEFAULT_RECIPE,
                 &agent,
                 &host_image_inputs(),
             )?,
@@ -75,12 +65,12 @@ impl Context {
             virtiofsd: find_virtiofsd()?,
             tsc_khz: host_cpu().tsc_khz(),
             guard: Some((self.exe.clone(), vec!["__guard".into()])),
-            bridge: Some(berth_vm::qemu::Bridge {
+            bridge: Some(berth_core::host::qemu::Bridge {
                 program: self.exe.clone(),
                 args: vec!["__bridge".into()],
             }),
             allow_unsandboxed_share: std::env::var_os(
-                berth_vm::qemu::virtiofsd::UNSANDBOXED_OPT_IN,
+                berth_core::host::qemu::virtiofsd::UNSANDBOXED_OPT_IN,
             )
             .is_some_and(|v| v == "1"),
         })
@@ -131,16 +121,6 @@ pub fn host_memory_mib() -> u64 {
         })
         .map(|kib| kib / 1024)
         .unwrap_or(0)
-}
-
-fn default_data_dir() -> Result<PathBuf> {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
-        return Ok(PathBuf::from(x).join("berth"));
-    }
-    match std::env::var_os("HOME") {
-        Some(h) => Ok(PathBuf::from(h).join(".local/share/berth")),
-        None => bail!("neither XDG_DATA_HOME nor HOME is set; pass --data-dir"),
-    }
 }
 
 /// Reads what the accelerator choice needs from this host.

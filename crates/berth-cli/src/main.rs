@@ -88,7 +88,7 @@ fn main() -> ExitCode {
         return commands::bridge::run(socket);
     }
     if let Command::Guard { run_dir } = &cli.command {
-        berth_vm::guard::run_guard(run_dir);
+        berth_core::host::guard::run_guard(run_dir);
         return ExitCode::SUCCESS;
     }
     init_logging();

@@ -50,5 +50,26 @@ pub use trust::{
     RepoConfigView, describe_policy, repo_config, repo_policy, trust_repo_config, widenings,
 };
 
+// What front ends pass to and get from the core: types, not rules. Front ends depend on
+// berth-core alone (a test checks their manifests), so a rule put here cannot be bypassed.
+pub use berth_egress::{AllowRule, EgressEvent, Mode, Policy};
+pub use berth_git::{Limits, branches, init_repo_with_files};
+pub use berth_proto::{ExecRequest, Message, WinSize};
+
+/// The host machinery a front end sets up and hands to the core (which hypervisor, the
+/// image, boot options, the guard and bridge processes, log files). No rule lives here.
+pub mod host {
+    pub use berth_vm::{
+        Accel, VmSpec, accel, agent, floor, guard, image, logfile, qemu, rundir, session,
+    };
+}
+
+/// The narrow, named path for `berth bench`, which measures the layers below the core
+/// directly (the proxy alone, workspace creation and import alone).
+pub mod bench {
+    pub use berth_egress::EgressProxy;
+    pub use berth_git::{Oid, collect, create_workspace, import};
+}
+
 /// The caller's clock: milliseconds since the Unix epoch.
 pub type Clock = fn() -> u64;

@@ -235,10 +235,14 @@ pub fn supervise<H: Hypervisor>(
     });
     let socket = store.socket(id);
     let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)
+    // Bound under another name, made 0600, then renamed into place: the socket never
+    // appears with the umask's looser mode (the directory is 0700 already).
+    let staging = socket.with_extension("sock.new");
+    let _ = std::fs::remove_file(&staging);
+    let listener = UnixListener::bind(&staging)
         .and_then(|l| {
-            // The directory is 0700 already; the socket says the same on its own.
-            std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+            std::fs::rename(&staging, &socket)?;
             Ok(l)
         })
         .map_err(|e| TaskError::Refused(format!("cannot listen on {}: {e}", socket.display())))?;
@@ -280,7 +284,6 @@ pub fn supervise<H: Hypervisor>(
                 json!({"phase": "end", "exec": "main", "exit_code": code}),
             )?;
             session.shutdown();
-            let _ = crate::review::record_changes(store, id);
             set_state(
                 &mut db,
                 clock,
@@ -288,11 +291,12 @@ pub fn supervise<H: Hypervisor>(
                 AttemptState::Exited,
                 json!({"exit_code": code}),
             )?;
+            // Only now, with the guest gone and the state saying so, is the workspace read.
+            let _ = crate::review::record_changes(store, id);
             AttemptState::Exited
         }
         Outcome::Stopped => {
             session.shutdown();
-            let _ = crate::review::record_changes(store, id);
             set_state(
                 &mut db,
                 clock,
@@ -300,6 +304,7 @@ pub fn supervise<H: Hypervisor>(
                 AttemptState::Stopped,
                 json!({"error": STOPPED_BY_USER}),
             )?;
+            let _ = crate::review::record_changes(store, id);
             AttemptState::Stopped
         }
         Outcome::Failed(e) => {

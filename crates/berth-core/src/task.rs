@@ -362,6 +362,7 @@ pub(crate) fn collect(
         oid(&rec.start)?,
         &rec.id.to_string(),
         limits,
+        rec.updated_at as i64,
     )?)
 }
 

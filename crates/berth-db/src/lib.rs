@@ -97,7 +97,14 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
         let mut db = Db { conn };
-        schema::migrate(&mut db.conn)?;
+        // Migrated once per process and database, not on every open (every `Store::db()`).
+        static MIGRATED: std::sync::Mutex<Vec<std::path::PathBuf>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut done = MIGRATED.lock().unwrap_or_else(|e| e.into_inner());
+        if !done.iter().any(|p| p == path) {
+            schema::migrate(&mut db.conn)?;
+            done.push(path.to_path_buf());
+        }
         Ok(db)
     }
 

@@ -32,7 +32,8 @@ pub struct Collected {
 /// The guest's commits are used when its `HEAD` can be read safely; otherwise the result
 /// starts from `start` and a warning says why. Uncommitted changes in the working tree are
 /// committed on top with the host's config (the workspace's `.git/config` is never read;
-/// symlinks are stored as links, never followed). Idempotent.
+/// symlinks are stored as links, never followed), dated `leftovers_at` (Unix seconds, the
+/// caller's clock: this library reads none). Idempotent.
 pub fn collect(
     workspace: &Path,
     host_git: &Path,
@@ -40,6 +41,7 @@ pub fn collect(
     start: Oid,
     attempt: &str,
     limits: &Limits,
+    leftovers_at: i64,
 ) -> Result<Collected, GitError> {
     let host = open_or_init_bare(host_git)?;
     let mut warnings = Vec::new();
@@ -74,7 +76,7 @@ pub fn collect(
     }
 
     warnings.extend(neutralize_rule_symlinks(workspace)?);
-    let leftovers = commit_leftovers(&host, workspace, head, attempt)?;
+    let leftovers = commit_leftovers(&host, workspace, head, attempt, leftovers_at)?;
     if let Some(id) = leftovers {
         fsck::check_commit(&host, id, &mut known, &mut budget, limits)?;
         head = id;
@@ -267,6 +269,7 @@ fn commit_leftovers(
     workspace: &Path,
     head: Oid,
     attempt: &str,
+    at: i64,
 ) -> Result<Option<Oid>, GitError> {
     host.set_workdir(workspace, false)?;
     let head_commit = host.find_commit(head)?;
@@ -280,7 +283,9 @@ fn commit_leftovers(
         return Ok(None);
     }
     let tree = host.find_tree(tree_id)?;
-    let sig = Signature::now(AGENT_NAME, AGENT_EMAIL)?;
+    // The caller's time (when the attempt ended), not this library's clock: the same
+    // workspace always gives the same commit.
+    let sig = Signature::new(AGENT_NAME, AGENT_EMAIL, &git2::Time::new(at, 0))?;
     let msg = format!("Uncommitted changes of attempt {attempt}\n\n{TRAILER}: {attempt}\n");
     Ok(Some(host.commit(
         None,

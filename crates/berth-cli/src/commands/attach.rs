@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use berth_core::{AttemptId, SupervisorClient, SupervisorError};
-use berth_proto::{Message, WinSize};
+use berth_core::{Message, WinSize};
 
 use super::attach_keys::{Action, Keys};
 use crate::context::Context;

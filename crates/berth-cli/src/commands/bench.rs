@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use berth_vm::qemu::Qemu;
-use berth_vm::session::{BootOptions, VmSession};
-use berth_vm::{Accel, VmSpec, accel, floor};
+use berth_core::host::qemu::Qemu;
+use berth_core::host::session::{BootOptions, VmSession};
+use berth_core::host::{Accel, VmSpec, accel, floor};
 use clap::Subcommand;
 
 use crate::context::{Context, host_cpu};

@@ -39,7 +39,7 @@ fn pid_in(run: &Path, name: &str) -> Option<u32> {
 pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()> {
     let store = ctx.store();
     let repo = ctx.data.root().join(berth_core::random_id("bench-repo")?);
-    berth_git::init_repo_with_files(&repo, &[("a.txt", "a\n", false)], "bench\n")?;
+    berth_core::init_repo_with_files(&repo, &[("a.txt", "a\n", false)], "bench\n")?;
     let vm = VmArgs {
         accel: None,
         cpus: 1,
@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 command: &command,
                 include_uncommitted: false,
                 memory_mib: memory,
-                policy: berth_egress::Policy::default(),
+                policy: berth_core::Policy::default(),
             },
             now_ms,
         )?;

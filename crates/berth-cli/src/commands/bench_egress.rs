@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use berth_egress::{AllowRule, EgressProxy, Mode, Policy};
+use berth_core::bench::EgressProxy;
+use berth_core::{AllowRule, Mode, Policy};
 
 /// A loopback server: `GET /big` streams `size` bytes, anything else answers `ok`.
 fn origin(size: u64) -> Result<u16> {

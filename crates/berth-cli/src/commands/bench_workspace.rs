@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use berth_git::{Limits, collect, create_workspace, import};
+use berth_core::Limits;
+use berth_core::bench::{collect, create_workspace, import};
 
 /// Small files both repos have at their tip, so their checkouts are the same size.
 const TIP_FILES: usize = 20;
@@ -85,7 +86,7 @@ fn time_pull(repo: &Path, ws: &Path, root: &Path, i: u32) -> Result<Duration> {
     let base = git2_head(repo)?;
     let host = root.join(format!("host-{i}.git"));
     let t = Instant::now();
-    let collected = collect(ws, &host, base, base, "bench", &Limits::default())?;
+    let collected = collect(ws, &host, base, base, "bench", &Limits::default(), 0)?;
     import(
         &host,
         &collected,
@@ -97,14 +98,14 @@ fn time_pull(repo: &Path, ws: &Path, root: &Path, i: u32) -> Result<Duration> {
     Ok(t.elapsed())
 }
 
-fn git2_head(repo: &Path) -> Result<berth_git::Oid> {
+fn git2_head(repo: &Path) -> Result<berth_core::bench::Oid> {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
         .args(["rev-parse", "main"])
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    Ok(berth_git::Oid::from_str(text.trim())?)
+    Ok(berth_core::bench::Oid::from_str(text.trim())?)
 }
 
 /// A repo whose tip holds `TIP_FILES` small files; with `history_mib > 0`, its history

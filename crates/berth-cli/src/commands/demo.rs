@@ -36,7 +36,7 @@ const FILES: &[(&str, &str, bool)] = &[
 /// `main`) and returns its path; later runs reuse it, so their branches accumulate there.
 pub fn ensure_demo_repo(dir: &Path) -> Result<PathBuf> {
     if !dir.join(".git").is_dir() {
-        berth_git::init_repo_with_files(dir, FILES, "Calculator with a failing test\n")
+        berth_core::init_repo_with_files(dir, FILES, "Calculator with a failing test\n")
             .with_context(|| format!("cannot create the demo repo in {}", dir.display()))?;
         eprintln!("berth: created the demo repo in {}", dir.display());
     }

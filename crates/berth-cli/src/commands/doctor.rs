@@ -4,10 +4,10 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::Result;
-use berth_vm::accel;
-use berth_vm::qemu::Sandbox;
-use berth_vm::qemu::virtiofsd::UNSANDBOXED_OPT_IN;
-use berth_vm::rundir::RunDir;
+use berth_core::host::accel;
+use berth_core::host::qemu::Sandbox;
+use berth_core::host::qemu::virtiofsd::UNSANDBOXED_OPT_IN;
+use berth_core::host::rundir::RunDir;
 
 use crate::context::{Context, find_agent, find_tool, find_virtiofsd, host_cpu};
 
@@ -43,7 +43,8 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         ),
     }
     if let (Some(q), Some(i)) = (&qemu, &qemu_img)
-        && let Some(why) = berth_vm::qemu::version::mismatch(&version_output(q), &version_output(i))
+        && let Some(why) =
+            berth_core::host::qemu::version::mismatch(&version_output(q), &version_output(i))
     {
         line(false, "qemu versions", why);
     }
@@ -110,7 +111,7 @@ fn share_sandbox(run: &Path, virtiofsd: &Path, allow_none: bool) -> Result<Sandb
     let result = std::fs::create_dir(&share)
         .map_err(|e| e.to_string())
         .and_then(|_| {
-            berth_vm::qemu::virtiofsd::spawn(virtiofsd, &share, &dir, allow_none)
+            berth_core::host::qemu::virtiofsd::spawn(virtiofsd, &share, &dir, allow_none)
                 .map_err(|e| e.to_string())
         })
         .map(|(mut child, sandbox)| {

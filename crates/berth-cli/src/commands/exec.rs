@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use berth_core::ExecRequest;
+use berth_core::host::agent::ExecIo;
 use berth_core::{AttemptId, SupervisorClient};
-use berth_proto::ExecRequest;
-use berth_vm::agent::ExecIo;
 
 use crate::context::Context;
 

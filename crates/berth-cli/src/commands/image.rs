@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow};
-use berth_vm::image::{BuildOutcome, ImageStore, Recipe, build_image};
+use berth_core::host::image::{BuildOutcome, ImageStore, Recipe, build_image};
 use clap::Subcommand;
 
 use crate::context::{Context, find_agent};

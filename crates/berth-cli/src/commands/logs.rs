@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
+use berth_core::host::logfile::RotatingLog;
 use berth_core::{AttemptId, read_log_from};
-use berth_vm::logfile::RotatingLog;
 
 use crate::context::Context;
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::{Result, anyhow};
-use berth_egress::{Mode, Policy};
+use berth_core::{Mode, Policy};
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct NetArgs {

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
+use berth_core::Limits;
 use berth_core::{AttemptId, pull_attempt};
-use berth_git::Limits;
 
 use crate::context::{Context, now_ms};
 

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
+use berth_core::host::accel;
+use berth_core::host::agent::ExecIo;
+use berth_core::host::qemu::Qemu;
+use berth_core::host::session::BootOptions;
 use berth_core::{NewTask, VmSettings, check_memory, prepare_task, pull_attempt, run_attempt};
-use berth_vm::accel;
-use berth_vm::agent::ExecIo;
-use berth_vm::qemu::Qemu;
-use berth_vm::session::BootOptions;
 
 use super::demo;
 use crate::context::{Context, host_cpu, host_memory_mib, now_ms};
@@ -263,7 +263,7 @@ struct PrefixIo {
     prefix: Option<String>,
     /// The attempt's `output.log`, written as a terminal would show it (CR LF line ends:
     /// `berth run` has no PTY to add the CR).
-    log: Option<berth_vm::logfile::RotatingLog>,
+    log: Option<berth_core::host::logfile::RotatingLog>,
     stop: Arc<AtomicBool>,
     console: Arc<Mutex<()>>,
     out: Vec<u8>,

@@ -6,10 +6,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Result;
+use berth_core::host::qemu::Qemu;
+use berth_core::host::session::BootOptions;
+use berth_core::host::{Accel, accel};
 use berth_core::{AttemptId, SuperviseOptions, VmSettings, supervise};
-use berth_vm::qemu::Qemu;
-use berth_vm::session::BootOptions;
-use berth_vm::{Accel, accel};
 
 use crate::context::{Context, host_cpu, now_ms};
 

@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use berth_proto::{ExecRequest, WinSize};
-use berth_vm::agent::{AgentError, ExecControl, ExecIo};
-use berth_vm::image::ImageStore;
-use berth_vm::qemu::Qemu;
-use berth_vm::session::{BootOptions, SessionError, VmSession};
-use berth_vm::{Accel, VmSpec, accel};
+use berth_core::host::agent::{AgentError, ExecControl, ExecIo};
+use berth_core::host::image::ImageStore;
+use berth_core::host::qemu::Qemu;
+use berth_core::host::session::{BootOptions, SessionError, VmSession};
+use berth_core::host::{Accel, VmSpec, accel};
+use berth_core::{ExecRequest, WinSize};
 
 use crate::context::{Context, host_cpu};
 use crate::{BERTH_FAILURE, terminal};
@@ -98,14 +98,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         cpus: args.cpus,
         accel: choice.accel,
         extra_kernel_args: args.kernel_args.clone(),
-        network: policy.mode != berth_egress::Mode::Off,
+        network: policy.mode != berth_core::Mode::Off,
     };
     // Requests are reported on stderr as they are decided (a plain VM has no audit log).
     let _proxy = berth_core::start_proxy(
         &ctx.data.run(),
         &spec.name,
         &policy,
-        std::sync::Arc::new(|ev: berth_egress::EgressEvent| {
+        std::sync::Arc::new(|ev: berth_core::EgressEvent| {
             if ev.decision == "deny" {
                 eprintln!(
                     "berth: egress denied {} {}:{} ({})",
