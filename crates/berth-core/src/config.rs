@@ -8,6 +8,13 @@
 //! allow = ["example.com", "*.example.org:443"]
 //! resolve = { "svc.test" = "127.0.0.1" }   # the only way to reach a loopback/private address
 //! egress_budget = "50MiB"
+//!
+//! [env]                                    # the attempts' environment (see env.rs)
+//! suite = "bookworm"                       # Debian release; default: the host's
+//! packages = ["jq", "cargo"]               # Debian packages, installed on the host side
+//! setup = ["cargo fetch --locked"]         # run once per environment, as agent in /work
+//! [env.network]                            # the setup steps' network; same keys as [network]
+//! mode = "allowlist"
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,6 +27,8 @@ use serde::Deserialize;
 pub struct RepoConfig {
     #[serde(default)]
     pub network: Option<NetworkConfig>,
+    #[serde(default)]
+    pub env: Option<crate::env_config::EnvConfig>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -34,7 +43,12 @@ pub struct NetworkConfig {
 }
 
 pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
-    toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    let config: RepoConfig =
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
+    if let Some(env) = &config.env {
+        env.validate(text)?;
+    }
+    Ok(config)
 }
 
 impl RepoConfig {
@@ -46,14 +60,33 @@ impl RepoConfig {
         resolve: &[String],
         budget: Option<&str>,
     ) -> Result<Policy, String> {
-        let net = self.network.clone().unwrap_or_default();
+        self.network
+            .clone()
+            .unwrap_or_default()
+            .policy("network", mode, allow, resolve, budget)
+    }
+}
+
+impl NetworkConfig {
+    /// This section's policy (`section` names it in errors: `network`, `env.network`), with
+    /// the command line's settings on top.
+    pub fn policy(
+        &self,
+        section: &str,
+        mode: Option<Mode>,
+        allow: &[String],
+        resolve: &[String],
+        budget: Option<&str>,
+    ) -> Result<Policy, String> {
+        let net = self;
         let mut policy = Policy {
             mode: mode.or(net.mode).unwrap_or_default(),
             ..Policy::default()
         };
         for (i, a) in net.allow.iter().enumerate() {
             policy.allow.push(
-                AllowRule::parse(a).map_err(|e| format!("berth.toml: network.allow[{i}]: {e}"))?,
+                AllowRule::parse(a)
+                    .map_err(|e| format!("berth.toml: {section}.allow[{i}]: {e}"))?,
             );
         }
         for a in allow {
@@ -63,7 +96,7 @@ impl RepoConfig {
         }
         for (name, ip) in &net.resolve {
             let ip = ip.parse().map_err(|_| {
-                format!("berth.toml: network.resolve.\"{name}\": '{ip}' is not an IP address")
+                format!("berth.toml: {section}.resolve.\"{name}\": '{ip}' is not an IP address")
             })?;
             policy.resolve.insert(name.to_ascii_lowercase(), ip);
         }
@@ -80,20 +113,20 @@ impl RepoConfig {
             (Some(b), _) => Some(parse_bytes(b).map_err(|e| format!("--egress-budget: {e}"))?),
             (None, Some(toml::Value::Integer(n))) if *n >= 0 => Some(*n as u64),
             (None, Some(toml::Value::String(s))) => Some(
-                parse_bytes(s).map_err(|e| format!("berth.toml: network.egress_budget: {e}"))?,
+                parse_bytes(s).map_err(|e| format!("berth.toml: {section}.egress_budget: {e}"))?,
             ),
             (None, Some(other)) => {
                 return Err(format!(
-                    "berth.toml: network.egress_budget: '{other}' is not a size"
+                    "berth.toml: {section}.egress_budget: '{other}' is not a size"
                 ));
             }
             (None, None) => None,
         };
         if policy.mode == Mode::Off && !policy.allow.is_empty() {
-            return Err(
-                "an allowlist was given but the network mode is off; add --network allowlist"
-                    .into(),
-            );
+            return Err(format!(
+                "an allowlist was given but the network mode is off; add --network allowlist \
+                 (or mode = \"allowlist\" in berth.toml's [{section}])"
+            ));
         }
         Ok(policy)
     }

@@ -9,6 +9,7 @@ mod data_dir;
 mod display;
 mod editor;
 mod egress;
+mod env_config;
 mod id;
 mod output_log;
 mod remove;
@@ -23,7 +24,7 @@ mod task;
 mod trust;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
-pub use config::RepoConfig;
+pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
 pub use display::{escape_controls, notification_text};
 pub use editor::{
@@ -31,6 +32,7 @@ pub use editor::{
     editor_command, editor_needing_confirmation, open_in_editor, set_editor_command,
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
+pub use env_config::EnvConfig;
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};

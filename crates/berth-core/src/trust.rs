@@ -116,19 +116,26 @@ pub fn trust_repo_config(
 pub fn widenings(config: &RepoConfig) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(net) = &config.network {
-        if let Some(mode) = net.mode
-            && mode != Mode::Off
-        {
-            out.push(format!("network mode: {mode}"));
-        }
-        if !net.allow.is_empty() {
-            out.push(format!("allow: {}", net.allow.join(", ")));
-        }
-        for (name, ip) in &net.resolve {
-            out.push(format!("resolve: {name} → {ip}"));
-        }
+        network_widenings(net, "", &mut out);
+    }
+    if let Some(net) = config.env.as_ref().and_then(|e| e.network.as_ref()) {
+        network_widenings(net, "setup steps' ", &mut out);
     }
     out
+}
+
+fn network_widenings(net: &crate::config::NetworkConfig, whose: &str, out: &mut Vec<String>) {
+    if let Some(mode) = net.mode
+        && mode != Mode::Off
+    {
+        out.push(format!("{whose}network mode: {mode}"));
+    }
+    if !net.allow.is_empty() {
+        out.push(format!("{whose}allow: {}", net.allow.join(", ")));
+    }
+    for (name, ip) in &net.resolve {
+        out.push(format!("{whose}resolve: {name} → {ip}"));
+    }
 }
 
 /// The network policy for a new attempt on `repo`: the repo's `berth.toml` (only if nothing
@@ -226,6 +233,25 @@ mod tests {
         // The app's dialog showed the old content: trusting with its hash is refused.
         assert!(trust_repo_config(&store, &repo, Some(&seen)).is_err());
         assert!(!repo_config(&store, &repo).unwrap().trusted);
+    }
+
+    #[test]
+    fn the_setup_steps_network_needs_trust_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, repo) = repo_with_config(
+            dir.path(),
+            "[env]\nsetup = [\"make deps\"]\n[env.network]\nmode = \"allowlist\"\n\
+             allow = [\"registry.test\"]\nresolve = { \"registry.test\" = \"10.0.0.5\" }\n",
+        );
+        let view = repo_config(&store, &repo).unwrap();
+        assert!(!view.usable());
+        assert!(
+            view.widens
+                .iter()
+                .any(|w| w == "setup steps' resolve: registry.test → 10.0.0.5"),
+            "{:?}",
+            view.widens
+        );
     }
 
     #[test]
