@@ -116,6 +116,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             include_uncommitted: false,
             memory_mib: 512,
             policy,
+            with_env: true,
         },
         now_ms,
     )

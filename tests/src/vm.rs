@@ -86,6 +86,7 @@ impl TestEnv {
             accel: auto_accel(),
             extra_kernel_args: Vec::new(),
             network: false,
+            root: None,
         };
         let opts = BootOptions {
             run_root: self.run_dir(),

@@ -36,6 +36,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             include_uncommitted: false,
             memory_mib: 256,
             policy,
+            with_env: false,
         },
         now_ms,
     )
@@ -122,7 +123,7 @@ fn open_pulls_checks_the_branch_out_and_runs_the_configured_editor_on_it() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("cannot start the editor `no-such-editor-xyz`"),
+        err.contains("the editor `no-such-editor-xyz` is not on PATH"),
         "{err}"
     );
     assert!(err.contains("berth config editor"), "{err}");

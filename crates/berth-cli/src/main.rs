@@ -31,6 +31,9 @@ enum Command {
     /// Build and list guest images.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
+    /// The environments attempts boot on (the repo's [env]: packages and setup steps).
+    #[command(subcommand)]
+    Env(commands::env::EnvCommand),
     /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
     Run(commands::run::Args),
     /// Open the desktop app.
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
+        Command::Env(cmd) => commands::env::run(&ctx, cmd),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::App => commands::app::run(&ctx),
         Command::Task(cmd) => commands::task::run(&ctx, cmd),

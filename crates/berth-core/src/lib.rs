@@ -9,6 +9,8 @@ mod data_dir;
 mod display;
 mod editor;
 mod egress;
+mod env;
+mod env_build;
 mod env_config;
 mod id;
 mod output_log;
@@ -32,6 +34,10 @@ pub use editor::{
     editor_command, editor_needing_confirmation, open_in_editor, set_editor_command,
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
+pub use env::{
+    EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env, list_envs,
+    plan_env, remove_env,
+};
 pub use env_config::EnvConfig;
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};

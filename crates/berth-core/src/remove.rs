@@ -180,6 +180,7 @@ mod tests {
                 include_uncommitted: false,
                 memory_mib: 256,
                 policy: Default::default(),
+                with_env: false,
             },
             clock,
         )

@@ -199,8 +199,24 @@ pub fn supervise<H: Hypervisor>(
         )?
     };
     let desk = Arc::new(Desk::default());
-    let (mut session, proxy) =
-        boot_attempt(store, hv, settings, &rec, clock, Some(desk.approver()))?;
+    // Building the environment can take minutes: its progress goes where the attempt's
+    // output goes (`berth logs`, attach, the app's card).
+    let mut env_log = crate::output_log::open(&store.output_log(id)).ok();
+    let mut progress = |line: &str| {
+        if let Some(log) = env_log.as_mut() {
+            let _ = log.write_all(format!("[berth] {line}\r\n").as_bytes());
+        }
+    };
+    let (mut session, proxy) = boot_attempt(
+        store,
+        hv,
+        settings,
+        &rec,
+        clock,
+        Some(desk.approver()),
+        &mut progress,
+    )?;
+    drop(env_log);
     let prompt = store.db()?.task(id.task)?.title;
     let request = attempt_request(&rec, &prompt, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {

@@ -37,6 +37,9 @@ pub struct NewTask<'a> {
     pub include_uncommitted: bool,
     pub memory_mib: u32,
     pub policy: berth_egress::Policy,
+    /// Boot on the environment the repo's `[env]` asks for (see `env.rs`); `false` boots on
+    /// the image alone, whatever the repo asks (benchmarks, tests without VMs).
+    pub with_env: bool,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -60,6 +63,15 @@ pub fn audit(
 }
 
 pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<PreparedTask, TaskError> {
+    // The environment is planned before anything is written: a refusal leaves no task.
+    let env = match new.with_env {
+        true => crate::env::plan_env(store, new.repo, new.base_ref)?,
+        false => None,
+    };
+    let env_json = env
+        .as_ref()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .unwrap_or_default();
     let mut db = store.db()?;
     let now = clock() / 1000;
     // The repo shows in the app's Repos section from its first task on.
@@ -121,6 +133,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             created_at: now,
             updated_at: now,
             policy: serde_json::to_string(&new.policy).unwrap_or_default(),
+            env: env_json.clone(),
         };
         db.save_attempt(&rec)?;
         audit(
@@ -145,6 +158,8 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
 #[derive(Debug, Clone)]
 pub struct VmSettings {
     pub image: Image,
+    /// What of the host goes into images and environments (its release and apt sources).
+    pub host: Vec<u8>,
     pub accel: Accel,
     pub memory_mib: u32,
     pub cpus: u32,
@@ -162,6 +177,7 @@ impl VmSettings {
             accel: self.accel,
             extra_kernel_args: Vec::new(),
             network,
+            root: None,
         }
     }
 }
@@ -236,8 +252,9 @@ pub fn attempt_request(
     }
 }
 
-/// Starts the attempt's egress proxy (when it has a network) and boots its VM; a failure is
-/// recorded on the attempt with its reason. The proxy must live as long as the VM.
+/// Starts the attempt's egress proxy (when it has a network) and boots its VM, on its
+/// environment (built first if missing, with `progress`); a failure is recorded on the
+/// attempt with its reason. The proxy must live as long as the VM.
 pub(crate) fn boot_attempt<H: Hypervisor>(
     store: &Store,
     hv: &H,
@@ -245,18 +262,52 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
     rec: &AttemptRecord,
     clock: Clock,
     approver: Option<berth_egress::Approver>,
+    progress: &mut dyn FnMut(&str),
 ) -> Result<(VmSession<H::Vm>, Option<berth_egress::EgressProxy>), TaskError> {
     let policy = crate::egress::attempt_policy(&rec.policy);
-    let spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
-    let sink = crate::egress::audit_sink(store, rec.id, clock);
-    let booted =
+    let booted = attempt_root(store, hv, settings, rec, clock, progress).and_then(|root| {
+        let mut spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
+        spec.root = root;
+        let sink = crate::egress::audit_sink(store, rec.id, clock);
         crate::egress::start_proxy(&settings.boot.run_root, &spec.name, &policy, sink, approver)
-            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)));
+            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
+    });
     if let Err(e) = &booted {
         let mut db = store.db()?;
         set_failed(&mut db, clock, rec.id, &e.to_string())?;
     }
     booted
+}
+
+/// The root layer the attempt boots on: its environment's (built if missing), or `None`
+/// for the image's own.
+fn attempt_root<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    rec: &AttemptRecord,
+    clock: Clock,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Option<berth_vm::RootLayer>, TaskError> {
+    if rec.env.is_empty() {
+        return Ok(None);
+    }
+    let plan: crate::env::EnvPlan = serde_json::from_str(&rec.env).map_err(|e| {
+        TaskError::Refused(format!(
+            "attempt {}: its environment record is unreadable: {e}",
+            rec.id
+        ))
+    })?;
+    let (env, _) =
+        crate::env::ensure_env(store, hv, settings, &plan, &settings.host, clock, progress)?;
+    Ok(Some(berth_vm::RootLayer {
+        path: env.layer,
+        format: if env.layer_format == "qcow2" {
+            "qcow2"
+        } else {
+            "raw"
+        },
+    }))
 }
 
 /// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this
@@ -278,7 +329,9 @@ pub fn run_attempt<H: Hypervisor>(
     })?;
     let rec = set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
     // Nobody attaches to `berth run`: unlisted names are denied at once (no approver).
-    let (mut session, _proxy) = boot_attempt(store, hv, settings, &rec, clock, None)?;
+    let mut progress = |line: &str| io.stderr(format!("[berth] {line}\n").as_bytes());
+    let (mut session, _proxy) =
+        boot_attempt(store, hv, settings, &rec, clock, None, &mut progress)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
     let request = attempt_request(&rec, &db.task(id.task)?.title, None);
     audit(

@@ -144,6 +144,9 @@ pub struct AttemptRecord {
     pub updated_at: u64,
     /// The attempt's network policy, as JSON (`berth_egress::Policy`).
     pub policy: String,
+    /// The environment the attempt boots on, as JSON (`berth_core::EnvPlan`); empty for the
+    /// image's own root.
+    pub env: String,
 }
 
 impl AttemptRecord {
@@ -175,7 +178,7 @@ pub fn task_from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
 
 pub const ATTEMPT_COLUMNS: &str = "task_id, n, state, repo, base, start_commit, command, memory_mib, \
     exit_code, error, branch, pulled_head, files_changed, insertions, deletions, supervisor_pid, \
-    supervisor_start, created_at, updated_at, policy";
+    supervisor_start, created_at, updated_at, policy, env";
 
 pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
@@ -201,6 +204,7 @@ pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
         created_at: r.get::<_, i64>(17)? as u64,
         updated_at: r.get::<_, i64>(18)? as u64,
         policy: r.get(19)?,
+        env: r.get(20)?,
     })
 }
 
@@ -221,7 +225,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
     tx.execute(
         &format!(
             "INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
         ),
         params![
             a.id.task,
@@ -244,6 +248,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
             a.created_at as i64,
             a.updated_at as i64,
             a.policy,
+            a.env,
         ],
     )?;
     Ok(())
@@ -303,6 +308,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             policy: "{}".into(),
+            env: String::new(),
         };
         db.save_attempt(&rec).unwrap();
         assert_eq!(db.attempt(rec.id).unwrap(), rec);

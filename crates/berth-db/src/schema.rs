@@ -66,6 +66,8 @@ const MIGRATIONS: &[&str] = &[
             (SELECT hash FROM audit b WHERE b.task_id = a.task_id AND b.n = a.n
              ORDER BY seq DESC LIMIT 1)
         FROM audit a GROUP BY task_id, n;",
+    // 5: the environment each attempt boots on (JSON; empty: the image's own root)
+    "ALTER TABLE attempts ADD COLUMN env TEXT NOT NULL DEFAULT '';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

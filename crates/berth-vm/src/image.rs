@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use build::{BuildOutcome, build_image, image_hash};
+pub use build::{BuildOutcome, build_image, build_rootfs_layer, image_hash};
 pub use recipe::{DEFAULT_RECIPE, Recipe};
 
 #[derive(Debug, Error)]

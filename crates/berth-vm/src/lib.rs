@@ -70,6 +70,17 @@ pub struct VmSpec {
     /// Give the guest one NIC whose only reachable address is the egress proxy, served on
     /// the run dir's `egress.sock` (the caller listens there before booting). `false`: no NIC.
     pub network: bool,
+    /// The read-only disk the VM's overlay sits on: an environment's layer; `None` for the
+    /// image's own root filesystem.
+    pub root: Option<RootLayer>,
+}
+
+/// A read-only root disk layer (never written: every VM writes its own overlay on it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootLayer {
+    pub path: PathBuf,
+    /// `raw` (an ext4 image) or `qcow2` (a layer over another).
+    pub format: &'static str,
 }
 
 /// What a backend can do.
@@ -130,6 +141,10 @@ pub trait RunningVm {
     /// Stops the VM: waits up to `grace` for it to power off by itself (after the agent was
     /// asked to), then asks QEMU to quit, then kills it; finally removes the run directory.
     fn stop(self, grace: Duration);
+    /// Like [`RunningVm::stop`], but keeps the VM's disk overlay at `to` (a setup VM's
+    /// result becomes an environment layer). Only a VM that powered off by itself within
+    /// `grace` (its file systems synced) has its disk kept; otherwise an error says so.
+    fn stop_keeping_disk(self, grace: Duration, to: &Path) -> Result<(), VmError>;
 }
 
 /// How long a stop waits between asking nicely and forcing.

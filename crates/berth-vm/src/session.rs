@@ -82,6 +82,16 @@ impl<V: RunningVm> VmSession<V> {
         }
     }
 
+    /// Powers the VM off and keeps its disk overlay at `to` (see
+    /// [`RunningVm::stop_keeping_disk`]).
+    pub fn shutdown_keeping_disk(mut self, to: &Path) -> Result<(), VmError> {
+        self.agent.power_off();
+        match self.vm.take() {
+            Some(vm) => vm.stop_keeping_disk(Duration::from_secs(30), to),
+            None => Err(VmError::Config("the VM is gone; nothing to keep".into())),
+        }
+    }
+
     /// Stops the VM at once: for a guest that misbehaved.
     pub fn kill(mut self) {
         if let Some(vm) = self.vm.take() {

@@ -120,6 +120,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             accel: choice.accel,
             extra_kernel_args: Vec::new(),
             network: false,
+            root: None,
         };
         let session = VmSession::boot(&hv, &spec, &opts)?;
         eprintln!(

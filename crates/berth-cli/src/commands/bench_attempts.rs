@@ -61,6 +61,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 include_uncommitted: false,
                 memory_mib: memory,
                 policy: berth_core::Policy::default(),
+                with_env: false,
             },
             now_ms,
         )?;

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod doctor;
+pub mod env;
 pub mod exec;
 pub mod image;
 pub mod logs;

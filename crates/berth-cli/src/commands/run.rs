@@ -94,6 +94,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             include_uncommitted: args.task.include_uncommitted,
             memory_mib: args.task.memory,
             policy,
+            with_env: true,
         },
         now_ms,
     )?;
@@ -125,6 +126,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     let settings = VmSettings {
         image,
+        host: crate::context::host_image_inputs(),
         accel: accel::choose(&host_cpu(), args.vm.accel).accel,
         memory_mib: args.task.memory,
         cpus: args.vm.cpus,

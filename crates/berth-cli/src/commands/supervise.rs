@@ -67,6 +67,7 @@ pub fn run(ctx: &Context, args: SuperviseArgs) -> Result<ExitCode> {
     let rec = store.db()?.attempt(args.attempt)?;
     let settings = VmSettings {
         image: ctx.image()?,
+        host: crate::context::host_image_inputs(),
         accel: accel::choose(&host_cpu(), args.vm.accel).accel,
         memory_mib: rec.memory_mib,
         cpus: args.vm.cpus,

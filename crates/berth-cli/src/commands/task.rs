@@ -71,6 +71,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             include_uncommitted: args.task.include_uncommitted,
             memory_mib: args.task.memory,
             policy,
+            with_env: true,
         },
         now_ms,
     )?;

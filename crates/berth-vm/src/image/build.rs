@@ -130,6 +130,101 @@ pub fn build_image(
     Ok((Image::open(&final_dir)?, BuildOutcome::Built))
 }
 
+/// A root filesystem with extra Debian packages (and maybe another Debian release): an
+/// environment's package layer. Built by the recipe's own root stage with the packages
+/// added, on the host, from the host's apt sources (the guest needs no network for it), and
+/// cached under `<images>/envs/layers/` by everything that went in. Returns the raw image.
+pub fn build_rootfs_layer(
+    store: &ImageStore,
+    recipe: &Recipe,
+    host: &[u8],
+    suite: Option<&str>,
+    packages: &[String],
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, ImageError> {
+    let joined = packages.join(",");
+    let key = hash_parts(&[
+        recipe.rootfs_sh.as_bytes(),
+        host,
+        suite.unwrap_or("").as_bytes(),
+        joined.as_bytes(),
+    ]);
+    let layers = store.dir.join("envs").join("layers");
+    std::fs::create_dir_all(&layers).map_err(io_err("cannot create", &layers))?;
+    let out = layers.join(format!("rootfs-{}.img", &key[..12]));
+    if out.is_file() {
+        progress("      packages: cached");
+        return Ok(out);
+    }
+    let _lock = BuildLock::take(&layers.join("build.lock"), progress)?;
+    if out.is_file() {
+        return Ok(out);
+    }
+    let scripts = tempdir_in(&layers, "recipe")?;
+    let script = scripts.join("rootfs.sh");
+    std::fs::write(&script, recipe.rootfs_sh).map_err(io_err("cannot write", &script))?;
+    let tmp = layers.join(format!(
+        "rootfs-{}.img.{}.partial",
+        &key[..12],
+        std::process::id()
+    ));
+    progress(&format!(
+        "      packages: installing {} on the host (about a minute)",
+        if joined.is_empty() {
+            "the base"
+        } else {
+            &joined
+        }
+    ));
+    let mut envs = vec![
+        ("BERTH_EXTRA_PACKAGES", joined.as_str()),
+        ("BERTH_ROOTFS_SIZE", "4G"),
+    ];
+    if let Some(s) = suite {
+        envs.push(("BERTH_SUITE", s));
+    }
+    let built = run_stage_with("packages", &script, &[tmp.as_os_str()], &envs, progress);
+    let _ = std::fs::remove_dir_all(&scripts);
+    if let Err(e) = built {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(name_missing_package(e));
+    }
+    std::fs::rename(&tmp, &out).map_err(io_err("cannot move", &tmp))?;
+    Ok(out)
+}
+
+/// apt's "Unable to locate package X" becomes an error that names X first.
+fn name_missing_package(e: ImageError) -> ImageError {
+    let ImageError::Stage {
+        stage,
+        status,
+        tail,
+    } = &e
+    else {
+        return e;
+    };
+    let missing: Vec<&str> = tail
+        .lines()
+        .filter_map(|l| {
+            l.split("Unable to locate package ").nth(1).or_else(|| {
+                l.split("has no installation candidate")
+                    .next()
+                    .filter(|_| l.contains("has no installation candidate"))
+                    .and_then(|h| h.split('\'').nth(1))
+            })
+        })
+        .map(str::trim)
+        .collect();
+    if missing.is_empty() {
+        return e;
+    }
+    ImageError::Stage {
+        stage,
+        status: format!("Debian has no package {} ({status})", missing.join(", ")),
+        tail: tail.clone(),
+    }
+}
+
 /// The identity of the image built from `recipe` with an agent whose SHA-256 is `agent_sha`
 /// on a host whose image inputs are `host`.
 pub fn image_hash(recipe: &Recipe, agent_sha: &str, host: &[u8]) -> String {
@@ -202,6 +297,16 @@ fn run_stage(
     args: &[&std::ffi::OsStr],
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), ImageError> {
+    run_stage_with(stage, script, args, &[], progress)
+}
+
+fn run_stage_with(
+    stage: &'static str,
+    script: &Path,
+    args: &[&std::ffi::OsStr],
+    envs: &[(&str, &str)],
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ImageError> {
     let (reader, writer) = std::io::pipe().map_err(io_err("cannot create a pipe for", script))?;
     let writer2 = writer
         .try_clone()
@@ -209,6 +314,7 @@ fn run_stage(
     let mut child = Command::new("bash")
         .arg(script)
         .args(args)
+        .envs(envs.iter().copied())
         .stdin(std::process::Stdio::null())
         .stdout(writer)
         .stderr(writer2)

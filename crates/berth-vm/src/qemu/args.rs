@@ -174,6 +174,7 @@ mod tests {
             accel,
             extra_kernel_args: vec!["berth.init=/x".into()],
             network: false,
+            root: None,
         }
     }
 

@@ -64,9 +64,18 @@ impl Hypervisor for Qemu {
         // planted with its backing file pointing at any host file) is never booted.
         let _ = std::fs::remove_file(dir.overlay());
         let partial = dir.path().join("overlay.qcow2.partial");
+        let (backing, format) = match &spec.root {
+            Some(layer) => (layer.path.clone(), layer.format),
+            None => (spec.image.rootfs(), "raw"),
+        };
+        // The overlay records its backing file's path: the real one, not one through a
+        // symlink that may be gone when the overlay (an environment's layer) is next used.
+        let backing = backing
+            .canonicalize()
+            .map_err(|e| VmError::io("cannot find the root disk", &backing, e))?;
         let out = Command::new(&self.config.qemu_img)
-            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
-            .arg(spec.image.rootfs())
+            .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
+            .arg(&backing)
             .arg(&partial)
             .output()
             .map_err(|e| VmError::Spawn {
@@ -305,6 +314,23 @@ impl RunningVm for QemuVm {
 
     fn stop(mut self, grace: Duration) {
         self.teardown(grace);
+    }
+
+    fn stop_keeping_disk(mut self, grace: Duration, to: &Path) -> Result<(), VmError> {
+        let clean = self.wait_qemu(grace);
+        let kept = if clean {
+            let from = self.dir.overlay();
+            std::fs::rename(&from, to)
+                .or_else(|_| std::fs::copy(&from, to).map(|_| ()))
+                .map_err(|e| VmError::io("cannot keep the disk as", to, e))
+        } else {
+            Err(VmError::Config(format!(
+                "the VM did not power off within {grace:?}, so its disk may be inconsistent and \
+                 is not kept"
+            )))
+        };
+        self.teardown(Duration::ZERO);
+        kept
     }
 }
 

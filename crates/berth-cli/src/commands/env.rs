@@ -1,0 +1,144 @@
+//! `berth env build|ls|rm`: the environments attempts boot on (the repo's `[env]`: Debian
+//! packages and setup steps, built once and kept as a read-only disk layer).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use berth_core::host::accel;
+use berth_core::host::qemu::Qemu;
+use berth_core::host::session::BootOptions;
+use berth_core::{EnvOutcome, VmSettings, ensure_env, list_envs, plan_env, remove_env, repo_root};
+
+use super::ls::age;
+use super::supervise::VmArgs;
+use crate::context::{Context, host_cpu, host_image_inputs, now_ms};
+
+#[derive(clap::Subcommand)]
+pub enum EnvCommand {
+    /// Build the repo's environment (a no-op when nothing that goes into it changed).
+    Build {
+        /// The repo (default: the current directory's).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// The commit whose lockfiles the setup steps read, and which they run on.
+        #[arg(long, default_value = "HEAD")]
+        base: String,
+        /// Machine-readable output (the environment's manifest).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        vm: VmArgs,
+    },
+    /// The built environments.
+    Ls {
+        /// Only this repo's.
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a built environment (by id, as `env ls` shows it).
+    Rm { id: String },
+}
+
+pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
+    let store = ctx.store();
+    match cmd {
+        EnvCommand::Build {
+            repo,
+            base,
+            json,
+            vm,
+        } => {
+            let repo = repo_root(&repo)?;
+            let Some(plan) = plan_env(&store, &repo, &base)? else {
+                bail!(
+                    "{} has no [env] in its berth.toml: its attempts boot on the image \
+                     (git, a C toolchain, Python with pip and venv). Add one to have more",
+                    repo.display()
+                );
+            };
+            let settings = VmSettings {
+                image: ctx.image()?,
+                host: host_image_inputs(),
+                accel: accel::choose(&host_cpu(), vm.accel).accel,
+                memory_mib: 1024,
+                cpus: vm.cpus,
+                boot: BootOptions {
+                    run_root: ctx.data.run(),
+                    logs_dir: ctx.data.logs(),
+                    owner_pid: std::process::id(),
+                    boot_timeout: Duration::from_secs(vm.boot_timeout),
+                },
+            };
+            let hv = Qemu::new(ctx.qemu_config()?);
+            let host = settings.host.clone();
+            let (env, outcome) =
+                ensure_env(&store, &hv, &settings, &plan, &host, now_ms, &mut |l| {
+                    eprintln!("{l}");
+                })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&env)?);
+            } else {
+                match outcome {
+                    EnvOutcome::UpToDate => {
+                        println!("environment {} is up to date", &env.plan.id[..12])
+                    }
+                    EnvOutcome::Built => println!(
+                        "built environment {} in {} s",
+                        &env.plan.id[..12],
+                        env.build_seconds
+                    ),
+                }
+            }
+        }
+        EnvCommand::Ls { repo, json } => {
+            let only = repo.map(|r| repo_root(&r)).transpose()?;
+            let envs: Vec<_> = list_envs(&store)
+                .into_iter()
+                .filter(|e| only.as_ref().is_none_or(|r| &e.plan.repo == r))
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&envs)?);
+            } else if envs.is_empty() {
+                println!(
+                    "no environments yet; a repo with [env] in its berth.toml gets one on \
+                          its first task, or with `berth env build`"
+                );
+            } else {
+                let now = now_ms() / 1000;
+                println!(
+                    "{:<12}  {:>5}  {:>8}  {:<24}  {:>5}  REPO",
+                    "ENV", "AGE", "SIZE", "PACKAGES", "STEPS"
+                );
+                for e in envs {
+                    println!(
+                        "{:<12}  {:>5}  {:>6}Mi  {:<24}  {:>5}  {}",
+                        &e.plan.id[..12],
+                        age(now.saturating_sub(e.built_at)),
+                        e.size >> 20,
+                        truncate(&e.plan.packages.join(","), 24),
+                        e.plan.setup.len(),
+                        e.plan.repo.display()
+                    );
+                }
+            }
+        }
+        EnvCommand::Rm { id } => {
+            let gone = remove_env(&store, &id)?;
+            println!("removed environment {}", &gone.plan.id[..12]);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}

@@ -1,0 +1,170 @@
+//! Environments in real VMs: the repo's `[env]` packages and setup steps are built once into
+//! a read-only layer, attempts boot on it, and bad input changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use berth_tests::{LoopbackHttp, TestEnv, commit_file, repo_with};
+
+fn berth(env: &TestEnv, repo: &Path, args: &[&str]) -> Output {
+    env.berth().current_dir(repo).args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn repo_with_env(env: &TestEnv, toml: &str) -> PathBuf {
+    let repo = repo_with(&env.home.path().join("repo"), "main", "README", "hi\n");
+    commit_file(&repo, "berth.toml", toml, "env");
+    repo
+}
+
+fn env_ids(env: &TestEnv, repo: &Path) -> Vec<String> {
+    let out = berth(env, repo, &["env", "ls", "--json", "--repo", "."]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn an_environment_is_built_once_and_attempts_boot_on_it() {
+    let env = TestEnv::new();
+    let repo = repo_with_env(
+        &env,
+        "[env]\npackages = [\"jq\"]\nsetup = [\"echo setup-ran > /home/agent/setup.txt\", \
+         \"python3 -m venv /home/agent/venv\"]\n",
+    );
+    let first = berth(&env, &repo, &["env", "build"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let second = berth(&env, &repo, &["env", "build"]);
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(text(&second).contains("is up to date"), "{}", text(&second));
+    assert_eq!(env_ids(&env, &repo).len(), 1);
+
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "jq --version; cat ~/setup.txt; ~/venv/bin/python -c 'print(6*7)'; cc --version | head -1",
+        ],
+    );
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("jq-1."), "{shown}");
+    assert!(
+        shown.contains("setup-ran") && shown.contains("42"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("cc (Debian"),
+        "the base has a C toolchain: {shown}"
+    );
+
+    // A bad package: a clear error naming it; the environment before is kept.
+    commit_file(
+        &repo,
+        "berth.toml",
+        "[env]\npackages = [\"jq\", \"no-such-package-berth-test\"]\n",
+        "bad package",
+    );
+    let bad = berth(&env, &repo, &["env", "build"]);
+    assert_eq!(bad.status.code(), Some(125), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("Debian has no package no-such-package-berth-test"),
+        "{}",
+        text(&bad)
+    );
+    assert_eq!(
+        env_ids(&env, &repo).len(),
+        1,
+        "the earlier environment is kept"
+    );
+
+    // A failing setup step: its output in the error; nothing new is kept.
+    commit_file(
+        &repo,
+        "berth.toml",
+        "[env]\nsetup = [\"echo about-to-fail; echo why-it-failed >&2; exit 3\"]\n",
+        "bad step",
+    );
+    let failed = berth(&env, &repo, &["env", "build"]);
+    assert_eq!(failed.status.code(), Some(125), "{}", text(&failed));
+    let shown = text(&failed);
+    assert!(
+        shown.contains("setup step 1") && shown.contains("exited 3"),
+        "{shown}"
+    );
+    assert!(shown.contains("why-it-failed"), "{shown}");
+    assert_eq!(env_ids(&env, &repo).len(), 1);
+    let id = env_ids(&env, &repo)[0].clone();
+    let rm = berth(&env, &repo, &["env", "rm", &id[..12]]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(env_ids(&env, &repo).is_empty());
+}
+
+#[test]
+fn setup_steps_reach_only_what_the_trusted_setup_network_allows() {
+    let env = TestEnv::new();
+    let svc = LoopbackHttp::start("registry");
+    let repo = repo_with_env(
+        &env,
+        &format!(
+            "[env]\nsetup = [\"curl -fsS http://svc.test:{p}/ > /home/agent/fetched.txt\"]\n\
+             [env.network]\nmode = \"allowlist\"\nallow = [\"svc.test:{p}\"]\n\
+             resolve = {{ \"svc.test\" = \"127.0.0.1\" }}\n",
+            p = svc.port
+        ),
+    );
+    // The repo asks for a network for its setup steps: not before the user trusts it.
+    let refused = berth(&env, &repo, &["env", "build"]);
+    assert_eq!(refused.status.code(), Some(125), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("berth config trust"),
+        "{}",
+        text(&refused)
+    );
+    let trusted = berth(&env, &repo, &["config", "trust"]);
+    assert!(trusted.status.success(), "{}", text(&trusted));
+    let built = berth(&env, &repo, &["env", "build"]);
+    assert!(built.status.success(), "{}", text(&built));
+    assert!(
+        text(&built).contains("network: allow GET svc.test"),
+        "{}",
+        text(&built)
+    );
+    let out = berth(
+        &env,
+        &repo,
+        &["run", "--repo", ".", "--", "cat", "/home/agent/fetched.txt"],
+    );
+    assert!(text(&out).contains("hello from registry"), "{}", text(&out));
+    // The attempt itself has no network: the setup's network was the setup's alone.
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "curl -sS -m 5 http://svc.test/ || echo no-net",
+        ],
+    );
+    assert!(text(&out).contains("no-net"), "{}", text(&out));
+}
