@@ -481,32 +481,13 @@ fn dir_size(dir: &Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use git2::{Repository, Signature};
+    use git2::Repository;
 
     use super::*;
     use crate::DataDir;
 
     fn commit(repo: &Path, files: &[(&str, &str)]) {
-        let r = Repository::open(repo).unwrap();
-        for (name, text) in files {
-            std::fs::write(repo.join(name), text).unwrap();
-        }
-        let mut index = r.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = Signature::now("t", "t@example.invalid").unwrap();
-        let parent: Vec<git2::Commit> = r
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        r.commit(Some("HEAD"), &sig, &sig, "c", &tree, &parents)
-            .unwrap();
+        crate::test_repo::commit_files(repo, files, "c");
     }
 
     #[test]

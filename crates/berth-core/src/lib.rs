@@ -23,6 +23,8 @@ mod store;
 mod supervisor;
 mod supervisor_client;
 mod task;
+#[cfg(test)]
+mod test_repo;
 mod trust;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};

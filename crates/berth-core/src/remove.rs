@@ -131,7 +131,7 @@ mod tests {
     use std::path::Path;
 
     use berth_db::AttemptState;
-    use git2::{Repository, Signature};
+    use git2::Repository;
 
     use super::*;
     use crate::{DataDir, NewTask, prepare_task};
@@ -141,23 +141,7 @@ mod tests {
     }
 
     fn commit_all(repo: &Path, msg: &str) {
-        let r = Repository::open(repo).unwrap();
-        let mut index = r.index().unwrap();
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .unwrap();
-        index.write().unwrap();
-        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = Signature::now("t", "t@example.invalid").unwrap();
-        let parents: Vec<git2::Commit> = r
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        r.commit(Some("HEAD"), &sig, &sig, msg, &tree, &refs)
-            .unwrap();
+        crate::test_repo::commit_files(repo, &[], msg);
     }
 
     /// A stopped attempt whose workspace has one commit that was never pulled.
