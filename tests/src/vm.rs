@@ -87,6 +87,7 @@ impl TestEnv {
             extra_kernel_args: Vec::new(),
             network: false,
             root: None,
+            cache: None,
         };
         let opts = BootOptions {
             run_root: self.run_dir(),

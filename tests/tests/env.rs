@@ -168,3 +168,86 @@ fn setup_steps_reach_only_what_the_trusted_setup_network_allows() {
     );
     assert!(text(&out).contains("no-net"), "{}", text(&out));
 }
+
+#[test]
+fn the_cache_disk_is_shared_warm_and_nothing_an_attempt_writes_reaches_another() {
+    let env = TestEnv::new();
+    let repo = repo_with_env(
+        &env,
+        "[env]\nsetup = [\"mkdir -p $PIP_CACHE_DIR/wheels && echo from-setup > $PIP_CACHE_DIR/wheels/pkg\"]\n\
+         [cache]\npresets = [\"pip\"]\nsize = \"256MiB\"\n",
+    );
+    let built = berth(&env, &repo, &["env", "build"]);
+    assert!(built.status.success(), "{}", text(&built));
+    assert!(
+        text(&built).contains("cache: generation 1 published"),
+        "{}",
+        text(&built)
+    );
+    // Two attempts at once: the first poisons the cached file and leaves a marker; the
+    // second, reading later, still sees what the setup VM put there.
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--attempts",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then echo POISON > $PIP_CACHE_DIR/wheels/pkg; \
+             touch /cache/from-A; echo A-wrote; else sleep 4; echo B-saw $(cat $PIP_CACHE_DIR/wheels/pkg); \
+             ls /cache; fi",
+        ],
+    );
+    let shown = text(&out);
+    assert!(shown.contains("A-wrote"), "{shown}");
+    assert!(shown.contains("B-saw from-setup"), "{shown}");
+    assert!(!shown.contains("from-A"), "{shown}");
+    // A full cache disk is the guest's problem only: ENOSPC inside, the host untouched.
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "head -c 300M /dev/zero > /cache/big || echo guest-got-enospc",
+        ],
+    );
+    assert!(text(&out).contains("guest-got-enospc"), "{}", text(&out));
+    // A new generation is made by a setup VM, never from an attempt's bytes.
+    let refreshed = berth(&env, &repo, &["cache", "refresh"]);
+    assert!(refreshed.status.success(), "{}", text(&refreshed));
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "cat $PIP_CACHE_DIR/wheels/pkg; ls /cache",
+        ],
+    );
+    let shown = text(&out);
+    assert!(
+        shown.contains("from-setup") && !shown.contains("POISON"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("from-A") && !shown.contains("big"),
+        "{shown}"
+    );
+    let ls = berth(&env, &repo, &["cache", "ls", "--json"]);
+    let caches: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(caches[0]["generation"], 2, "{caches}");
+}

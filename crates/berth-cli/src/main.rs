@@ -34,6 +34,9 @@ enum Command {
     /// The environments attempts boot on (the repo's [env]: packages and setup steps).
     #[command(subcommand)]
     Env(commands::env::EnvCommand),
+    /// Each repo's cache disk ([cache]: cargo, npm, pip, go caches shared by its attempts).
+    #[command(subcommand)]
+    Cache(commands::cache::CacheCommand),
     /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
     Run(commands::run::Args),
     /// Open the desktop app.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(&ctx, args),
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
         Command::Env(cmd) => commands::env::run(&ctx, cmd),
+        Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::App => commands::app::run(&ctx),
         Command::Task(cmd) => commands::task::run(&ctx, cmd),

@@ -15,6 +15,10 @@
 //! setup = ["cargo fetch --locked"]         # run once per environment, as agent in /work
 //! [env.network]                            # the setup steps' network; same keys as [network]
 //! mode = "allowlist"
+//!
+//! [cache]                                  # the repo's cache disk (see cache.rs)
+//! presets = ["cargo", "pip"]               # cargo, npm, pip, go
+//! size = "8GiB"
 //! ```
 
 use std::collections::BTreeMap;
@@ -29,6 +33,8 @@ pub struct RepoConfig {
     pub network: Option<NetworkConfig>,
     #[serde(default)]
     pub env: Option<crate::env_config::EnvConfig>,
+    #[serde(default)]
+    pub cache: Option<crate::env_config::CacheConfig>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -47,6 +53,9 @@ pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())?;
     if let Some(env) = &config.env {
         env.validate(text)?;
+    }
+    if let Some(cache) = &config.cache {
+        cache.validate(text)?;
     }
     Ok(config)
 }

@@ -56,9 +56,19 @@ pub struct EnvPlan {
     pub packages: Vec<String>,
     pub setup: Vec<String>,
     pub setup_policy: Policy,
+    /// The cache disk: its presets and size (`None`: no cache disk).
+    #[serde(default)]
+    pub cache: Option<CachePlan>,
     /// The repo and commit the setup steps run on.
     pub repo: PathBuf,
     pub base: String,
+}
+
+/// `[cache]` as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachePlan {
+    pub presets: Vec<String>,
+    pub size: u64,
 }
 
 impl EnvPlan {
@@ -99,8 +109,15 @@ fn env_dir(store: &Store, id: &str) -> PathBuf {
 /// [`ensure_env`] adds.
 pub fn plan_env(store: &Store, repo: &Path, base: &str) -> Result<Option<EnvPlan>, TaskError> {
     let view = repo_config(store, repo)?;
-    let Some(env) = view.config.env.as_ref() else {
-        return Ok(None);
+    let cache = view.config.cache.as_ref().map(|c| CachePlan {
+        presets: c.presets(),
+        size: c.size(),
+    });
+    let none = crate::env_config::EnvConfig::default();
+    let env = match (view.config.env.as_ref(), &cache) {
+        (Some(env), _) => env,
+        (None, Some(_)) => &none,
+        (None, None) => return Ok(None),
     };
     if !view.usable() {
         return Err(TaskError::Refused(format!(
@@ -112,7 +129,7 @@ pub fn plan_env(store: &Store, repo: &Path, base: &str) -> Result<Option<EnvPlan
         )));
     }
     let (suite, packages, setup) = (env.suite().map(str::to_string), env.packages(), env.setup());
-    if suite.is_none() && packages.is_empty() && setup.is_empty() {
+    if suite.is_none() && packages.is_empty() && setup.is_empty() && cache.is_none() {
         return Ok(None);
     }
     let setup_policy = match &env.network {
@@ -155,6 +172,7 @@ pub fn plan_env(store: &Store, repo: &Path, base: &str) -> Result<Option<EnvPlan
         packages,
         setup,
         setup_policy,
+        cache,
         repo: repo.to_path_buf(),
         base: commit.to_string(),
     }))
@@ -271,7 +289,15 @@ pub fn ensure_env<H: Hypervisor>(
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)
         .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
-    let built = build_layers(hv, settings, plan, &packages_layer, &staging, progress);
+    let built = build_layers(
+        store,
+        hv,
+        settings,
+        plan,
+        &packages_layer,
+        &staging,
+        progress,
+    );
     let (layer, format) = match built {
         Ok(x) => x,
         Err(e) => {
@@ -317,7 +343,9 @@ pub fn ensure_env<H: Hypervisor>(
 /// Runs the setup steps (if any) in a setup VM on `packages_layer`; its root disk becomes
 /// `staging/root.qcow2`. Returns the layer's file name in the environment (None: the package
 /// layer itself is the environment) and its format.
+#[allow(clippy::too_many_arguments)]
 fn build_layers<H: Hypervisor>(
+    store: &Store,
     hv: &H,
     settings: &VmSettings,
     plan: &EnvPlan,
@@ -332,6 +360,76 @@ fn build_layers<H: Hypervisor>(
         "[2/2] setup: {} step(s) in a setup VM",
         plan.setup.len()
     ));
+    let root = RootLayer {
+        path: packages_layer.to_path_buf(),
+        format: "raw",
+    };
+    let layer = staging.join("root.qcow2");
+    run_setup(store, hv, settings, plan, root, staging, &layer, progress)?;
+    // Read-only from now on: attempts write their own overlays on it.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&layer, std::fs::Permissions::from_mode(0o444));
+    Ok((Some("root.qcow2"), "qcow2"))
+}
+
+/// A new cache generation for `plan`'s repo: its setup steps run again in a setup VM on its
+/// environment (built first if missing), on the current generation (`berth cache refresh`).
+pub fn refresh_cache<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    plan: &EnvPlan,
+    clock: Clock,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), TaskError> {
+    if plan.cache.is_none() {
+        return Err(TaskError::Refused(format!(
+            "{} has no [cache] in its berth.toml",
+            plan.repo.display()
+        )));
+    }
+    let (env, _) = ensure_env(store, hv, settings, plan, &settings.host, clock, progress)?;
+    if plan.setup.is_empty() {
+        return Err(TaskError::Refused(
+            "[env] has no setup steps to fill the cache with".into(),
+        ));
+    }
+    let staging = envs_dir(store).join(format!(".refresh-{}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)
+        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
+    let root = RootLayer {
+        path: env.layer,
+        format: if env.layer_format == "qcow2" {
+            "qcow2"
+        } else {
+            "raw"
+        },
+    };
+    // The root disk is not kept (the environment does not change); the cache disk is.
+    let scratch = staging.join("root.qcow2");
+    let done = run_setup(
+        store, hv, settings, plan, root, &staging, &scratch, progress,
+    );
+    let _ = std::fs::remove_dir_all(&staging);
+    done
+}
+
+/// One setup VM: the steps as `agent` in /work of a fresh clone of the plan's base, on
+/// `root`, with the setup network and (with `[cache]`) a new cache generation, published
+/// when every step passed and the VM powered off cleanly. The VM's root disk is kept at
+/// `keep_root`.
+#[allow(clippy::too_many_arguments)]
+fn run_setup<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    plan: &EnvPlan,
+    root: RootLayer,
+    staging: &Path,
+    keep_root: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), TaskError> {
     let work = staging.join("work");
     berth_git::create_workspace(&plan.repo, &plan.base, &work, false)?;
     let name = format!("setup-{}-{}", plan.short_id(), std::process::id());
@@ -355,6 +453,16 @@ fn build_layers<H: Hypervisor>(
         sink,
         None,
     )?;
+    // With a cache disk, the steps fill a new generation over the current one.
+    let next = match &plan.cache {
+        Some(c) => Some(crate::cache::next_generation(
+            store,
+            &plan.repo,
+            c.size,
+            &settings.qemu_img,
+        )?),
+        None => None,
+    };
     let spec = VmSpec {
         name,
         image: settings.image.clone(),
@@ -364,14 +472,17 @@ fn build_layers<H: Hypervisor>(
         accel: settings.accel,
         extra_kernel_args: Vec::new(),
         network,
-        root: Some(RootLayer {
-            path: packages_layer.to_path_buf(),
-            format: "raw",
-        }),
+        root: Some(root),
+        cache: next
+            .as_ref()
+            .map(|n| berth_vm::CacheDisk::Writable(n.path.clone())),
     };
     let mut session = VmSession::boot(hv, &spec, &settings.boot)
         .map_err(|e| TaskError::Refused(format!("the setup VM did not boot: {e}")))?;
-    let env = crate::egress::proxy_env(&plan.setup_policy);
+    let mut env = crate::egress::proxy_env(&plan.setup_policy);
+    if let Some(c) = &plan.cache {
+        env.extend(crate::env_config::cache_env(&c.presets));
+    }
     for (i, step) in plan.setup.iter().enumerate() {
         progress(&format!("      $ {step}"));
         let mut io = StepOutput {
@@ -406,15 +517,16 @@ fn build_layers<H: Hypervisor>(
             )));
         }
     }
-    let layer = staging.join("root.qcow2");
     session
-        .shutdown_keeping_disk(&layer)
+        .shutdown_keeping_disk(keep_root)
         .map_err(|e| TaskError::Refused(format!("the setup VM's disk: {e}")))?;
     let _ = std::fs::remove_dir_all(&work);
-    // Read-only from now on: attempts write their own overlays on it.
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&layer, std::fs::Permissions::from_mode(0o444));
-    Ok((Some("root.qcow2"), "qcow2"))
+    if let Some(next) = next {
+        let in_use = attempts_running(store, &plan.repo);
+        let n = crate::cache::publish_generation(next, &settings.qemu_img, in_use)?;
+        progress(&format!("      cache: generation {n} published"));
+    }
+    Ok(())
 }
 
 /// A setup step's output: to the progress lines as they come, and the last lines kept.
@@ -465,6 +577,15 @@ impl ExecIo for StepOutput<'_> {
     fn error(&mut self, message: &str) {
         self.line(format!("[guest agent: {message}]").as_bytes());
     }
+}
+
+/// Whether an attempt on `repo` is running (its cache overlay sits on a generation).
+fn attempts_running(store: &Store, repo: &Path) -> bool {
+    store
+        .db()
+        .and_then(|db| db.attempts())
+        .map(|all| all.iter().any(|a| a.repo == repo && a.state.is_live()))
+        .unwrap_or(true)
 }
 
 fn dir_size(dir: &Path) -> u64 {

@@ -103,6 +103,95 @@ impl EnvConfig {
     }
 }
 
+/// `[cache]`: what lives on the repo's cache disk, and how big it may get.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    #[serde(default)]
+    pub presets: Vec<Spanned<String>>,
+    pub size: Option<Spanned<String>>,
+}
+
+/// The cache presets Berth knows, and the directories on the cache disk they point tools at.
+pub const CACHE_PRESETS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "cargo",
+        &[
+            ("CARGO_HOME", "/cache/cargo"),
+            ("CARGO_TARGET_DIR", "/cache/target"),
+        ],
+    ),
+    ("npm", &[("npm_config_cache", "/cache/npm")]),
+    ("pip", &[("PIP_CACHE_DIR", "/cache/pip")]),
+    (
+        "go",
+        &[
+            ("GOMODCACHE", "/cache/go/mod"),
+            ("GOCACHE", "/cache/go/build"),
+        ],
+    ),
+];
+
+/// Default and bounds of the cache disk's size.
+pub const DEFAULT_CACHE_BYTES: u64 = 8 << 30;
+const MIN_CACHE_BYTES: u64 = 64 << 20;
+const MAX_CACHE_BYTES: u64 = 1 << 40;
+
+impl CacheConfig {
+    pub fn presets(&self) -> Vec<String> {
+        let mut p: Vec<String> = self.presets.iter().map(|s| s.get_ref().clone()).collect();
+        p.sort();
+        p.dedup();
+        p
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+            .as_ref()
+            .and_then(|s| berth_egress::parse_bytes(s.get_ref()).ok())
+            .unwrap_or(DEFAULT_CACHE_BYTES)
+    }
+
+    pub(crate) fn validate(&self, text: &str) -> Result<(), String> {
+        let at = |span: std::ops::Range<usize>| {
+            text[..span.start.min(text.len())].matches('\n').count() + 1
+        };
+        for (i, p) in self.presets.iter().enumerate() {
+            if !CACHE_PRESETS.iter().any(|(name, _)| name == p.get_ref()) {
+                let known: Vec<&str> = CACHE_PRESETS.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "berth.toml line {}: cache.presets[{i}]: '{}' is not a preset; Berth knows {}",
+                    at(p.span()),
+                    p.get_ref(),
+                    known.join(", ")
+                ));
+            }
+        }
+        if let Some(s) = &self.size {
+            let n = berth_egress::parse_bytes(s.get_ref())
+                .map_err(|e| format!("berth.toml line {}: cache.size: {e}", at(s.span())))?;
+            if !(MIN_CACHE_BYTES..=MAX_CACHE_BYTES).contains(&n) {
+                return Err(format!(
+                    "berth.toml line {}: cache.size: between 64MiB and 1TiB, not {}",
+                    at(s.span()),
+                    s.get_ref()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The environment variables that point tools at the cache disk for `presets`.
+pub fn cache_env(presets: &[String]) -> Vec<(String, String)> {
+    CACHE_PRESETS
+        .iter()
+        .filter(|(name, _)| presets.iter().any(|p| p == name))
+        .flat_map(|(_, vars)| vars.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// `bookworm`, `trixie`, `stable`, `sid`: a word apt knows a release by.
 fn is_suite(s: &str) -> bool {
     (2..=32).contains(&s.len())
@@ -138,6 +227,21 @@ mod tests {
         assert_eq!(env.packages(), ["cargo", "jq"]);
         assert_eq!(env.setup(), ["cargo fetch --locked"]);
         assert!(env.network.is_some());
+    }
+
+    #[test]
+    fn cache_presets_and_size_are_checked() {
+        let c = parse("[cache]\npresets = [\"pip\", \"cargo\"]\nsize = \"1GiB\"\n").unwrap();
+        let cache = c.cache.unwrap();
+        assert_eq!(cache.presets(), ["cargo", "pip"]);
+        assert_eq!(cache.size(), 1 << 30);
+        let vars = super::cache_env(&cache.presets());
+        assert!(vars.contains(&("CARGO_HOME".into(), "/cache/cargo".into())));
+        assert!(vars.contains(&("PIP_CACHE_DIR".into(), "/cache/pip".into())));
+        let err = parse("[cache]\npresets = [\"maven\"]\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("maven"), "{err}");
+        let err = parse("[cache]\nsize = \"1KiB\"\n").unwrap_err();
+        assert!(err.contains("cache.size"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! This crate reads no environment variables, no `$HOME` and no wall clock: the binaries
 //! resolve paths and pass a [`Clock`] in.
 
+mod cache;
 mod config;
 mod data_dir;
 mod display;
@@ -28,6 +29,7 @@ mod test_repo;
 mod trust;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
+pub use cache::{CacheView, cache_dir, list_caches, remove_cache};
 pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
 pub use display::{escape_controls, notification_text};
@@ -37,10 +39,10 @@ pub use editor::{
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use env::{
-    EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env, list_envs,
-    plan_env, remove_env,
+    CachePlan, EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env,
+    list_envs, plan_env, refresh_cache, remove_env,
 };
-pub use env_config::EnvConfig;
+pub use env_config::{CACHE_PRESETS, CacheConfig, EnvConfig, cache_env};
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};

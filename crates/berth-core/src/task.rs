@@ -160,6 +160,8 @@ pub struct VmSettings {
     pub image: Image,
     /// What of the host goes into images and environments (its release and apt sources).
     pub host: Vec<u8>,
+    /// `qemu-img`, for cache generations.
+    pub qemu_img: std::path::PathBuf,
     pub accel: Accel,
     pub memory_mib: u32,
     pub cpus: u32,
@@ -178,6 +180,7 @@ impl VmSettings {
             extra_kernel_args: Vec::new(),
             network,
             root: None,
+            cache: None,
         }
     }
 }
@@ -243,6 +246,12 @@ pub fn attempt_request(
     env.extend(crate::egress::proxy_env(&crate::egress::attempt_policy(
         &rec.policy,
     )));
+    if let Ok(Some(crate::env::EnvPlan {
+        cache: Some(cache), ..
+    })) = attempt_env(rec)
+    {
+        env.extend(crate::env_config::cache_env(&cache.presets));
+    }
     ExecRequest {
         argv: rec.command.clone(),
         env,
@@ -265,13 +274,15 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(VmSession<H::Vm>, Option<berth_egress::EgressProxy>), TaskError> {
     let policy = crate::egress::attempt_policy(&rec.policy);
-    let booted = attempt_root(store, hv, settings, rec, clock, progress).and_then(|root| {
-        let mut spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
-        spec.root = root;
-        let sink = crate::egress::audit_sink(store, rec.id, clock);
-        crate::egress::start_proxy(&settings.boot.run_root, &spec.name, &policy, sink, approver)
-            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
-    });
+    let booted =
+        attempt_root(store, hv, settings, rec, clock, progress).and_then(|(root, cache)| {
+            let mut spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
+            spec.root = root;
+            spec.cache = cache.map(berth_vm::CacheDisk::Overlay);
+            let sink = crate::egress::audit_sink(store, rec.id, clock);
+            crate::egress::start_proxy(&settings.boot.run_root, &spec.name, &policy, sink, approver)
+                .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
+        });
     if let Err(e) = &booted {
         let mut db = store.db()?;
         set_failed(&mut db, clock, rec.id, &e.to_string())?;
@@ -279,8 +290,9 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
     booted
 }
 
-/// The root layer the attempt boots on: its environment's (built if missing), or `None`
-/// for the image's own.
+/// The root layer the attempt boots on (its environment's, built if missing, or `None` for
+/// the image's own) and the cache generation its throwaway cache overlay sits on.
+#[allow(clippy::type_complexity)]
 fn attempt_root<H: Hypervisor>(
     store: &Store,
     hv: &H,
@@ -288,26 +300,40 @@ fn attempt_root<H: Hypervisor>(
     rec: &AttemptRecord,
     clock: Clock,
     progress: &mut dyn FnMut(&str),
-) -> Result<Option<berth_vm::RootLayer>, TaskError> {
+) -> Result<(Option<berth_vm::RootLayer>, Option<berth_vm::RootLayer>), TaskError> {
+    let Some(plan) = attempt_env(rec)? else {
+        return Ok((None, None));
+    };
+    let (env, _) =
+        crate::env::ensure_env(store, hv, settings, &plan, &settings.host, clock, progress)?;
+    let cache = match &plan.cache {
+        Some(c) => Some(crate::cache::current_generation(store, &plan.repo, c.size)?),
+        None => None,
+    };
+    Ok((
+        Some(berth_vm::RootLayer {
+            path: env.layer,
+            format: if env.layer_format == "qcow2" {
+                "qcow2"
+            } else {
+                "raw"
+            },
+        }),
+        cache,
+    ))
+}
+
+/// The environment planned for the attempt, if any.
+pub(crate) fn attempt_env(rec: &AttemptRecord) -> Result<Option<crate::env::EnvPlan>, TaskError> {
     if rec.env.is_empty() {
         return Ok(None);
     }
-    let plan: crate::env::EnvPlan = serde_json::from_str(&rec.env).map_err(|e| {
+    serde_json::from_str(&rec.env).map(Some).map_err(|e| {
         TaskError::Refused(format!(
             "attempt {}: its environment record is unreadable: {e}",
             rec.id
         ))
-    })?;
-    let (env, _) =
-        crate::env::ensure_env(store, hv, settings, &plan, &settings.host, clock, progress)?;
-    Ok(Some(berth_vm::RootLayer {
-        path: env.layer,
-        format: if env.layer_format == "qcow2" {
-            "qcow2"
-        } else {
-            "raw"
-        },
-    }))
+    })
 }
 
 /// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this

@@ -73,6 +73,17 @@ pub struct VmSpec {
     /// The read-only disk the VM's overlay sits on: an environment's layer; `None` for the
     /// image's own root filesystem.
     pub root: Option<RootLayer>,
+    /// A second disk, mounted at `/cache` in the guest (dependency caches).
+    pub cache: Option<CacheDisk>,
+}
+
+/// The cache disk of a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheDisk {
+    /// An attempt: a throwaway overlay in the run dir on this generation (never written).
+    Overlay(RootLayer),
+    /// A setup VM: this qcow2 file itself, written (it becomes the next generation).
+    Writable(PathBuf),
 }
 
 /// A read-only root disk layer (never written: every VM writes its own overlay on it).

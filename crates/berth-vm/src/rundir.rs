@@ -105,6 +105,10 @@ impl RunDir {
     pub fn overlay(&self) -> PathBuf {
         self.path.join("overlay.qcow2")
     }
+    /// The attempt's throwaway overlay on its cache generation.
+    pub fn cache_overlay(&self) -> PathBuf {
+        self.path.join("cache.qcow2")
+    }
     pub fn console_log(&self) -> PathBuf {
         self.path.join("console.log")
     }

@@ -121,6 +121,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             extra_kernel_args: Vec::new(),
             network: false,
             root: None,
+            cache: None,
         };
         let session = VmSession::boot(&hv, &spec, &opts)?;
         eprintln!(

@@ -64,6 +64,7 @@ pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
             let settings = VmSettings {
                 image: ctx.image()?,
                 host: host_image_inputs(),
+                qemu_img: ctx.qemu_config()?.qemu_img,
                 accel: accel::choose(&host_cpu(), vm.accel).accel,
                 memory_mib: 1024,
                 cpus: vm.cpus,

@@ -9,6 +9,7 @@ pub mod bench_attempts;
 pub mod bench_egress;
 pub mod bench_workspace;
 pub mod bridge;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod diff;

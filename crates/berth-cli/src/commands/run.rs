@@ -127,6 +127,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let settings = VmSettings {
         image,
         host: crate::context::host_image_inputs(),
+        qemu_img: ctx.qemu_config()?.qemu_img,
         accel: accel::choose(&host_cpu(), args.vm.accel).accel,
         memory_mib: args.task.memory,
         cpus: args.vm.cpus,

@@ -68,6 +68,7 @@ pub fn run(ctx: &Context, args: SuperviseArgs) -> Result<ExitCode> {
     let settings = VmSettings {
         image: ctx.image()?,
         host: crate::context::host_image_inputs(),
+        qemu_img: ctx.qemu_config()?.qemu_img,
         accel: accel::choose(&host_cpu(), args.vm.accel).accel,
         memory_mib: rec.memory_mib,
         cpus: args.vm.cpus,

@@ -100,6 +100,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         extra_kernel_args: args.kernel_args.clone(),
         network: policy.mode != berth_core::Mode::Off,
         root: None,
+        cache: None,
     };
     // Requests are reported on stderr as they are decided (a plain VM has no audit log).
     let _proxy = berth_core::start_proxy(

@@ -37,6 +37,9 @@ pub fn kernel_cmdline(spec: &VmSpec, tsc_khz: Option<u64>) -> String {
     if spec.network {
         args.push("berth.net=1".into());
     }
+    if spec.cache.is_some() {
+        args.push("berth.cache=1".into());
+    }
     args.extend(spec.extra_kernel_args.iter().cloned());
     args.join(" ")
 }
@@ -103,6 +106,21 @@ pub fn qemu_args(
         "-device".into(),
         "virtio-blk-device,drive=root".into(),
     ]);
+    if let Some(cache) = &spec.cache {
+        let file = match cache {
+            crate::CacheDisk::Overlay(_) => dir.cache_overlay(),
+            crate::CacheDisk::Writable(path) => path.clone(),
+        };
+        a.extend([
+            "-drive".into(),
+            format!(
+                "id=cache,file={},format=qcow2,if=none,discard=unmap",
+                esc(&file)
+            ),
+            "-device".into(),
+            "virtio-blk-device,drive=cache".into(),
+        ]);
+    }
     if spec.share.is_some() {
         a.extend([
             "-chardev".into(),
@@ -175,6 +193,7 @@ mod tests {
             extra_kernel_args: vec!["berth.init=/x".into()],
             network: false,
             root: None,
+            cache: None,
         }
     }
 
@@ -198,6 +217,29 @@ mod tests {
         assert!(!tcg.contains("-cpu host"));
         let kvm = joined(&spec(Accel::Kvm, true));
         assert!(kvm.contains("-accel kvm -cpu host") && !kvm.contains("tsc_early_khz"));
+    }
+
+    #[test]
+    fn a_cache_disk_is_the_runs_own_overlay_or_the_setup_vms_new_generation() {
+        assert!(!joined(&spec(Accel::Tcg, true)).contains("drive=cache"));
+        let mut s = spec(Accel::Tcg, true);
+        s.cache = Some(crate::CacheDisk::Overlay(crate::RootLayer {
+            path: PathBuf::from("/caches/r/gen-3.qcow2"),
+            format: "qcow2",
+        }));
+        let a = joined(&s);
+        assert!(
+            a.contains("file=/run/vm-1/cache.qcow2") && a.contains("berth.cache=1"),
+            "{a}"
+        );
+        assert!(
+            !a.contains("gen-3"),
+            "an attempt never writes a generation: {a}"
+        );
+        s.cache = Some(crate::CacheDisk::Writable(PathBuf::from(
+            "/caches/r/gen-4.partial",
+        )));
+        assert!(joined(&s).contains("file=/caches/r/gen-4.partial"));
     }
 
     #[test]

@@ -90,6 +90,9 @@ impl Hypervisor for Qemu {
         }
         std::fs::rename(&partial, dir.overlay())
             .map_err(|e| VmError::io("cannot create", &dir.overlay(), e))?;
+        if let Some(crate::CacheDisk::Overlay(generation)) = &spec.cache {
+            self.overlay_on(generation, &dir.cache_overlay())?;
+        }
         Ok(dir)
     }
 
@@ -174,6 +177,33 @@ impl Hypervisor for Qemu {
         }
         tracing::debug!("QEMU sockets ready after {:?}", t0.elapsed());
         Ok(vm)
+    }
+}
+
+impl Qemu {
+    /// A fresh qcow2 overlay at `to` on the read-only `layer`.
+    fn overlay_on(&self, layer: &crate::RootLayer, to: &Path) -> Result<(), VmError> {
+        let backing = layer
+            .path
+            .canonicalize()
+            .map_err(|e| VmError::io("cannot find the disk", &layer.path, e))?;
+        let _ = std::fs::remove_file(to);
+        let out = Command::new(&self.config.qemu_img)
+            .args(["create", "-q", "-f", "qcow2", "-F", layer.format, "-b"])
+            .arg(&backing)
+            .arg(to)
+            .output()
+            .map_err(|e| VmError::Spawn {
+                program: "qemu-img",
+                detail: format!("{}: {e}", self.config.qemu_img.display()),
+            })?;
+        if !out.status.success() {
+            return Err(VmError::Spawn {
+                program: "qemu-img",
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
