@@ -54,6 +54,29 @@ impl Context {
         )
     }
 
+    /// How this front end's VMs are made: this binary's image, the accelerator for this
+    /// host (or the user's), and its run and log directories.
+    pub fn vm_settings(
+        &self,
+        memory_mib: u32,
+        vm: &crate::commands::supervise::VmArgs,
+    ) -> Result<berth_core::VmSettings> {
+        Ok(berth_core::VmSettings {
+            image: self.image()?,
+            host: host_image_inputs(),
+            qemu_img: self.qemu_config()?.qemu_img,
+            accel: berth_core::host::accel::choose(&host_cpu(), vm.accel).accel,
+            memory_mib,
+            cpus: vm.cpus,
+            boot: berth_core::host::session::BootOptions {
+                run_root: self.data.run(),
+                logs_dir: self.data.logs(),
+                owner_pid: std::process::id(),
+                boot_timeout: std::time::Duration::from_secs(vm.boot_timeout),
+            },
+        })
+    }
+
     pub fn qemu_config(&self) -> Result<QemuConfig> {
         Ok(QemuConfig {
             qemu: find_tool("BERTH_QEMU", &["qemu-system-x86_64"], &[]).context(

@@ -225,7 +225,6 @@ pub fn publish_generation(
 
 /// Every repo's cache disk.
 pub fn list_caches(store: &Store) -> Vec<CacheView> {
-    use std::os::unix::fs::MetadataExt;
     let mut out = Vec::new();
     for entry in std::fs::read_dir(caches_dir(store))
         .into_iter()
@@ -247,14 +246,7 @@ pub fn list_caches(store: &Store) -> Vec<CacheView> {
                     .ok()
             })
             .unwrap_or(0);
-        let size_on_disk = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.metadata().ok())
-            .filter(|m| m.is_file())
-            .map(|m| m.blocks() * 512)
-            .sum();
+        let size_on_disk = crate::env_build::disk_usage(&dir);
         out.push(CacheView {
             repo,
             generations: generations(&dir),

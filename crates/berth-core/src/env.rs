@@ -317,7 +317,7 @@ pub fn ensure_env<H: Hypervisor>(
         layer_format: format.into(),
         built_at: clock() / 1000,
         build_seconds: started.elapsed().as_secs(),
-        size: dir_size(&staging),
+        size: crate::env_build::disk_usage(&staging),
     };
     let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
     // Whatever is at `dir` now is no usable environment (find_env said so): a leftover.
@@ -586,18 +586,6 @@ fn attempts_running(store: &Store, repo: &Path) -> bool {
         .and_then(|db| db.attempts())
         .map(|all| all.iter().any(|a| a.repo == repo && a.state.is_live()))
         .unwrap_or(true)
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.blocks() * 512)
-        .sum()
 }
 
 #[cfg(test)]

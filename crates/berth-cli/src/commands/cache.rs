@@ -3,16 +3,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
-use berth_core::host::accel;
 use berth_core::host::qemu::Qemu;
-use berth_core::host::session::BootOptions;
-use berth_core::{VmSettings, list_caches, plan_env, refresh_cache, remove_cache, repo_root};
+use berth_core::{list_caches, plan_env, refresh_cache, remove_cache, repo_root};
 
 use super::supervise::VmArgs;
-use crate::context::{Context, host_cpu, host_image_inputs, now_ms};
+use crate::context::{Context, now_ms};
 
 #[derive(clap::Subcommand)]
 pub enum CacheCommand {
@@ -71,20 +68,7 @@ pub fn run(ctx: &Context, cmd: CacheCommand) -> Result<ExitCode> {
                 );
             };
             let qemu = ctx.qemu_config()?;
-            let settings = VmSettings {
-                image: ctx.image()?,
-                host: host_image_inputs(),
-                qemu_img: qemu.qemu_img.clone(),
-                accel: accel::choose(&host_cpu(), vm.accel).accel,
-                memory_mib: 1024,
-                cpus: vm.cpus,
-                boot: BootOptions {
-                    run_root: ctx.data.run(),
-                    logs_dir: ctx.data.logs(),
-                    owner_pid: std::process::id(),
-                    boot_timeout: Duration::from_secs(vm.boot_timeout),
-                },
-            };
+            let settings = ctx.vm_settings(1024, &vm)?;
             refresh_cache(
                 &store,
                 &Qemu::new(qemu),

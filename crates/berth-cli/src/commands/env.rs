@@ -3,17 +3,14 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Result, bail};
-use berth_core::host::accel;
 use berth_core::host::qemu::Qemu;
-use berth_core::host::session::BootOptions;
-use berth_core::{EnvOutcome, VmSettings, ensure_env, list_envs, plan_env, remove_env, repo_root};
+use berth_core::{EnvOutcome, ensure_env, list_envs, plan_env, remove_env, repo_root};
 
 use super::ls::age;
 use super::supervise::VmArgs;
-use crate::context::{Context, host_cpu, host_image_inputs, now_ms};
+use crate::context::{Context, now_ms};
 
 #[derive(clap::Subcommand)]
 pub enum EnvCommand {
@@ -61,20 +58,7 @@ pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
                     repo.display()
                 );
             };
-            let settings = VmSettings {
-                image: ctx.image()?,
-                host: host_image_inputs(),
-                qemu_img: ctx.qemu_config()?.qemu_img,
-                accel: accel::choose(&host_cpu(), vm.accel).accel,
-                memory_mib: 1024,
-                cpus: vm.cpus,
-                boot: BootOptions {
-                    run_root: ctx.data.run(),
-                    logs_dir: ctx.data.logs(),
-                    owner_pid: std::process::id(),
-                    boot_timeout: Duration::from_secs(vm.boot_timeout),
-                },
-            };
+            let settings = ctx.vm_settings(1024, &vm)?;
             let hv = Qemu::new(ctx.qemu_config()?);
             let host = settings.host.clone();
             let (env, outcome) =

@@ -6,17 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use berth_core::host::accel;
 use berth_core::host::agent::ExecIo;
 use berth_core::host::qemu::Qemu;
-use berth_core::host::session::BootOptions;
-use berth_core::{NewTask, VmSettings, check_memory, prepare_task, pull_attempt, run_attempt};
+use berth_core::{NewTask, check_memory, prepare_task, pull_attempt, run_attempt};
 
 use super::demo;
-use crate::context::{Context, host_cpu, host_memory_mib, now_ms};
+use crate::context::{Context, host_memory_mib, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -124,20 +121,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let settings = VmSettings {
-        image,
-        host: crate::context::host_image_inputs(),
-        qemu_img: ctx.qemu_config()?.qemu_img,
-        accel: accel::choose(&host_cpu(), args.vm.accel).accel,
-        memory_mib: args.task.memory,
-        cpus: args.vm.cpus,
-        boot: BootOptions {
-            run_root: ctx.data.run(),
-            logs_dir: ctx.data.logs(),
-            owner_pid: std::process::id(),
-            boot_timeout: Duration::from_secs(args.vm.boot_timeout),
-        },
-    };
+    let mut settings = ctx.vm_settings(args.task.memory, &args.vm)?;
+    settings.image = image;
     let hv = Qemu::new(ctx.qemu_config()?);
     let many = prepared.attempts.len() > 1;
     let console = Arc::new(Mutex::new(()));

@@ -3,15 +3,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use anyhow::Result;
+use berth_core::host::Accel;
 use berth_core::host::qemu::Qemu;
-use berth_core::host::session::BootOptions;
-use berth_core::host::{Accel, accel};
-use berth_core::{AttemptId, SuperviseOptions, VmSettings, supervise};
+use berth_core::{AttemptId, SuperviseOptions, supervise};
 
-use crate::context::{Context, host_cpu, now_ms};
+use crate::context::{Context, now_ms};
 
 /// VM settings an attempt's supervisor boots with.
 #[derive(clap::Args, Clone, Debug)]
@@ -65,20 +63,7 @@ pub fn run(ctx: &Context, args: SuperviseArgs) -> Result<ExitCode> {
     }
     let store = ctx.store();
     let rec = store.db()?.attempt(args.attempt)?;
-    let settings = VmSettings {
-        image: ctx.image()?,
-        host: crate::context::host_image_inputs(),
-        qemu_img: ctx.qemu_config()?.qemu_img,
-        accel: accel::choose(&host_cpu(), args.vm.accel).accel,
-        memory_mib: rec.memory_mib,
-        cpus: args.vm.cpus,
-        boot: BootOptions {
-            run_root: ctx.data.run(),
-            logs_dir: ctx.data.logs(),
-            owner_pid: std::process::id(),
-            boot_timeout: Duration::from_secs(args.vm.boot_timeout),
-        },
-    };
+    let settings = ctx.vm_settings(rec.memory_mib, &args.vm)?;
     let hv = Qemu::new(ctx.qemu_config()?);
     eprintln!(
         "supervisor for {} (pid {}) starting",

@@ -64,30 +64,14 @@ impl Hypervisor for Qemu {
         // planted with its backing file pointing at any host file) is never booted.
         let _ = std::fs::remove_file(dir.overlay());
         let partial = dir.path().join("overlay.qcow2.partial");
-        let (backing, format) = match &spec.root {
-            Some(layer) => (layer.path.clone(), layer.format),
-            None => (spec.image.rootfs(), "raw"),
+        let root = match &spec.root {
+            Some(layer) => layer.clone(),
+            None => crate::RootLayer {
+                path: spec.image.rootfs(),
+                format: "raw",
+            },
         };
-        // The overlay records its backing file's path: the real one, not one through a
-        // symlink that may be gone when the overlay (an environment's layer) is next used.
-        let backing = backing
-            .canonicalize()
-            .map_err(|e| VmError::io("cannot find the root disk", &backing, e))?;
-        let out = Command::new(&self.config.qemu_img)
-            .args(["create", "-q", "-f", "qcow2", "-F", format, "-b"])
-            .arg(&backing)
-            .arg(&partial)
-            .output()
-            .map_err(|e| VmError::Spawn {
-                program: "qemu-img",
-                detail: format!("{}: {e}", self.config.qemu_img.display()),
-            })?;
-        if !out.status.success() {
-            return Err(VmError::Spawn {
-                program: "qemu-img",
-                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
+        self.overlay_on(&root, &partial)?;
         std::fs::rename(&partial, dir.overlay())
             .map_err(|e| VmError::io("cannot create", &dir.overlay(), e))?;
         if let Some(crate::CacheDisk::Overlay(generation)) = &spec.cache {
@@ -181,7 +165,9 @@ impl Hypervisor for Qemu {
 }
 
 impl Qemu {
-    /// A fresh qcow2 overlay at `to` on the read-only `layer`.
+    /// A fresh qcow2 overlay at `to` on the read-only `layer`. The overlay records its
+    /// backing file's path: the real one, not one through a symlink that may be gone when the
+    /// overlay (an environment's layer) is next used.
     fn overlay_on(&self, layer: &crate::RootLayer, to: &Path) -> Result<(), VmError> {
         let backing = layer
             .path
