@@ -343,6 +343,15 @@ pub fn attempt_pull(app: State<'_, App>, id: String) -> Res<String> {
         now_ms,
     )
     .map_err(|e| e.to_string())?;
+    if let Some(i) = &pulled.imported {
+        // The repo's cache is refreshed on what the user kept (in the background).
+        let _ = berth_core::refresh_cache_after_pull(
+            &app.berth,
+            &app.store,
+            attempt,
+            &i.head.to_string(),
+        );
+    }
     Ok(match pulled.imported {
         Some(i) => format!(
             "pulled {id} as {} ({} file(s), +{}/-{})",

@@ -132,6 +132,9 @@ pub struct NextGeneration {
     dir: PathBuf,
     number: u32,
     published: bool,
+    /// One new generation at a time per repo (an environment build and a refresh after a
+    /// pull may start together).
+    _lock: crate::env_build::EnvLock,
 }
 
 impl Drop for NextGeneration {
@@ -148,8 +151,12 @@ pub fn next_generation(
     size: u64,
     qemu_img: &Path,
 ) -> Result<NextGeneration, TaskError> {
-    let current = current_generation(store, repo, size)?;
     let dir = cache_dir(store, repo);
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&dir)
+        .map_err(|e| refused("cannot create", &dir, e))?;
+    let lock = crate::env_build::EnvLock::take(&dir, "generation-lock", &mut |_| {})?;
+    let current = current_generation(store, repo, size)?;
     let number = generations(&dir).last().copied().unwrap_or(0) + 1;
     let path = dir.join(format!("gen-{number}.qcow2.{}.partial", std::process::id()));
     let backing = current
@@ -174,6 +181,7 @@ pub fn next_generation(
         dir,
         number,
         published: false,
+        _lock: lock,
     })
 }
 

@@ -48,7 +48,7 @@ pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
-pub use spawn::{SuperviseOptions, spawn_supervisor};
+pub use spawn::{SuperviseOptions, refresh_cache_after_pull, spawn_supervisor};
 pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::Store;
 pub use supervisor::{STOPPED_BY_USER, supervise};

@@ -95,3 +95,55 @@ pub fn spawn_supervisor(
     std::thread::spawn(move || child.wait());
     Ok(pid)
 }
+
+/// After a pull into a repo with a `[cache]`: a detached `berth cache refresh` on the pulled
+/// commit, so the next attempts start warm on what the user kept (a setup VM fills the new
+/// generation; nothing of the attempt's own bytes goes into it). Logs to
+/// `<data>/logs/cache-refresh.log`. Returns `None` when the attempt's repo has no cache.
+pub fn refresh_cache_after_pull(
+    berth: &Path,
+    store: &Store,
+    id: AttemptId,
+    commit: &str,
+) -> Result<Option<u32>, TaskError> {
+    let rec = store.db()?.attempt(id)?;
+    let has_cache = crate::task::attempt_env(&rec)?.is_some_and(|p| p.cache.is_some());
+    if !has_cache {
+        return Ok(None);
+    }
+    let logs = store.data().logs();
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&logs)
+        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", logs.display())))?;
+    let log_path = logs.join("cache-refresh.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| TaskError::Refused(format!("cannot duplicate the log: {e}")))?;
+    let mut cmd = Command::new(berth);
+    cmd.arg("--data-dir")
+        .arg(store.data().root())
+        .args(["cache", "refresh", "--repo"])
+        .arg(&rec.repo)
+        .args(["--base", commit])
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // SAFETY: setsid is async-signal-safe; the refresh outlives the terminal or the app.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| TaskError::Refused(format!("cannot start the cache refresh: {e}")))?;
+    let pid = child.id();
+    std::thread::spawn(move || child.wait());
+    Ok(Some(pid))
+}

@@ -63,6 +63,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
     }
     let rec = store.db()?.attempt(args.attempt)?;
+    if let Some(i) = &pulled.imported
+        && let Some(pid) = berth_core::refresh_cache_after_pull(
+            &ctx.exe,
+            &store,
+            args.attempt,
+            &i.head.to_string(),
+        )?
+    {
+        eprintln!(
+            "berth: refreshing the repo's cache on {} in the background (pid {pid}; \
+             `berth cache ls` shows the new generation)",
+            i.branch
+        );
+    }
     if let Some(r) = pulled.imported.as_ref().and_then(|i| i.replaced.as_ref()) {
         let branch = pulled
             .imported
