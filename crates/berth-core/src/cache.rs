@@ -231,6 +231,11 @@ pub fn publish_generation(
     Ok(next.number)
 }
 
+/// Bytes `repo`'s cache disk takes on the host (every generation and the empty base).
+pub fn cache_disk_usage(store: &Store, repo: &Path) -> u64 {
+    crate::env_build::disk_usage(&cache_dir(store, repo))
+}
+
 /// Every repo's cache disk.
 pub fn list_caches(store: &Store) -> Vec<CacheView> {
     let mut out = Vec::new();

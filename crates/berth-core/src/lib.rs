@@ -29,7 +29,10 @@ mod test_repo;
 mod trust;
 
 pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
-pub use cache::{CacheView, cache_dir, list_caches, remove_cache};
+pub use cache::{
+    CacheView, cache_dir, cache_disk_usage, current_generation as current_cache_generation,
+    list_caches, remove_cache,
+};
 pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
 pub use display::{escape_controls, notification_text};
@@ -72,7 +75,8 @@ pub use berth_proto::{ExecRequest, Message, WinSize};
 /// image, boot options, the guard and bridge processes, log files). No rule lives here.
 pub mod host {
     pub use berth_vm::{
-        Accel, VmSpec, accel, agent, floor, guard, image, logfile, qemu, rundir, session,
+        Accel, CacheDisk, RootLayer, VmSpec, accel, agent, floor, guard, image, logfile, qemu,
+        rundir, session,
     };
 }
 

@@ -44,6 +44,17 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// An environment: cold and no-op build, agent-ready time on it vs the bare image, sizes.
+    Env {
+        /// The Debian package the environment adds.
+        #[arg(long, default_value = "jq")]
+        package: String,
+        /// Boots of each kind.
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Workspace creation on a tiny repo vs one with a large history, and pull-back time.
     Workspace {
         /// MiB of history in the large repo.
@@ -75,6 +86,18 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Attempts { memory, json } => {
             ctx.reconcile();
             super::bench_attempts::run(ctx, &[1, 4, 8], memory, json)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        BenchCommand::Env {
+            package,
+            runs,
+            json,
+        } => {
+            ctx.reconcile();
+            let root = tempdir(ctx, "bench-env")?;
+            let result = super::bench_env::run(ctx, &root, &package, runs.max(1), json);
+            let _ = std::fs::remove_dir_all(&root);
+            result?;
             return Ok(ExitCode::SUCCESS);
         }
         BenchCommand::Workspace {

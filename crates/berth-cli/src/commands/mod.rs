@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bench;
 pub mod bench_attempts;
 pub mod bench_egress;
+pub mod bench_env;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod cache;
