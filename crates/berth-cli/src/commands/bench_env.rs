@@ -73,7 +73,11 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
     };
     let layer = RootLayer {
         path: env.layer.clone(),
-        format: if env.layer_format == "qcow2" { "qcow2" } else { "raw" },
+        format: if env.layer_format == "qcow2" {
+            "qcow2"
+        } else {
+            "raw"
+        },
     };
     let (mut bare, mut on_env) = (Vec::new(), Vec::new());
     for i in 0..runs {
@@ -112,9 +116,16 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
         println!(
             "environment build, cold           {:.1} s (package layer {})",
             cold.as_secs_f64(),
-            if packages_cached { "from the cache" } else { "built" }
+            if packages_cached {
+                "from the cache"
+            } else {
+                "built"
+            }
         );
-        println!("environment build, nothing changed {:.3} s", noop.as_secs_f64());
+        println!(
+            "environment build, nothing changed {:.3} s",
+            noop.as_secs_f64()
+        );
         println!(
             "agent ready: bare image           median {:.3} s ({runs} runs)",
             b.as_secs_f64()
@@ -124,8 +135,14 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
             e.as_secs_f64(),
             e.as_secs_f64() / b.as_secs_f64()
         );
-        println!("environment on disk                {} KiB (its own layer; the package layer is shared)", env.size >> 10);
-        println!("cache disk on disk                 {} MiB", cache_bytes >> 20);
+        println!(
+            "environment on disk                {} KiB (its own layer; the package layer is shared)",
+            env.size >> 10
+        );
+        println!(
+            "cache disk on disk                 {} MiB",
+            cache_bytes >> 20
+        );
     }
     Ok(())
 }
