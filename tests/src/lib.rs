@@ -11,13 +11,17 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod env;
+mod files_http;
 mod http;
 mod leftovers;
+mod registries;
 mod repo;
 mod vm;
 
 pub use env::{TestEnv, berth_bin, target_dir};
+pub use files_http::FilesHttp;
 pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
-pub use repo::{commit_file, git, repo_with, simple_repo};
+pub use registries::{Files, Registries};
+pub use repo::{commit_file, commit_files, git, repo_with, simple_repo};
 pub use vm::{Output, TestVm};

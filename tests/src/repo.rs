@@ -39,8 +39,17 @@ pub fn repo_with(dir: &Path, branch: &str, file: &str, text: &str) -> PathBuf {
 
 /// The user writes `file` in their repo `dir` and commits it on the checked-out branch.
 pub fn commit_file(dir: &Path, file: &str, text: &str, message: &str) {
-    std::fs::write(dir.join(file), text).unwrap();
-    git(dir, &["add", file]);
+    commit_files(dir, &[(file.to_string(), text.to_string())], message);
+}
+
+/// The user writes several files (paths may hold folders) and commits them in one commit.
+pub fn commit_files(dir: &Path, files: &[(String, String)], message: &str) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        git(dir, &["add", path]);
+    }
     git(
         dir,
         &[

@@ -24,6 +24,33 @@ fn repo_with_env(env: &TestEnv, toml: &str) -> PathBuf {
     repo
 }
 
+/// `berth run --attempts N -- sh -c SCRIPT` in `repo`.
+fn run_sh(env: &TestEnv, repo: &Path, attempts: u32, script: &str) -> Output {
+    let n = attempts.to_string();
+    berth(
+        env,
+        repo,
+        &[
+            "run",
+            "--repo",
+            ".",
+            "--attempts",
+            &n,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
+}
+
+/// The current generation of the (only) repo's cache disk.
+fn cache_generation(env: &TestEnv, repo: &Path) -> u64 {
+    let ls = berth(env, repo, &["cache", "ls", "--json"]);
+    let caches: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    caches[0]["generation"].as_u64().unwrap_or(0)
+}
+
 fn env_ids(env: &TestEnv, repo: &Path) -> Vec<String> {
     let out = berth(env, repo, &["env", "ls", "--json", "--repo", "."]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -49,18 +76,11 @@ fn an_environment_is_built_once_and_attempts_boot_on_it() {
     assert!(text(&second).contains("is up to date"), "{}", text(&second));
     assert_eq!(env_ids(&env, &repo).len(), 1);
 
-    let out = berth(
+    let out = run_sh(
         &env,
         &repo,
-        &[
-            "run",
-            "--repo",
-            ".",
-            "--",
-            "sh",
-            "-c",
-            "jq --version; cat ~/setup.txt; ~/venv/bin/python -c 'print(6*7)'; cc --version | head -1",
-        ],
+        1,
+        "jq --version; cat ~/setup.txt; ~/venv/bin/python -c 'print(6*7)'; cc --version | head -1",
     );
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
@@ -153,18 +173,11 @@ fn setup_steps_reach_only_what_the_trusted_setup_network_allows() {
     );
     assert!(text(&out).contains("hello from registry"), "{}", text(&out));
     // The attempt itself has no network: the setup's network was the setup's alone.
-    let out = berth(
+    let out = run_sh(
         &env,
         &repo,
-        &[
-            "run",
-            "--repo",
-            ".",
-            "--",
-            "sh",
-            "-c",
-            "curl -sS -m 5 http://svc.test/ || echo no-net",
-        ],
+        1,
+        "curl -sS -m 5 http://svc.test/ || echo no-net",
     );
     assert!(text(&out).contains("no-net"), "{}", text(&out));
 }
@@ -186,40 +199,24 @@ fn the_cache_disk_is_shared_warm_and_nothing_an_attempt_writes_reaches_another()
     );
     // Two attempts at once: the first poisons the cached file and leaves a marker; the
     // second, reading later, still sees what the setup VM put there.
-    let out = berth(
+    let out = run_sh(
         &env,
         &repo,
-        &[
-            "run",
-            "--repo",
-            ".",
-            "--attempts",
-            "2",
-            "--",
-            "sh",
-            "-c",
-            "if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then echo POISON > $PIP_CACHE_DIR/wheels/pkg; \
+        2,
+        "if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then echo POISON > $PIP_CACHE_DIR/wheels/pkg; \
              touch /cache/from-A; echo kept > work-of-A.txt; echo A-wrote; else sleep 4; \
              echo B-saw $(cat $PIP_CACHE_DIR/wheels/pkg); ls /cache; fi",
-        ],
     );
     let shown = text(&out);
     assert!(shown.contains("A-wrote"), "{shown}");
     assert!(shown.contains("B-saw from-setup"), "{shown}");
     assert!(!shown.contains("from-A"), "{shown}");
     // A full cache disk is the guest's problem only: ENOSPC inside, the host untouched.
-    let out = berth(
+    let out = run_sh(
         &env,
         &repo,
-        &[
-            "run",
-            "--repo",
-            ".",
-            "--",
-            "sh",
-            "-c",
-            "head -c 300M /dev/zero > /cache/big || echo guest-got-enospc",
-        ],
+        1,
+        "head -c 300M /dev/zero > /cache/big || echo guest-got-enospc",
     );
     assert!(text(&out).contains("guest-got-enospc"), "{}", text(&out));
     // Pulling A refreshes the cache in the background, on A's commit, by a setup VM.
@@ -229,11 +226,7 @@ fn the_cache_disk_is_shared_warm_and_nothing_an_attempt_writes_reaches_another()
         "{}",
         text(&pulled)
     );
-    let generation = || {
-        let ls = berth(&env, &repo, &["cache", "ls", "--json"]);
-        let caches: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-        caches[0]["generation"].as_u64().unwrap_or(0)
-    };
+    let generation = || cache_generation(&env, &repo);
     assert!(
         berth_tests::wait_until(std::time::Duration::from_secs(180), || generation() == 2),
         "no new generation after the pull"
@@ -241,19 +234,7 @@ fn the_cache_disk_is_shared_warm_and_nothing_an_attempt_writes_reaches_another()
     // A new generation is made by a setup VM, never from an attempt's bytes.
     let refreshed = berth(&env, &repo, &["cache", "refresh"]);
     assert!(refreshed.status.success(), "{}", text(&refreshed));
-    let out = berth(
-        &env,
-        &repo,
-        &[
-            "run",
-            "--repo",
-            ".",
-            "--",
-            "sh",
-            "-c",
-            "cat $PIP_CACHE_DIR/wheels/pkg; ls /cache",
-        ],
-    );
+    let out = run_sh(&env, &repo, 1, "cat $PIP_CACHE_DIR/wheels/pkg; ls /cache");
     let shown = text(&out);
     assert!(
         shown.contains("from-setup") && !shown.contains("POISON"),
@@ -264,4 +245,103 @@ fn the_cache_disk_is_shared_warm_and_nothing_an_attempt_writes_reaches_another()
         "{shown}"
     );
     assert_eq!(generation(), 3);
+}
+
+/// Real clients against local registries: cargo, npm and pip fetch through the setup VM's
+/// proxy onto the cache disk; attempts build and test offline on it without compiling a
+/// dependency again, nothing one attempt writes there reaches another, and a generation
+/// made after pulling an attempt holds nothing it wrote.
+#[test]
+fn real_projects_fetch_from_registries_once_and_build_offline_on_the_warm_cache() {
+    let env = TestEnv::new();
+    let reg = berth_tests::Registries::start();
+    let port = reg.http.port;
+    let mut files = reg.cargo("crates.test", 12);
+    files.extend(reg.npm("npm.test"));
+    files.extend(reg.pip("pypi.test"));
+    files.push((
+        "berth.toml".into(),
+        format!(
+            "[env]\npackages = [\"cargo\", \"npm\"]\nsetup = [\n  \"cargo fetch --locked\",\n  \
+             \"cargo build --offline --locked\",\n  \"npm ci --ignore-scripts\",\n  \
+             \"pip download --quiet --dest $PIP_CACHE_DIR/wheelhouse -r requirements.txt\",\n]\n\
+             [env.network]\nmode = \"allowlist\"\n\
+             allow = [\"crates.test:{port}\", \"npm.test:{port}\", \"pypi.test:{port}\"]\n\
+             resolve = {{ \"crates.test\" = \"127.0.0.1\", \"npm.test\" = \"127.0.0.1\", \
+             \"pypi.test\" = \"127.0.0.1\" }}\n\
+             [cache]\npresets = [\"cargo\", \"npm\", \"pip\"]\nsize = \"2GiB\"\n"
+        ),
+    ));
+    let repo = repo_with(&env.home.path().join("repo"), "main", "README", "hi\n");
+    berth_tests::commit_files(&repo, &files, "projects");
+    assert!(berth(&env, &repo, &["config", "trust"]).status.success());
+    let built = berth(&env, &repo, &["env", "build"]);
+    assert!(built.status.success(), "{}", text(&built));
+    // Each client really went to its registry, through the proxy.
+    for (host, path) in [
+        ("crates.test", "/cargo/index.git/info/refs"),
+        ("crates.test", "/cargo/crates/berth_dep_11/1.0.0/download"),
+        ("npm.test", "/npm/berth-dep-b/-/berth-dep-b-1.0.0.tgz"),
+        ("pypi.test", "/pypi/files/berth_pkg_b-1.0-py3-none-any.whl"),
+    ] {
+        assert!(reg.http.was_asked_for(path), "{path} never fetched");
+        assert!(
+            text(&built).contains(&format!("allow GET {host}")),
+            "{}",
+            text(&built)
+        );
+    }
+    let check = "set -e; cargo build --offline --locked 2>&1; cargo test --offline --locked 2>&1; \
+                 npm ci --offline --ignore-scripts >/dev/null; \
+                 node -e \"console.log('node:', require('berth-dep-a').hello())\"; \
+                 python3 -m venv /tmp/venv; /tmp/venv/bin/pip install --quiet --no-index \
+                 --find-links $PIP_CACHE_DIR/wheelhouse -r requirements.txt; \
+                 /tmp/venv/bin/python -c 'import berth_pkg_a; print(\"python:\", berth_pkg_a.hello())'";
+    let poison = "for f in $CARGO_HOME/registry/src/*/berth_dep_00-1.0.0/src/lib.rs; do \
+                  echo 'compile_error!(\"POISON\");' >> $f; done; \
+                  for f in $CARGO_TARGET_DIR/debug/deps/libberth_dep_00-*.rlib; do \
+                  echo POISON > $f; done; echo POISON >> $npm_config_cache/_cacache/index-v5/x; \
+                  echo kept > work-of-A.txt; echo A-poisoned";
+    let script = format!(
+        "if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then {poison}; else sleep 20; {check}; \
+         grep -rl POISON /cache 2>/dev/null || echo B-saw-no-poison; fi"
+    );
+    let out = run_sh(&env, &repo, 2, &script);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("A-poisoned"), "{shown}");
+    assert!(shown.contains("B-saw-no-poison"), "{shown}");
+    assert!(shown.contains("Compiling app"), "{shown}");
+    assert!(
+        !shown.contains("Compiling berth_dep"),
+        "the warm cache compiled a dependency again: {shown}"
+    );
+    assert!(shown.contains("test result: ok. 1 passed"), "{shown}");
+    assert!(
+        shown.contains("node: berth-dep-a with berth-dep-b"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("python: berth_pkg_a with berth_pkg_b"),
+        "{shown}"
+    );
+
+    // Pulling A makes a new generation on A's commit, by a setup VM: nothing A wrote in it.
+    let pulled = berth(&env, &repo, &["pull", "1.1", "--branch", "kept-a"]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let generation = || cache_generation(&env, &repo);
+    assert!(
+        berth_tests::wait_until(std::time::Duration::from_secs(600), || generation() == 2),
+        "no new generation after the pull"
+    );
+    let out = run_sh(
+        &env,
+        &repo,
+        1,
+        &format!("{check}; grep -rl POISON /cache 2>/dev/null || echo no-poison-in-gen-2"),
+    );
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("no-poison-in-gen-2"), "{shown}");
+    assert!(!shown.contains("Compiling berth_dep"), "{shown}");
 }
