@@ -14,14 +14,10 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The `berth` binary built alongside the tests (`cargo build` builds it first).
+/// The debug `berth` binary (`cargo build -p berth-cli`; `scripts/test.sh` builds it), for
+/// tests and benchmarks alike: a release one may be from an older tree.
 pub fn berth_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("profile dir")
-        .join("berth");
+    let bin = target_dir().join("debug/berth");
     assert!(
         bin.is_file(),
         "{} is missing; run scripts/test.sh (or `cargo build -p berth-cli`) first",
