@@ -112,25 +112,44 @@ pub struct CacheConfig {
     pub size: Option<Spanned<String>>,
 }
 
-/// The cache presets Berth knows, and the directories on the cache disk they point tools at.
-pub const CACHE_PRESETS: &[(&str, &[(&str, &str)])] = &[
-    (
-        "cargo",
-        &[
-            ("CARGO_HOME", "/cache/cargo"),
-            ("CARGO_TARGET_DIR", "/cache/target"),
-        ],
-    ),
-    ("npm", &[("npm_config_cache", "/cache/npm")]),
-    ("pip", &[("PIP_CACHE_DIR", "/cache/pip")]),
-    (
-        "go",
-        &[
-            ("GOMODCACHE", "/cache/go/mod"),
-            ("GOCACHE", "/cache/go/build"),
-        ],
-    ),
-];
+/// A cache preset: its name and the variables that point a tool at the cache disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachePreset {
+    pub name: String,
+    pub vars: Vec<(String, String)>,
+}
+
+/// The cache presets Berth knows, from `provisioning/cache-presets.toml`.
+pub fn cache_presets() -> &'static [CachePreset] {
+    static PRESETS: std::sync::OnceLock<Vec<CachePreset>> = std::sync::OnceLock::new();
+    PRESETS.get_or_init(|| {
+        parse_presets(include_str!("../../../provisioning/cache-presets.toml"))
+            .unwrap_or_else(|e| unreachable!("provisioning/cache-presets.toml: {e}"))
+    })
+}
+
+/// Reads a presets file: one table per preset, each key a variable whose path is under
+/// `/cache` (no `..`).
+fn parse_presets(text: &str) -> Result<Vec<CachePreset>, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    table
+        .into_iter()
+        .map(|(name, vars)| {
+            let vars = vars
+                .as_table()
+                .ok_or_else(|| format!("{name}: not a table"))?
+                .iter()
+                .map(|(k, v)| match v.as_str() {
+                    Some(p) if p.starts_with("/cache/") && !p.split('/').any(|c| c == "..") => {
+                        Ok((k.clone(), p.to_string()))
+                    }
+                    _ => Err(format!("{name}.{k}: a path under /cache")),
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(CachePreset { name, vars })
+        })
+        .collect()
+}
 
 /// Default and bounds of the cache disk's size.
 pub const DEFAULT_CACHE_BYTES: u64 = 8 << 30;
@@ -157,8 +176,8 @@ impl CacheConfig {
             text[..span.start.min(text.len())].matches('\n').count() + 1
         };
         for (i, p) in self.presets.iter().enumerate() {
-            if !CACHE_PRESETS.iter().any(|(name, _)| name == p.get_ref()) {
-                let known: Vec<&str> = CACHE_PRESETS.iter().map(|(n, _)| *n).collect();
+            if !cache_presets().iter().any(|c| &c.name == p.get_ref()) {
+                let known: Vec<&str> = cache_presets().iter().map(|c| c.name.as_str()).collect();
                 return Err(format!(
                     "berth.toml line {}: cache.presets[{i}]: '{}' is not a preset; Berth knows {}",
                     at(p.span()),
@@ -184,11 +203,10 @@ impl CacheConfig {
 
 /// The environment variables that point tools at the cache disk for `presets`.
 pub fn cache_env(presets: &[String]) -> Vec<(String, String)> {
-    CACHE_PRESETS
+    cache_presets()
         .iter()
-        .filter(|(name, _)| presets.iter().any(|p| p == name))
-        .flat_map(|(_, vars)| vars.iter())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .filter(|c| presets.contains(&c.name))
+        .flat_map(|c| c.vars.iter().cloned())
         .collect()
 }
 
@@ -242,6 +260,15 @@ mod tests {
         assert!(err.contains("line 2") && err.contains("maven"), "{err}");
         let err = parse("[cache]\nsize = \"1KiB\"\n").unwrap_err();
         assert!(err.contains("cache.size"), "{err}");
+        let names: Vec<&str> = super::cache_presets()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["cargo", "go", "npm", "pip"]);
+        let err = super::parse_presets("[x]\nA = \"/cache/../etc\"\n").unwrap_err();
+        assert!(err.contains("x.A"), "{err}");
+        let err = super::parse_presets("[x]\nA = \"/etc\"\n").unwrap_err();
+        assert!(err.contains("x.A"), "{err}");
     }
 
     #[test]

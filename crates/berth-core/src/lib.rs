@@ -45,7 +45,7 @@ pub use env::{
     CachePlan, EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env,
     list_envs, plan_env, refresh_cache, remove_env,
 };
-pub use env_config::{CACHE_PRESETS, CacheConfig, EnvConfig, cache_env};
+pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
