@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "repos",
     "repo_add",
     "repo_remove",
+    "repo_env",
+    "repo_env_build",
     "pick_folder",
     "settings",
     "set_editor",

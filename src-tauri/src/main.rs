@@ -84,6 +84,8 @@ fn main() {
             repos::repos,
             repos::repo_add,
             repos::repo_remove,
+            repos::repo_env,
+            repos::repo_env_build,
             repos::pick_folder,
             repos::settings,
             repos::set_editor,

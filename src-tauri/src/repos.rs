@@ -25,6 +25,24 @@ pub fn repo_add(app: State<'_, App>, path: String) -> Res<String> {
         .map_err(|e| e.to_string())
 }
 
+/// The repo's environment and cache: what its berth.toml asks for, whether it is built,
+/// a build or refresh under way (with its last lines), the cache generation.
+#[tauri::command(async)]
+pub fn repo_env(app: State<'_, App>, path: String) -> Res<berth_core::RepoEnvStatus> {
+    let repo = berth_core::repo_root(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
+    Ok(berth_core::repo_env_status(&app.store, &repo))
+}
+
+/// Builds the repo's environment in the background (`again`: even when built); progress
+/// shows through `repo_env`.
+#[tauri::command(async)]
+pub fn repo_env_build(app: State<'_, App>, path: String, again: bool) -> Res<()> {
+    let repo = berth_core::repo_root(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
+    berth_core::rebuild_env_in_background(&app.berth, &app.store, &repo, again)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 #[tauri::command(async)]
 pub fn repo_remove(app: State<'_, App>, path: String) -> Res<()> {
     remove_repo(&app.store, std::path::Path::new(&path)).map_err(|e| e.to_string())

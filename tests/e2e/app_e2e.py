@@ -92,7 +92,15 @@ class Window:
                 time.sleep(0.3)
 
     def click(self, css):
-        wd("POST", self.s(f"/element/{self.find(css)}/click"), {})
+        # The view re-renders on state changes: an element found a moment ago may have been
+        # replaced by its twin; find it again.
+        for i in range(3):
+            try:
+                wd("POST", self.s(f"/element/{self.find(css)}/click"), {})
+                return
+            except RuntimeError as e:
+                if "stale element" not in str(e) or i == 2:
+                    raise
 
     def text(self, css):
         return self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : '';", css)
@@ -382,6 +390,36 @@ def main():
         assert not any("1.1" in n["summary"] or "1.2" in n["summary"] for n in notifications(notes)), \
             f"stopping an attempt yourself is no news: {notifications(notes)}"
         step("an OS notification says when an attempt finishes")
+
+        envrepo = work / "envrepo"
+        envrepo.mkdir()
+        (envrepo / "berth.toml").write_text('[env]\nsetup = ["echo env-step-ran; sleep 4"]\n')
+        git(envrepo, "init", "-q", "-b", "main")
+        git(envrepo, "add", ".")
+        git(envrepo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "env")
+        win.js("const i = document.querySelector('input[name=repo-path]'); i.value = arguments[0];"
+               "document.querySelector('button[name=add-repo]').click();", str(envrepo))
+        sel = f'[data-env="{envrepo}"]'
+        win.wait_text(sel, "not built yet", timeout=20)
+        win.click(f"{sel} button[name=env-build]")
+        win.wait_text(sel, "building environment", timeout=60)
+        win.shot("13-env-building")
+        win.find(f'{sel}[data-env-state="done"]', timeout=300)
+        win.wait_text(sel, "ago in", timeout=10)
+        assert win.text(f"{sel} button[name=env-build]") == "Rebuild", win.text(sel)
+        win.shot("14-env-built")
+        step("Repos: the environment is built from the app, with its progress, and shows as built")
+
+        (envrepo / "berth.toml").write_text(
+            '[env]\nsetup = ["echo about-to-fail; echo why-it-failed >&2; exit 3"]\n')
+        git(envrepo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qam", "bad step")
+        win.click(f"{sel} button[name=env-build]")
+        win.find(f'{sel}[data-env-state="failed"]', timeout=300)
+        shown = win.text(sel)
+        assert "failed:" in shown and "exited 3" in shown and "why-it-failed" in shown, shown
+        assert win.text(f"{sel} button[name=env-build]") == "Build", shown
+        win.shot("15-env-failed")
+        step("a failing setup step shows as failed with its output on the Repos view")
     finally:
         if win:
             win.close()

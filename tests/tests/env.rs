@@ -75,6 +75,21 @@ fn an_environment_is_built_once_and_attempts_boot_on_it() {
     assert!(second.status.success(), "{}", text(&second));
     assert!(text(&second).contains("is up to date"), "{}", text(&second));
     assert_eq!(env_ids(&env, &repo).len(), 1);
+    // Rebuild: the steps run again into the same environment; the status says so.
+    let again = berth(&env, &repo, &["env", "build", "--rebuild"]);
+    assert!(
+        text(&again).contains("built environment"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(env_ids(&env, &repo).len(), 1);
+    let status = berth(&env, &repo, &["env", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(
+        status["built"]["id"].as_str(),
+        Some(&env_ids(&env, &repo)[0][..12])
+    );
+    assert_eq!(status["activity"]["state"], "done");
 
     let out = run_sh(
         &env,
@@ -130,6 +145,13 @@ fn an_environment_is_built_once_and_attempts_boot_on_it() {
     );
     assert!(shown.contains("why-it-failed"), "{shown}");
     assert_eq!(env_ids(&env, &repo).len(), 1);
+    let status = berth(&env, &repo, &["env", "status"]);
+    let shown = text(&status);
+    assert!(shown.contains("not built for HEAD yet"), "{shown}");
+    assert!(
+        shown.contains("failed") && shown.contains("exited 3"),
+        "{shown}"
+    );
     let id = env_ids(&env, &repo)[0].clone();
     let rm = berth(&env, &repo, &["env", "rm", &id[..12]]);
     assert!(rm.status.success(), "{}", text(&rm));

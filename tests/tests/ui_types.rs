@@ -88,3 +88,23 @@ fn the_ui_repo_type_matches_berth_repo_ls_json() {
         "ui/src/types.ts drifted from `berth repo ls --json`"
     );
 }
+
+#[test]
+fn the_ui_environment_type_matches_berth_env_status_json() {
+    let env = TestEnv::new();
+    let repo = berth_tests::repo_with(&env.home.path().join("repo"), "main", "README", "hi\n");
+    berth_tests::commit_file(&repo, "berth.toml", "[env]\nsetup = [\"true\"]\n", "env");
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["env", "status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys: BTreeSet<String> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(ts_fields(&types_ts(), "RepoEnvStatus"), keys);
+    assert_eq!(v["configured"], true);
+    assert_eq!(v["setup_steps"], 1);
+    assert!(v["built"].is_null());
+}

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, Settings } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, Settings } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -17,6 +17,9 @@ export const api = {
   repos: () => invoke<Repo[]>("repos"),
   addRepo: (path: string) => invoke<string>("repo_add", { path }),
   removeRepo: (path: string) => invoke<void>("repo_remove", { path }),
+  repoEnv: (path: string) => invoke<RepoEnvStatus>("repo_env", { path }),
+  /** Builds the repo's environment in the background; `again`: even when it is built. */
+  buildEnv: (path: string, again: boolean) => invoke<void>("repo_env_build", { path, again }),
   pickFolder: () => invoke<string | null>("pick_folder"),
   settings: () => invoke<Settings>("settings"),
   setEditor: (command: string) => invoke<void>("set_editor", { command }),

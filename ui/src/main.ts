@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, Settings, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
 import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
@@ -30,6 +30,7 @@ const ui = {
   review: null as HTMLElement | null,
   approvals: [] as PendingApproval[],
   repos: [] as Repo[],
+  envs: {} as Record<string, RepoEnvStatus>,
   settings: null as Settings | null,
   compare: null as [string, string] | null,
 };
@@ -105,11 +106,21 @@ async function refresh() {
     ui.approvals = openApprovals(ui.approvals, attempts, Date.now());
     ui.repos = repos;
     ui.settings = settings;
+    await refreshEnvs();
     if (ui.selected == null && ui.tasks.length) ui.selected = ui.tasks[0].id;
     render();
   } catch (e) {
     showError(message(e));
   }
+}
+
+/** Every repo's environment state (asked of the core; no VM work in the app). */
+async function refreshEnvs() {
+  const entries = await Promise.all(ui.repos.map(async (r) =>
+    [r.path, await api.repoEnv(r.path).catch((e): RepoEnvStatus => ({
+      configured: true, packages: [], setup_steps: 0, cache_presets: [], built: null, activity: null, cache: null, problem: message(e),
+    }))] as const));
+  ui.envs = Object.fromEntries(entries);
 }
 
 function taskList(): HTMLElement {
@@ -153,13 +164,53 @@ function repoList(): HTMLElement {
       h("div", { class: "repo-head" }, h("a", { class: "path", href: "#", title: `New agent task on ${r.path}`, onclick: (e: Event) => { e.preventDefault(); openNewTask(r.path); } }, r.path),
         h("button", { class: "small", title: "Forget this repo (its tasks and branches stay)", onclick: async () => { try { await api.removeRepo(r.path); await refresh(); } catch (e) { showError(message(e)); } } }, "×")),
       r.error ? h("div", { class: "meta bad" }, r.error)
-        : h("div", { class: "branches" }, ...r.branches.map((b) => h("span", { class: "chip" }, b)))));
+        : h("div", { class: "branches" }, ...r.branches.map((b) => h("span", { class: "chip" }, b))),
+      envBlock(r.path)));
   }
   list.append(h("div", { class: "actions" },
     h("button", { name: "pick-repo", onclick: async () => addRepo(await api.pickFolder().catch((e) => { showError(message(e)); return null; })) }, "Add repo…")),
     h("form", { class: "inline", onsubmit: (e: Event) => { e.preventDefault(); void addRepo(repoPathInput.value).then(() => { if (!ui.error) repoPathInput.value = ""; }); } }, repoPathInput, h("button", { name: "add-repo" }, "Add")));
   return list;
 }
+
+/** The repo's environment: built or not, a build or refresh under way with its last lines,
+ * the last one's failure with its output, the cache generation; Build / Rebuild. */
+function envBlock(path: string): HTMLElement | null {
+  const s = ui.envs[path];
+  if (!s) return null;
+  const a = s.activity;
+  const running = a?.state === "running";
+  const lines: (HTMLElement | null)[] = [];
+  if (s.problem) lines.push(h("div", { class: "meta bad" }, `Environment: ${s.problem}`));
+  else if (!s.configured) lines.push(h("div", { class: "meta" }, "Environment: the base image (git, a C toolchain, Python). Add [env] to berth.toml for more."));
+  else {
+    const what = `${s.packages.length ? s.packages.join(", ") : "no extra packages"} · ${s.setup_steps} setup step(s)`;
+    lines.push(h("div", { class: "meta" }, s.built
+      ? `Environment ${s.built.id}: built ${age(Math.max(0, Math.floor(Date.now() / 1000) - s.built.built_at))} ago in ${s.built.build_seconds} s · ${mib(s.built.size)} · ${what}`
+      : `Environment: not built yet; the first task builds it · ${what}`));
+  }
+  if (s.cache) lines.push(h("div", { class: "meta" }, `Cache (${s.cache_presets.join(", ") || "disk"}): generation ${s.cache.generation} · ${mib(s.cache.size_on_disk)}`));
+  if (a && running) {
+    lines.push(h("div", { class: "meta busy" }, `${a.what}…`), h("pre", { class: "env-log" }, a.lines.slice(-6).join("\n")));
+  } else if (a && (a.state === "failed" || a.state === "interrupted")) {
+    lines.push(h("div", { class: "meta bad" }, a.state === "failed" ? `${a.what} failed:` : `${a.what} was interrupted (its process is gone)`),
+      a.error ? h("pre", { class: "env-log" }, a.error) : null);
+  }
+  const buildable = s.configured && !s.problem;
+  return h("div", { class: "env", "data-env": path, "data-env-state": a?.state ?? "" }, ...lines,
+    buildable ? h("div", { class: "actions" },
+      h("button", { class: "small", name: "env-build", disabled: running, title: s.built ? "Run the setup steps again (new cache generation); the built environment stays until the new one is ready" : "Build the environment now instead of on the first task",
+        onclick: async () => { try { await api.buildEnv(path, !!s.built); ui.note = `building the environment of ${path}`; ui.error = ""; envPoll = 15; } catch (e) { showError(message(e)); } } },
+      s.built ? "Rebuild" : "Build")) : null);
+}
+
+function mib(bytes: number): string {
+  return bytes >= 1 << 30 ? `${(bytes / (1 << 30)).toFixed(1)} GiB` : `${Math.round(bytes / (1 << 20))} MiB`;
+}
+
+/** Seconds left of polling the environments after a build was asked for (its process
+ * starts a moment later); while any activity runs, polling goes on by itself. */
+let envPoll = 0;
 
 function settingsPanel(): HTMLElement {
   const s = ui.settings;
@@ -172,6 +223,14 @@ function settingsPanel(): HTMLElement {
       try { await api.setEditor(editorInput.value); editorDirty = false; ui.note = "editor saved"; ui.error = ""; await refresh(); } catch (err) { showError(message(err)); }
     } }, editorInput, h("button", { name: "save-editor" }, "Save")),
     h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`));
+}
+
+/** On a booting attempt's card: its repo's environment build, if one runs (the attempt
+ * waits for it). */
+function envNote(a: Attempt): HTMLElement | null {
+  const act = ui.envs[a.repo]?.activity;
+  if (a.state !== "booting" || act?.state !== "running") return null;
+  return h("div", { class: "meta busy", "data-env-progress": a.id }, `${act.what}: ${act.lines[act.lines.length - 1] ?? "starting"}`);
 }
 
 function attemptCard(a: Attempt): HTMLElement {
@@ -190,6 +249,7 @@ function attemptCard(a: Attempt): HTMLElement {
         // A live attempt's time ticks (see the interval below) without re-rendering the card.
         live ? h("span", { "data-since": String(Date.now() - a.elapsed_s * 1000) }, age(a.elapsed_s)) : `${ended ? "ran " : ""}${age(a.elapsed_s)}`,
         `${a.exit_code != null ? ` · exit ${a.exit_code}` : ""}${a.files_changed != null ? ` · ${a.files_changed} file(s)` : ""}${a.denied_requests ? ` · ${a.denied_requests} denied` : ""}`)),
+    envNote(a),
     t.el,
     a.share_sandbox === "none" ? h("div", { class: "meta bad" }, "its folder is shared without a sandbox (you allowed it)") : null,
     a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,
@@ -467,4 +527,11 @@ setInterval(() => {
   if (left.length !== ui.approvals.length) { ui.approvals = left; render(); }
 }, 1000);
 setInterval(() => void pump(), 300);
+// Environment builds write their progress outside the database: poll while one runs.
+setInterval(() => {
+  const running = Object.values(ui.envs).some((e) => e.activity?.state === "running");
+  if (!running && envPoll <= 0) return;
+  envPoll = Math.max(0, envPoll - 1);
+  void refreshEnvs().then(render);
+}, 1000);
 window.addEventListener("resize", () => fitTerminals());

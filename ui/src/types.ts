@@ -97,3 +97,42 @@ export interface DiffResult {
   insertions: number;
   deletions: number;
 }
+
+/** What is being done to a repo's environment or cache, or was last (berth_core::EnvActivity). */
+export interface EnvActivity {
+  what: string;
+  state: "running" | "done" | "failed" | "interrupted";
+  pid: number;
+  started_at: number;
+  finished_at: number | null;
+  lines: string[];
+  error: string | null;
+}
+
+export interface BuiltEnv {
+  id: string;
+  image: string;
+  built_at: number;
+  build_seconds: number;
+  size: number;
+}
+
+export interface CacheView {
+  repo: string;
+  dir: string;
+  generation: number;
+  generations: number[];
+  size_on_disk: number;
+}
+
+/** A repo's environment and cache (`berth env status --json`, the app's repo_env). */
+export interface RepoEnvStatus {
+  configured: boolean;
+  packages: string[];
+  setup_steps: number;
+  cache_presets: string[];
+  built: BuiltEnv | null;
+  activity: EnvActivity | null;
+  cache: CacheView | null;
+  problem: string | null;
+}

@@ -92,6 +92,10 @@ pub struct EnvManifest {
     pub build_seconds: u64,
     /// Bytes on disk of this environment's own files (the package layer not counted).
     pub size: u64,
+    /// The plan's id before the image went into it: what `plan_env` gives for the same
+    /// repo state, on whichever image.
+    #[serde(default)]
+    pub plan_id: String,
 }
 
 /// Where environments live (next to the images they are built on).
@@ -236,8 +240,12 @@ pub enum EnvOutcome {
 
 /// The environment `plan` describes, built if missing: the package layer, then the setup
 /// VM. `host` is what of the host goes into images (see `berth_vm::image::build_image`).
-/// `progress` gets a line per stage and the steps' output. A failure keeps every other
-/// environment as it was and leaves nothing half-built behind.
+/// `progress` gets a line per stage and the steps' output (and the repo's activity record
+/// gets them too). A failure keeps every other environment as it was and leaves nothing
+/// half-built behind. With `again` it builds even when built (the app's Rebuild, `berth env
+/// build --rebuild`): the setup steps run anew and, with `[cache]`, fill a new cache
+/// generation; the built one stays until the new one is published.
+#[allow(clippy::too_many_arguments)]
 pub fn ensure_env<H: Hypervisor>(
     store: &Store,
     hv: &H,
@@ -246,7 +254,9 @@ pub fn ensure_env<H: Hypervisor>(
     host: &[u8],
     clock: Clock,
     progress: &mut dyn FnMut(&str),
+    again: bool,
 ) -> Result<(EnvManifest, EnvOutcome), TaskError> {
+    let plan_id = plan.id.clone();
     // The same plan on another image (a new berth) is another environment.
     let mut plan = plan.clone();
     plan.id = {
@@ -256,88 +266,94 @@ pub fn ensure_env<H: Hypervisor>(
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     };
     let plan = &plan;
-    if let Some(m) = find_env(store, &plan.id) {
+    if !again && let Some(m) = find_env(store, &plan.id) {
         return Ok((m, EnvOutcome::UpToDate));
     }
-    let dir = env_dir(store, &plan.id);
-    std::fs::create_dir_all(envs_dir(store))
-        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(envs_dir(store)).map_err(|e| {
+        TaskError::Refused(format!("cannot create {}: {e}", envs_dir(store).display()))
+    })?;
     let _lock = crate::env_build::EnvLock::take(&envs_dir(store), &plan.id, progress)?;
-    if let Some(m) = find_env(store, &plan.id) {
+    if !again && let Some(m) = find_env(store, &plan.id) {
         return Ok((m, EnvOutcome::UpToDate));
     }
-    crate::env_build::check_free_space(&envs_dir(store), MIN_FREE_BYTES)?;
-    let started = Instant::now();
-    progress(&format!("environment {}: building", plan.short_id()));
-    let images = ImageStore::new(store.data().images());
-    let packages_layer = if plan.suite.is_some() || !plan.packages.is_empty() {
-        progress("[1/2] packages");
-        build_rootfs_layer(
-            &images,
-            &DEFAULT_RECIPE,
-            host,
-            plan.suite.as_deref(),
-            &plan.packages,
-            progress,
-        )
-        .map_err(|e| TaskError::Refused(format!("the environment's packages: {e}")))?
-    } else {
-        progress("[1/2] packages: none beyond the image's");
-        settings.image.rootfs()
-    };
-    let staging = envs_dir(store).join(format!(".{}-{}.tmp", plan.short_id(), std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
-    let built = build_layers(
-        store,
-        hv,
-        settings,
-        plan,
-        &packages_layer,
-        &staging,
-        progress,
-    );
-    let (layer, format) = match built {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    // The staged directory becomes the environment in one rename.
-    let relative_layer = match &layer {
-        Some(name) => PathBuf::from(plan.short_id()).join(name),
-        None => PathBuf::from("layers").join(packages_layer.file_name().unwrap_or_default()),
-    };
-    let mut manifest = EnvManifest {
-        plan: plan.clone(),
-        image: settings.image.id(),
-        layer: relative_layer,
-        layer_format: format.into(),
-        built_at: clock() / 1000,
-        build_seconds: started.elapsed().as_secs(),
-        size: crate::env_build::disk_usage(&staging),
-    };
-    let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-    // Whatever is at `dir` now is no usable environment (find_env said so): a leftover.
-    let _ = std::fs::remove_dir_all(&dir);
-    let publish = std::fs::write(staging.join("manifest.json"), json)
-        .and_then(|_| std::fs::rename(&staging, &dir));
-    manifest.layer = envs_dir(store).join(&manifest.layer);
-    if let Err(e) = publish {
+    let what = format!("building environment {}", plan.short_id());
+    crate::env_activity::journaled(store, &plan.repo, what, clock, progress, |progress| {
+        let dir = env_dir(store, &plan.id);
+        crate::env_build::check_free_space(&envs_dir(store), MIN_FREE_BYTES)?;
+        let started = Instant::now();
+        progress(&format!("environment {}: building", plan.short_id()));
+        let images = ImageStore::new(store.data().images());
+        let packages_layer = if plan.suite.is_some() || !plan.packages.is_empty() {
+            progress("[1/2] packages");
+            build_rootfs_layer(
+                &images,
+                &DEFAULT_RECIPE,
+                host,
+                plan.suite.as_deref(),
+                &plan.packages,
+                progress,
+            )
+            .map_err(|e| TaskError::Refused(format!("the environment's packages: {e}")))?
+        } else {
+            progress("[1/2] packages: none beyond the image's");
+            settings.image.rootfs()
+        };
+        let staging =
+            envs_dir(store).join(format!(".{}-{}.tmp", plan.short_id(), std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(TaskError::Refused(format!(
-            "cannot publish {}: {e}",
-            dir.display()
-        )));
-    }
-    progress(&format!(
-        "environment {}: built in {} s",
-        plan.short_id(),
-        manifest.build_seconds
-    ));
-    Ok((manifest, EnvOutcome::Built))
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
+        let built = build_layers(
+            store,
+            hv,
+            settings,
+            plan,
+            &packages_layer,
+            &staging,
+            progress,
+        );
+        let (layer, format) = match built {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        // The staged directory becomes the environment in one rename.
+        let relative_layer = match &layer {
+            Some(name) => PathBuf::from(plan.short_id()).join(name),
+            None => PathBuf::from("layers").join(packages_layer.file_name().unwrap_or_default()),
+        };
+        let mut manifest = EnvManifest {
+            plan: plan.clone(),
+            image: settings.image.id(),
+            layer: relative_layer,
+            layer_format: format.into(),
+            built_at: clock() / 1000,
+            build_seconds: started.elapsed().as_secs(),
+            size: crate::env_build::disk_usage(&staging),
+            plan_id,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        // Whatever is at `dir` now is no usable environment (find_env said so): a leftover.
+        let _ = std::fs::remove_dir_all(&dir);
+        let publish = std::fs::write(staging.join("manifest.json"), json)
+            .and_then(|_| std::fs::rename(&staging, &dir));
+        manifest.layer = envs_dir(store).join(&manifest.layer);
+        if let Err(e) = publish {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(TaskError::Refused(format!(
+                "cannot publish {}: {e}",
+                dir.display()
+            )));
+        }
+        progress(&format!(
+            "environment {}: built in {} s",
+            plan.short_id(),
+            manifest.build_seconds
+        ));
+        Ok((manifest, EnvOutcome::Built))
+    })
 }
 
 /// Runs the setup steps (if any) in a setup VM on `packages_layer`; its root disk becomes
@@ -388,31 +404,43 @@ pub fn refresh_cache<H: Hypervisor>(
             plan.repo.display()
         )));
     }
-    let (env, _) = ensure_env(store, hv, settings, plan, &settings.host, clock, progress)?;
-    if plan.setup.is_empty() {
-        return Err(TaskError::Refused(
-            "[env] has no setup steps to fill the cache with".into(),
-        ));
-    }
-    let staging = envs_dir(store).join(format!(".refresh-{}.tmp", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
-    let root = RootLayer {
-        path: env.layer,
-        format: if env.layer_format == "qcow2" {
-            "qcow2"
-        } else {
-            "raw"
-        },
-    };
-    // The root disk is not kept (the environment does not change); the cache disk is.
-    let scratch = staging.join("root.qcow2");
-    let done = run_setup(
-        store, hv, settings, plan, root, &staging, &scratch, progress,
-    );
-    let _ = std::fs::remove_dir_all(&staging);
-    done
+    let what = "refreshing the cache".to_string();
+    crate::env_activity::journaled(store, &plan.repo, what, clock, progress, |progress| {
+        let (env, _) = ensure_env(
+            store,
+            hv,
+            settings,
+            plan,
+            &settings.host,
+            clock,
+            progress,
+            false,
+        )?;
+        if plan.setup.is_empty() {
+            return Err(TaskError::Refused(
+                "[env] has no setup steps to fill the cache with".into(),
+            ));
+        }
+        let staging = envs_dir(store).join(format!(".refresh-{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
+        let root = RootLayer {
+            path: env.layer,
+            format: if env.layer_format == "qcow2" {
+                "qcow2"
+            } else {
+                "raw"
+            },
+        };
+        // The root disk is not kept (the environment does not change); the cache disk is.
+        let scratch = staging.join("root.qcow2");
+        let done = run_setup(
+            store, hv, settings, plan, root, &staging, &scratch, progress,
+        );
+        let _ = std::fs::remove_dir_all(&staging);
+        done
+    })
 }
 
 /// One setup VM: the steps as `agent` in /work of a fresh clone of the plan's base, on

@@ -11,8 +11,10 @@ mod display;
 mod editor;
 mod egress;
 mod env;
+mod env_activity;
 mod env_build;
 mod env_config;
+mod env_status;
 mod id;
 mod output_log;
 mod remove;
@@ -45,13 +47,17 @@ pub use env::{
     CachePlan, EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env,
     list_envs, plan_env, refresh_cache, remove_env,
 };
+pub use env_activity::{ActivityState, EnvActivity, env_activity};
 pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
+pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
-pub use spawn::{SuperviseOptions, refresh_cache_after_pull, spawn_supervisor};
+pub use spawn::{
+    SuperviseOptions, rebuild_env_in_background, refresh_cache_after_pull, spawn_supervisor,
+};
 pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::Store;
 pub use supervisor::{STOPPED_BY_USER, supervise};

@@ -111,11 +111,51 @@ pub fn refresh_cache_after_pull(
     if !has_cache {
         return Ok(None);
     }
+    let mut args: Vec<std::ffi::OsString> = vec!["cache".into(), "refresh".into(), "--repo".into()];
+    args.push(rec.repo.clone().into_os_string());
+    args.extend(["--base".into(), commit.into()]);
+    spawn_detached(berth, store, &args, "cache-refresh.log").map(Some)
+}
+
+/// The app's Rebuild: a detached `berth env build --rebuild` for `repo` (`--rebuild` only
+/// when `again`; else it builds what is missing). Its progress is the repo's environment
+/// activity ([`crate::env_activity`]); its output goes to `<data>/logs/env-build.log`.
+pub fn rebuild_env_in_background(
+    berth: &Path,
+    store: &Store,
+    repo: &Path,
+    again: bool,
+) -> Result<u32, TaskError> {
+    if let Some(a) = crate::env_activity::env_activity(store, repo)
+        && a.state == crate::env_activity::ActivityState::Running
+    {
+        return Err(TaskError::Refused(format!(
+            "{} is already under way for {}",
+            a.what,
+            repo.display()
+        )));
+    }
+    let mut args: Vec<std::ffi::OsString> = vec!["env".into(), "build".into(), "--repo".into()];
+    args.push(repo.as_os_str().to_owned());
+    if again {
+        args.push("--rebuild".into());
+    }
+    spawn_detached(berth, store, &args, "env-build.log")
+}
+
+/// `<berth> --data-dir D ARGS...` in its own session (it outlives the terminal or the app),
+/// appending its output to `<data>/logs/<log>`, reaped by a thread.
+fn spawn_detached(
+    berth: &Path,
+    store: &Store,
+    args: &[std::ffi::OsString],
+    log: &str,
+) -> Result<u32, TaskError> {
     let logs = store.data().logs();
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&logs)
         .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", logs.display())))?;
-    let log_path = logs.join("cache-refresh.log");
+    let log_path = logs.join(log);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -127,23 +167,24 @@ pub fn refresh_cache_after_pull(
     let mut cmd = Command::new(berth);
     cmd.arg("--data-dir")
         .arg(store.data().root())
-        .args(["cache", "refresh", "--repo"])
-        .arg(&rec.repo)
-        .args(["--base", commit])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: setsid is async-signal-safe; the refresh outlives the terminal or the app.
+    // SAFETY: setsid is async-signal-safe; the child outlives the terminal or the app.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| TaskError::Refused(format!("cannot start the cache refresh: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        TaskError::Refused(format!(
+            "cannot start `berth {}`: {e}",
+            args[0].to_string_lossy()
+        ))
+    })?;
     let pid = child.id();
     std::thread::spawn(move || child.wait());
-    Ok(Some(pid))
+    Ok(pid)
 }

@@ -304,8 +304,16 @@ fn attempt_root<H: Hypervisor>(
     let Some(plan) = attempt_env(rec)? else {
         return Ok((None, None));
     };
-    let (env, _) =
-        crate::env::ensure_env(store, hv, settings, &plan, &settings.host, clock, progress)?;
+    let (env, _) = crate::env::ensure_env(
+        store,
+        hv,
+        settings,
+        &plan,
+        &settings.host,
+        clock,
+        progress,
+        false,
+    )?;
     let cache = match &plan.cache {
         Some(c) => Some(crate::cache::current_generation(store, &plan.repo, c.size)?),
         None => None,

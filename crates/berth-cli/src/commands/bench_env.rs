@@ -40,15 +40,27 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
     let host = settings.host.clone();
     let mut packages_cached = false;
     let t = Instant::now();
-    let (env, _) = ensure_env(&store, &hv, &settings, &plan, &host, now_ms, &mut |l| {
+    let mut show = |l: &str| {
         if l.contains("packages: cached") {
             packages_cached = true;
         }
         eprintln!("{l}");
-    })?;
+    };
+    let (env, _) = ensure_env(
+        &store, &hv, &settings, &plan, &host, now_ms, &mut show, false,
+    )?;
     let cold = t.elapsed();
     let t = Instant::now();
-    let (_, outcome) = ensure_env(&store, &hv, &settings, &plan, &host, now_ms, &mut |_| {})?;
+    let (_, outcome) = ensure_env(
+        &store,
+        &hv,
+        &settings,
+        &plan,
+        &host,
+        now_ms,
+        &mut |_| {},
+        false,
+    )?;
     let noop = t.elapsed();
     assert_eq!(outcome, EnvOutcome::UpToDate);
 

@@ -1,4 +1,4 @@
-//! `berth env build|ls|rm`: the environments attempts boot on (the repo's `[env]`: Debian
+//! `berth env build|status|ls|rm`: the environments attempts boot on (the repo's `[env]`: Debian
 //! packages and setup steps, built once and kept as a read-only disk layer).
 
 use std::path::PathBuf;
@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use berth_core::host::qemu::Qemu;
-use berth_core::{EnvOutcome, ensure_env, list_envs, plan_env, remove_env, repo_root};
+use berth_core::{
+    ActivityState, EnvOutcome, ensure_env, list_envs, plan_env, remove_env, repo_env_status,
+    repo_root,
+};
 
 use super::ls::age;
 use super::supervise::VmArgs;
@@ -22,11 +25,25 @@ pub enum EnvCommand {
         /// The commit whose lockfiles the setup steps read, and which they run on.
         #[arg(long, default_value = "HEAD")]
         base: String,
+        /// Build again even when built: the setup steps run anew (and fill a new cache
+        /// generation); the built environment stays until the new one is ready.
+        #[arg(long)]
+        rebuild: bool,
         /// Machine-readable output (the environment's manifest).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         vm: VmArgs,
+    },
+    /// What the repo's berth.toml asks for, whether it is built, and what is being done
+    /// about it (a build or cache refresh running, or the last one's failure).
+    Status {
+        /// The repo (default: the current directory's).
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
     },
     /// The built environments.
     Ls {
@@ -47,6 +64,7 @@ pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
         EnvCommand::Build {
             repo,
             base,
+            rebuild,
             json,
             vm,
         } => {
@@ -61,10 +79,10 @@ pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
             let settings = ctx.vm_settings(1024, &vm)?;
             let hv = Qemu::new(ctx.qemu_config()?);
             let host = settings.host.clone();
-            let (env, outcome) =
-                ensure_env(&store, &hv, &settings, &plan, &host, now_ms, &mut |l| {
-                    eprintln!("{l}");
-                })?;
+            let mut show = |l: &str| eprintln!("{l}");
+            let (env, outcome) = ensure_env(
+                &store, &hv, &settings, &plan, &host, now_ms, &mut show, rebuild,
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&env)?);
             } else {
@@ -78,6 +96,15 @@ pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {
                         env.build_seconds
                     ),
                 }
+            }
+        }
+        EnvCommand::Status { repo, json } => {
+            let repo = repo_root(&repo)?;
+            let status = repo_env_status(&store, &repo);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print_status(&status);
             }
         }
         EnvCommand::Ls { repo, json } => {
@@ -125,5 +152,61 @@ fn truncate(s: &str, n: usize) -> String {
         s.to_string()
     } else {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn print_status(s: &berth_core::RepoEnvStatus) {
+    if let Some(p) = &s.problem {
+        println!("environment: cannot be planned: {p}");
+    } else if !s.configured {
+        println!("environment: none asked for; attempts boot on the image");
+    } else {
+        match &s.built {
+            Some(b) => println!(
+                "environment: {} built {} ago in {} s ({} MiB)",
+                b.id,
+                age((now_ms() / 1000).saturating_sub(b.built_at)),
+                b.build_seconds,
+                b.size >> 20
+            ),
+            None => println!("environment: not built for HEAD yet (the next attempt builds it)"),
+        }
+        println!(
+            "  packages: {}; setup steps: {}; cache presets: {}",
+            if s.packages.is_empty() {
+                "-".into()
+            } else {
+                s.packages.join(", ")
+            },
+            s.setup_steps,
+            if s.cache_presets.is_empty() {
+                "-".into()
+            } else {
+                s.cache_presets.join(", ")
+            },
+        );
+    }
+    if let Some(c) = &s.cache {
+        println!(
+            "cache: generation {} ({} MiB on disk)",
+            c.generation,
+            c.size_on_disk >> 20
+        );
+    }
+    if let Some(a) = &s.activity {
+        let state = match a.state {
+            ActivityState::Running => "running",
+            ActivityState::Done => "done",
+            ActivityState::Failed => "failed",
+            ActivityState::Interrupted => "interrupted (its process is gone)",
+        };
+        println!("last: {} — {state}", a.what);
+        if let Some(e) = &a.error {
+            println!("  {e}");
+        } else if a.state == ActivityState::Running
+            && let Some(l) = a.lines.last()
+        {
+            println!("  {l}");
+        }
     }
 }
