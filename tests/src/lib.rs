@@ -16,6 +16,7 @@ mod http;
 mod leftovers;
 mod registries;
 mod repo;
+mod tls_upstream;
 mod vm;
 
 pub use env::{TestEnv, berth_bin, target_dir};
@@ -24,4 +25,5 @@ pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
 pub use registries::{Files, Registries};
 pub use repo::{commit_file, commit_files, git, repo_with, simple_repo};
+pub use tls_upstream::{Seen, TlsUpstream};
 pub use vm::{Output, TestVm};

@@ -9,6 +9,7 @@
 mod approval;
 mod decide;
 mod events;
+pub mod gateway;
 pub mod host_addrs;
 mod policy;
 mod proxy;
@@ -19,6 +20,7 @@ pub use approval::{
     APPROVAL_TIMEOUT, Approval, Approver, MAX_QUESTIONS, QUESTION_WINDOW, askable, exact_rule,
 };
 pub use decide::{Decision, decide};
+pub use gateway::{GATEWAY_PREFIX, SecretApproval, SecretBinding, SecretValue};
 pub use policy::{AllowRule, Mode, Policy, parse_bytes};
 pub use proxy::{EgressEvent, EgressProxy, EventSink};
 

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::approval::{Approval, Approver, Questions, askable, exact_rule};
 use crate::decide::{Decision, decide};
 use crate::events::{Gate, ProtocolGate, capped};
+use crate::gateway::{Gateway, SecretBinding, is_gateway_request};
 use crate::policy::Policy;
 use crate::request::{parse_request, read_head};
 
@@ -46,6 +47,13 @@ pub struct EgressEvent {
     pub reason: Option<String>,
     pub bytes_up: u64,
     pub bytes_down: u64,
+    /// A use of a bound secret through the gateway: its name, the path and the status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
 }
 
 /// Where events go (the supervisor writes them to the audit log).
@@ -61,6 +69,8 @@ struct Shared {
     sink: EventSink,
     uploaded: AtomicU64,
     slots: Semaphore,
+    /// The secrets gateway, when secrets are bound to the attempt.
+    gateway: Option<Arc<Gateway>>,
 }
 
 /// A running proxy; dropping it stops it.
@@ -92,7 +102,7 @@ impl EgressProxy {
         policy: Policy,
         sink: EventSink,
     ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Unix(listener), policy, sink, None)
+        Self::start(Listener::Unix(listener), policy, sink, None, Vec::new())
     }
 
     /// Like [`EgressProxy::start_unix`], asking `approver` about unlisted names.
@@ -102,7 +112,25 @@ impl EgressProxy {
         sink: EventSink,
         approver: Approver,
     ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Unix(listener), policy, sink, Some(approver))
+        Self::start(
+            Listener::Unix(listener),
+            policy,
+            sink,
+            Some(approver),
+            Vec::new(),
+        )
+    }
+
+    /// A proxy that also serves the gateway of `secrets` (see [`crate::gateway`]); asks
+    /// `approver`, if any, about unlisted names and about secret uses that need approval.
+    pub fn start_unix_with_secrets(
+        listener: std::os::unix::net::UnixListener,
+        policy: Policy,
+        sink: EventSink,
+        approver: Option<Approver>,
+        secrets: Vec<SecretBinding>,
+    ) -> std::io::Result<EgressProxy> {
+        Self::start(Listener::Unix(listener), policy, sink, approver, secrets)
     }
 
     /// Serves on TCP (benchmarks and host-side tests).
@@ -111,7 +139,18 @@ impl EgressProxy {
         policy: Policy,
         sink: EventSink,
     ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Tcp(listener), policy, sink, None)
+        Self::start(Listener::Tcp(listener), policy, sink, None, Vec::new())
+    }
+
+    /// Like [`EgressProxy::start_tcp`], with a gateway for `secrets` (tests, benchmarks).
+    pub fn start_tcp_with_secrets(
+        listener: std::net::TcpListener,
+        policy: Policy,
+        sink: EventSink,
+        approver: Option<Approver>,
+        secrets: Vec<SecretBinding>,
+    ) -> std::io::Result<EgressProxy> {
+        Self::start(Listener::Tcp(listener), policy, sink, approver, secrets)
     }
 
     fn start(
@@ -119,7 +158,15 @@ impl EgressProxy {
         policy: Policy,
         sink: EventSink,
         approver: Option<Approver>,
+        secrets: Vec<SecretBinding>,
     ) -> std::io::Result<EgressProxy> {
+        let gateway = if secrets.is_empty() {
+            None
+        } else {
+            let gw = Gateway::new(secrets, approver.clone(), sink.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            Some(Arc::new(gw))
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -138,6 +185,7 @@ impl EgressProxy {
             sink,
             uploaded: AtomicU64::new(0),
             slots: Semaphore::new(MAX_CONNECTIONS),
+            gateway,
         });
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -198,9 +246,21 @@ where
     });
 }
 
-async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Shared) {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    mut client: S,
+    shared: &Shared,
+) {
     // A head that is slow, oversized or not HTTP goes no further.
-    let head = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await {
+    let head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut client)).await;
+    // A request for the attempt's own gateway is served by it (hyper, on this connection).
+    if let (Some(gw), Ok(Ok((buf, head_len)))) = (&shared.gateway, &head)
+        && is_gateway_request(&buf[..*head_len])
+    {
+        let Ok(Ok((buf, _))) = head else { return };
+        gw.clone().serve(buf, client).await;
+        return;
+    }
+    let head = match head {
         Ok(Ok((buf, head_len))) => parse_request(&buf[..head_len])
             .map(|req| (buf, head_len, req))
             .map_err(|why| (400, why)),
@@ -229,6 +289,29 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, shared: &Share
         port: req.port,
         method: &req.method,
     };
+    // A bound secret's upstream is reached only through the gateway, which sets the key;
+    // straight there, the guest could only be after something else.
+    if let Some(name) = shared
+        .gateway
+        .as_ref()
+        .and_then(|g| g.binds_host(&req.host))
+    {
+        let why = format!(
+            "{} is reached through the attempt's gateway for the secret {name}",
+            req.host
+        );
+        refuse(
+            &mut client,
+            shared,
+            &to,
+            "deny",
+            "secret upstream",
+            403,
+            &why,
+        )
+        .await;
+        return;
+    }
     if let Some(budget) = shared.policy.egress_budget
         && shared.uploaded.load(Ordering::SeqCst) >= budget
     {
@@ -431,6 +514,9 @@ fn event(
         reason: reason.map(|r| capped(&r, 1024)),
         bytes_up: up,
         bytes_down: down,
+        secret: None,
+        path: None,
+        status: None,
     });
 }
 
