@@ -17,6 +17,7 @@ APT_PACKAGES=(
   xvfb webkit2gtk-driver         # the app's window in headless tests, and its WebDriver
   dbus-daemon python3-dbus python3-gi   # a private session bus and notification server in tests
   desktop-file-utils dpkg-dev    # checking the .deb's desktop entry; dpkg-deb
+  libdbus-1-dev keyutils         # secrets: the Secret Service client; keyctl (tests use the kernel keyring)
 )
 
 sudo_cmd=()
@@ -66,7 +67,7 @@ if [ "${#missing[@]}" -gt 0 ] || [ -z "$qemu_now" ]; then
     exit 1
   fi
 fi
-for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run dbus-run-session desktop-file-validate; do
+for c in qemu-system-x86_64 qemu-img mmdebstrap busybox depmod cpio mkfs.ext4 WebKitWebDriver xvfb-run dbus-run-session desktop-file-validate keyctl; do
   PATH="$PATH:/usr/sbin:/sbin" command -v "$c" >/dev/null || { echo "error: $c is still missing" >&2; exit 1; }
 done
 

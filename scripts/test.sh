@@ -21,7 +21,9 @@ echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo test"
 # Real-VM tests are heavy under TCG on a 2-core machine: run two test threads at most.
-cargo test --locked --workspace -- --test-threads=2
+# Secrets go to the kernel keyring in tests (no desktop Secret Service here): one session
+# keyring for the whole suite, so values set by one berth process are seen by the next.
+keyctl session - cargo test --locked --workspace -- --test-threads=2
 echo "==> the desktop app end to end (real window under Xvfb, tauri-driver; screenshots in target/e2e-artifacts)"
 cargo build --locked -p berth-app --features custom-protocol
 # The suite resends a WebDriver command when tauri-driver drops it on a stale keep-alive

@@ -117,6 +117,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             memory_mib: 512,
             policy,
             with_env: true,
+            secrets: Vec::new(),
         },
         now_ms,
     )

@@ -82,7 +82,10 @@ impl TestEnv {
             .env("HOME", self.home.path())
             .env_remove("BERTH_DATA_DIR")
             .env_remove("XDG_DATA_HOME")
-            .env_remove("BERTH_LOG");
+            .env_remove("BERTH_LOG")
+            // Secrets go to the kernel keyring (scripts/test.sh runs the suite inside
+            // `keyctl session -`), whatever session bus the developer's shell has.
+            .env("BERTH_KEYRING", "keyutils");
         if let Some(v) = find_virtiofsd() {
             cmd.env("BERTH_VIRTIOFSD", v);
         }

@@ -91,3 +91,17 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// Runs `cmd` with `input` on its stdin; its output.
+pub fn output_with_stdin(cmd: &mut std::process::Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}

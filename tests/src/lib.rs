@@ -22,7 +22,7 @@ mod vm;
 pub use env::{TestEnv, berth_bin, target_dir};
 pub use files_http::FilesHttp;
 pub use http::LoopbackHttp;
-pub use leftovers::{Leftovers, peak_rss_kib, processes_mentioning, wait_until};
+pub use leftovers::{Leftovers, output_with_stdin, peak_rss_kib, processes_mentioning, wait_until};
 pub use registries::{Files, Registries};
 pub use repo::{commit_file, commit_files, git, repo_with, simple_repo};
 pub use tls_upstream::{Seen, TlsUpstream};

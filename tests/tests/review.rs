@@ -37,6 +37,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             memory_mib: 256,
             policy,
             with_env: false,
+            secrets: Vec::new(),
         },
         now_ms,
     )

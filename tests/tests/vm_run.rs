@@ -64,21 +64,11 @@ fn commands_run_as_the_unprivileged_agent_user_in_work() {
 #[test]
 fn stdin_is_forwarded_with_i_and_a_missing_program_is_a_clear_127() {
     let env = TestEnv::new();
-    let mut child = env
-        .berth()
-        .args(["vm", "run", "-i", "--", "sh", "-c", "tr a-z A-Z; exit 3"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hello vm\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = berth_tests::output_with_stdin(
+        env.berth()
+            .args(["vm", "run", "-i", "--", "sh", "-c", "tr a-z A-Z; exit 3"]),
+        b"hello vm\n",
+    );
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "HELLO VM\n");
 

@@ -69,6 +69,9 @@ enum Command {
     /// The repos you work with (the app's Repos section).
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
+    /// Secrets for agents: values in the OS keyring, used through each attempt's gateway.
+    #[command(subcommand)]
+    Secret(commands::secret::SecretCommand),
     /// Show or change a setting (editor).
     Config(commands::config::Args),
     /// Run commands in throwaway VMs.
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_logging();
+    berth_core::use_keyring(context::keyring());
     let ctx = match context::Context::resolve(cli.data_dir) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
         Command::Open(args) => commands::open::run(&ctx, args),
         Command::Repo(cmd) => commands::repo::run(&ctx, cmd),
         Command::Config(args) => commands::config::run(&ctx, args),
+        Command::Secret(cmd) => commands::secret::run(&ctx, cmd),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
         Command::Guard { .. } | Command::Bridge { .. } => unreachable!("handled above"),

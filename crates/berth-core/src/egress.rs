@@ -36,8 +36,9 @@ pub fn start_proxy(
     policy: &Policy,
     sink: Arc<dyn Fn(EgressEvent) + Send + Sync>,
     approver: Option<berth_egress::Approver>,
+    secrets: Vec<berth_egress::SecretBinding>,
 ) -> Result<Option<EgressProxy>, TaskError> {
-    if policy.mode == Mode::Off {
+    if policy.mode == Mode::Off && secrets.is_empty() {
         return Ok(None);
     }
     let dir = RunDir::create(run_root, vm_name).map_err(|e| TaskError::Refused(e.to_string()))?;
@@ -46,10 +47,8 @@ pub fn start_proxy(
     let refused =
         |e: std::io::Error| TaskError::Refused(format!("cannot listen on {}: {e}", path.display()));
     let listener = UnixListener::bind(&path).map_err(refused)?;
-    let proxy = match approver {
-        Some(a) => EgressProxy::start_unix_with_approver(listener, policy.clone(), sink, a),
-        None => EgressProxy::start_unix(listener, policy.clone(), sink),
-    };
+    let proxy =
+        EgressProxy::start_unix_with_secrets(listener, policy.clone(), sink, approver, secrets);
     Ok(Some(proxy.map_err(refused)?))
 }
 
@@ -74,7 +73,17 @@ pub fn audit_sink(
             let next = rx.recv_timeout(std::time::Duration::from_secs(1));
             if let Ok(ev) = &next {
                 let data = serde_json::to_value(ev).unwrap_or_default();
-                let _ = audit(&mut db, clock, id, "egress", data);
+                // A use of a bound secret is its own kind of event (it carries no value).
+                let kind = match &ev.secret {
+                    Some(name) => {
+                        if ev.decision == "allow" {
+                            crate::secrets::mark_used(&mut db, name, clock() / 1000);
+                        }
+                        "secret"
+                    }
+                    None => "egress",
+                };
+                let _ = audit(&mut db, clock, id, kind, data);
             }
             let lost = counted.swap(0, std::sync::atomic::Ordering::SeqCst);
             if lost > 0 {

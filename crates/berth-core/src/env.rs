@@ -480,6 +480,7 @@ fn run_setup<H: Hypervisor>(
         &plan.setup_policy,
         sink,
         None,
+        Vec::new(),
     )?;
     // With a cache disk, the steps fill a new generation over the current one.
     let next = match &plan.cache {

@@ -20,6 +20,7 @@ mod output_log;
 mod remove;
 mod repos;
 mod review;
+mod secrets;
 mod spawn;
 mod stop;
 mod store;
@@ -30,7 +31,9 @@ mod task;
 mod test_repo;
 mod trust;
 
-pub use berth_db::{AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, TaskRecord};
+pub use berth_db::{
+    AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
+};
 pub use cache::{
     CacheView, cache_dir, cache_disk_usage, current_generation as current_cache_generation,
     list_caches, remove_cache,
@@ -55,6 +58,10 @@ pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
+pub use secrets::{
+    Keyring, NewSecret, SecretUse, attempt_secrets, bind_secrets, gateway_url, keyring_in_use,
+    list_secrets, parse_secret_spec, remove_secret, set_secret, use_keyring,
+};
 pub use spawn::{
     SuperviseOptions, rebuild_env_in_background, refresh_cache_after_pull, spawn_supervisor,
 };

@@ -165,6 +165,7 @@ mod tests {
                 memory_mib: 256,
                 policy: Default::default(),
                 with_env: false,
+                secrets: Vec::new(),
             },
             clock,
         )

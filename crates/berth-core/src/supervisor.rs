@@ -218,7 +218,7 @@ pub fn supervise<H: Hypervisor>(
     )?;
     drop(env_log);
     let prompt = store.db()?.task(id.task)?.title;
-    let request = attempt_request(&rec, &prompt, Some(DEFAULT_SIZE));
+    let request = attempt_request(store, &rec, &prompt, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,
         Err(e) => {

@@ -40,6 +40,9 @@ pub struct NewTask<'a> {
     /// Boot on the environment the repo's `[env]` asks for (see `env.rs`); `false` boots on
     /// the image alone, whatever the repo asks (benchmarks, tests without VMs).
     pub with_env: bool,
+    /// Secrets bound to every attempt (see `secrets::bind_secrets`; each attempt gets its
+    /// own phantoms).
+    pub secrets: Vec<crate::secrets::SecretUse>,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -134,6 +137,12 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             updated_at: now,
             policy: serde_json::to_string(&new.policy).unwrap_or_default(),
             env: env_json.clone(),
+            secrets: if new.secrets.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(&crate::secrets::bind_secrets(store, &new.secrets)?)
+                    .unwrap_or_default()
+            },
         };
         db.save_attempt(&rec)?;
         audit(
@@ -235,6 +244,7 @@ pub fn set_state(
 /// (`BERTH_ATTEMPT`) and carries the task's prompt (`BERTH_PROMPT`, the title the user
 /// gave it), so an agent command can say `claude -p "$BERTH_PROMPT"`.
 pub fn attempt_request(
+    store: &Store,
     rec: &AttemptRecord,
     prompt: &str,
     pty: Option<berth_proto::WinSize>,
@@ -252,6 +262,11 @@ pub fn attempt_request(
     {
         env.extend(crate::env_config::cache_env(&cache.presets));
     }
+    // Bound secrets: the phantom where the program expects its key, and the gateway's URL.
+    env.extend(crate::secrets::secret_env(
+        store,
+        &crate::secrets::attempt_secrets(&rec.secrets),
+    ));
     ExecRequest {
         argv: rec.command.clone(),
         env,
@@ -274,14 +289,26 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(VmSession<H::Vm>, Option<berth_egress::EgressProxy>), TaskError> {
     let policy = crate::egress::attempt_policy(&rec.policy);
+    let uses = crate::secrets::attempt_secrets(&rec.secrets);
     let booted =
         attempt_root(store, hv, settings, rec, clock, progress).and_then(|(root, cache)| {
-            let mut spec = settings.spec(store, rec.id, policy.mode != berth_egress::Mode::Off);
+            // Bound secrets need the gateway, which lives in the proxy: a NIC even when the
+            // network policy is off (the proxy then refuses everything else).
+            let network = policy.mode != berth_egress::Mode::Off || !uses.is_empty();
+            let mut spec = settings.spec(store, rec.id, network);
             spec.root = root;
             spec.cache = cache.map(berth_vm::CacheDisk::Overlay);
             let sink = crate::egress::audit_sink(store, rec.id, clock);
-            crate::egress::start_proxy(&settings.boot.run_root, &spec.name, &policy, sink, approver)
-                .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
+            let secrets = crate::secrets::gateway_bindings(store, &uses)?;
+            crate::egress::start_proxy(
+                &settings.boot.run_root,
+                &spec.name,
+                &policy,
+                sink,
+                approver,
+                secrets,
+            )
+            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
         });
     if let Err(e) = &booted {
         let mut db = store.db()?;
@@ -367,7 +394,7 @@ pub fn run_attempt<H: Hypervisor>(
     let (mut session, _proxy) =
         boot_attempt(store, hv, settings, &rec, clock, None, &mut progress)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
-    let request = attempt_request(&rec, &db.task(id.task)?.title, None);
+    let request = attempt_request(store, &rec, &db.task(id.task)?.title, None);
     audit(
         &mut db,
         clock,

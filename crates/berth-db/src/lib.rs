@@ -9,6 +9,7 @@ mod audit;
 mod records;
 mod repos;
 mod schema;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use thiserror::Error;
 pub use audit::{AuditEvent, ChainBreak};
 pub use records::{AttemptId, AttemptRecord, AttemptState, TaskRecord};
 pub use repos::RepoRecord;
+pub use secrets::SecretRecord;
 
 #[derive(Debug, Error)]
 pub enum DbError {

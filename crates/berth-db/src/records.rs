@@ -147,6 +147,8 @@ pub struct AttemptRecord {
     /// The environment the attempt boots on, as JSON (`berth_core::EnvPlan`); empty for the
     /// image's own root.
     pub env: String,
+    /// The secrets bound to the attempt, as JSON (`berth_core::SecretUse`s); empty: none.
+    pub secrets: String,
 }
 
 impl AttemptRecord {
@@ -178,7 +180,7 @@ pub fn task_from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
 
 pub const ATTEMPT_COLUMNS: &str = "task_id, n, state, repo, base, start_commit, command, memory_mib, \
     exit_code, error, branch, pulled_head, files_changed, insertions, deletions, supervisor_pid, \
-    supervisor_start, created_at, updated_at, policy, env";
+    supervisor_start, created_at, updated_at, policy, env, secrets";
 
 pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
@@ -205,6 +207,7 @@ pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
         updated_at: r.get::<_, i64>(18)? as u64,
         policy: r.get(19)?,
         env: r.get(20)?,
+        secrets: r.get(21)?,
     })
 }
 
@@ -225,7 +228,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
     tx.execute(
         &format!(
             "INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
         ),
         params![
             a.id.task,
@@ -249,6 +252,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
             a.updated_at as i64,
             a.policy,
             a.env,
+            a.secrets,
         ],
     )?;
     Ok(())
@@ -309,6 +313,7 @@ mod tests {
             updated_at: 1,
             policy: "{}".into(),
             env: String::new(),
+            secrets: String::new(),
         };
         db.save_attempt(&rec).unwrap();
         assert_eq!(db.attempt(rec.id).unwrap(), rec);

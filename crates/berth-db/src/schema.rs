@@ -68,6 +68,14 @@ const MIGRATIONS: &[&str] = &[
         FROM audit a GROUP BY task_id, n;",
     // 5: the environment each attempt boots on (JSON; empty: the image's own root)
     "ALTER TABLE attempts ADD COLUMN env TEXT NOT NULL DEFAULT '';",
+    // 6: secrets' metadata (their values live in the OS keyring, never here), and the
+    // secrets bound to each attempt (JSON: names, limits, phantom tokens)
+    "CREATE TABLE secrets (
+        name TEXT PRIMARY KEY, upstream TEXT NOT NULL, header TEXT NOT NULL,
+        template TEXT NOT NULL, key_env TEXT NOT NULL, url_env TEXT NOT NULL,
+        ca_pem TEXT, created_at INTEGER NOT NULL, last_used_at INTEGER
+    );
+    ALTER TABLE attempts ADD COLUMN secrets TEXT NOT NULL DEFAULT '';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

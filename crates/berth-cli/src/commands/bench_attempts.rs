@@ -62,6 +62,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 memory_mib: memory,
                 policy: berth_core::Policy::default(),
                 with_env: false,
+                secrets: Vec::new(),
             },
             now_ms,
         )?;

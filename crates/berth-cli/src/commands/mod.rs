@@ -26,6 +26,7 @@ pub mod pull;
 pub mod repo;
 pub mod rm;
 pub mod run;
+pub mod secret;
 pub mod stop;
 pub mod supervise;
 pub mod target;

@@ -92,6 +92,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             memory_mib: args.task.memory,
             policy,
             with_env: true,
+            secrets: args.task.secret_uses()?,
         },
         now_ms,
     )?;

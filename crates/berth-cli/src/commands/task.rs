@@ -72,6 +72,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             memory_mib: args.task.memory,
             policy,
             with_env: true,
+            secrets: args.task.secret_uses()?,
         },
         now_ms,
     )?;

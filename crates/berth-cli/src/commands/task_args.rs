@@ -18,4 +18,20 @@ pub struct TaskArgs {
     /// Guest memory per attempt, MiB.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
     pub memory: u32,
+    /// Bind a secret (see `berth secret`): NAME[:approve=each|task|none][:ttl=1h]
+    /// [:max-requests=N]. The guest gets a token that works only at this attempt's gateway,
+    /// which sets the real value on the host. Repeatable.
+    #[arg(long = "secret", value_name = "SPEC")]
+    pub secrets: Vec<String>,
+}
+
+impl TaskArgs {
+    /// The `--secret` specs, checked.
+    pub fn secret_uses(&self) -> anyhow::Result<Vec<berth_core::SecretUse>> {
+        Ok(self
+            .secrets
+            .iter()
+            .map(|s| berth_core::parse_secret_spec(s))
+            .collect::<Result<_, _>>()?)
+    }
 }

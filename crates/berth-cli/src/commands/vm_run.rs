@@ -119,6 +119,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
         }),
         None,
+        Vec::new(),
     )?;
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,234 @@
+//! Secrets in real VMs: the guest uses a key it never holds. A real TLS upstream on
+//! loopback gets the value from the attempt's gateway; the guest has only a phantom that
+//! works at its own gateway; the value is in no guest-visible place and nowhere on disk, in
+//! no host process's arguments or environment, in no log or audit event.
+//!
+//! The values live in the kernel keyring: `scripts/test.sh` runs the suite inside
+//! `keyctl session -` (a CI machine has no desktop Secret Service).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use berth_tests::{TestEnv, TlsUpstream, simple_repo};
+
+const VALUE: &str = "sk-live-berth-test-9f8e7d6c5b4a";
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn set_secret(env: &TestEnv, up: &TlsUpstream) {
+    let ca = env.home.path().join("upstream-ca.pem");
+    std::fs::write(&ca, &up.ca_pem).unwrap();
+    let out = berth_tests::output_with_stdin(
+        env.berth()
+            .args(["secret", "set", "api", "--header", "x-api-key"])
+            .args(["--key-env", "API_KEY", "--url-env", "API_URL"])
+            .arg("--upstream")
+            .arg(format!("https://localhost:{}/base", up.port))
+            .arg("--ca-file")
+            .arg(&ca),
+        VALUE.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{} (is the suite inside `keyctl session -`?)",
+        text(&out)
+    );
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file()
+                && std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(p.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+/// Host processes whose arguments or environment hold `needle`.
+fn processes_holding(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        for part in ["cmdline", "environ"] {
+            if std::fs::read(format!("/proc/{pid}/{part}"))
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(format!("{pid}/{part}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_guest_uses_a_key_it_never_holds() {
+    let env = TestEnv::new();
+    let up = TlsUpstream::start();
+    set_secret(&env, &up);
+    let repo = simple_repo(&env);
+    let script = format!(
+        "curl -sS -H \"x-api-key: $API_KEY\" \"$API_URL/v1/hello\"; \
+         curl -sS -o /dev/null -w 'wrong:%{{http_code}}\\n' -H 'x-api-key: berth-phantom-wrong' \"$API_URL/v1/hello\"; \
+         https_proxy=http://10.0.2.100:3128 curl -sS -m 10 https://localhost:{port}/ 2>&1 | head -c 300; echo; \
+         curl -sN -H \"x-api-key: $API_KEY\" \"$API_URL/sse\" | (read -r a; read -r b; echo \"first:$b\"; \
+           curl -sS -H \"x-api-key: $API_KEY\" \"$API_URL/mark\" >/dev/null; cat >/dev/null); \
+         echo \"phantom:$API_KEY\"; v=$(echo {b64} | base64 -d); \
+         echo \"value-in-env:$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c -- \"$v\")\"; \
+         sleep 4",
+        port = up.port,
+        // The guest looks for the value without the test's command line carrying it.
+        b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, VALUE),
+    );
+    let child = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "run", "--repo", ".", "--secret", "api", "--", "sh", "-c", &script,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // While the attempt runs: no host process carries the value in its arguments or
+    // environment, and nothing in the run dir (the VM's disks and sockets) holds it.
+    let mut leaks = Vec::new();
+    for _ in 0..40 {
+        leaks.extend(processes_holding(VALUE));
+        leaks.extend(files_containing(&env.run_dir(), VALUE.as_bytes()));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(leaks.is_empty(), "the value leaked: {leaks:?}");
+    assert!(shown.contains("{\"ok\":true}"), "{shown}");
+    assert!(shown.contains("wrong:401"), "{shown}");
+    assert!(
+        shown.contains("403") && shown.contains("CONNECT"),
+        "a CONNECT to the upstream must be refused: {shown}"
+    );
+    assert!(shown.contains("first:data: {\"n\":1}"), "{shown}");
+    let phantom = shown
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("phantom:"))
+        .expect("the guest's token")
+        .to_string();
+    assert!(phantom.starts_with("berth-phantom-"), "{phantom}");
+    assert!(
+        !shown.contains(VALUE),
+        "the value reached the guest: {shown}"
+    );
+
+    // The upstream got the real value, never a phantom; the stream passed event by event
+    // (the guest's mark came before the upstream sent its last event).
+    let seen = up.requests();
+    let hello = seen.iter().find(|s| s.path == "/base/v1/hello").unwrap();
+    assert!(hello.headers.contains(&("x-api-key".into(), VALUE.into())));
+    assert!(
+        seen.iter()
+            .all(|s| !s.headers.iter().any(|(_, v)| v.contains("berth-phantom"))),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| s.path == "/base/v1/hello").count(),
+        1
+    );
+    let mark = seen.iter().find(|s| s.path == "/base/mark").expect("mark");
+    let last = up.last_event_at.lock().unwrap().expect("the stream ended");
+    assert!(
+        mark.at < last,
+        "the guest read the first event only after the last was sent"
+    );
+
+    // Every use is in the audit (name, path, status), with neither value nor phantom; the
+    // value is nowhere in the data directory (database, logs, workspace, overlays).
+    let audit = env.berth().args(["audit", "1.1"]).output().unwrap();
+    let audit_text = text(&audit);
+    assert!(audit_text.contains("secret"), "{audit_text}");
+    assert!(audit_text.contains("/v1/hello"), "{audit_text}");
+    assert!(!audit_text.contains(VALUE) && !audit_text.contains(&phantom));
+    assert_eq!(
+        files_containing(env.data_dir(), VALUE.as_bytes()),
+        Vec::<String>::new()
+    );
+    let ls = env
+        .berth()
+        .args(["secret", "ls", "--json"])
+        .output()
+        .unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert!(ls[0]["last_used_at"].as_u64().is_some(), "{ls}");
+    assert!(!ls.to_string().contains(VALUE));
+
+    // Attempt A's phantom is worthless at attempt B's gateway; B's own works up to its cap.
+    let script = format!(
+        "for k in {phantom} $API_KEY $API_KEY $API_KEY; do \
+         curl -sS -o /dev/null -w 'code:%{{http_code}}\\n' -H \"x-api-key: $k\" \"$API_URL/v1/b\"; done"
+    );
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "run",
+            "--repo",
+            ".",
+            "--secret",
+            "api:max-requests=2",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(&script)
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    let codes: Vec<&str> = shown
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("code:"))
+        .collect();
+    assert_eq!(codes, ["401", "200", "200", "403"], "{shown}");
+    assert_eq!(
+        up.requests()
+            .iter()
+            .filter(|s| s.path == "/base/v1/b")
+            .count(),
+        2
+    );
+
+    // An unknown secret is refused before anything is made.
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--repo", ".", "--secret", "nope", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out).contains("no secret 'nope'"), "{}", text(&out));
+    let _ = Command::new("true").status();
+}
