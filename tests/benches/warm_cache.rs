@@ -11,15 +11,6 @@ use std::time::Instant;
 
 use berth_tests::{Registries, TestEnv, commit_files, repo_with};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn berth(env: &TestEnv, repo: &Path, args: &[&str]) -> String {
     let out = env.berth().current_dir(repo).args(args).output().unwrap();
     let text = format!(
@@ -37,7 +28,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let (deps, runs) = (arg("--deps", 30), arg("--runs", 3));
+    let (deps, runs) = (
+        berth_tests::bench_arg("--deps", 30),
+        berth_tests::bench_arg("--runs", 3),
+    );
     let env = TestEnv::new();
     let reg = Registries::start();
     let port = reg.http.port;

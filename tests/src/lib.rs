@@ -10,6 +10,7 @@
 //! test gets its own data directory (sharing that image) and its own HOME.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod env;
 mod files_http;
 mod http;
@@ -19,6 +20,7 @@ mod repo;
 mod tls_upstream;
 mod vm;
 
+pub use bench::bench_arg;
 pub use env::{TestEnv, berth_bin, target_dir};
 pub use files_http::FilesHttp;
 pub use http::LoopbackHttp;

@@ -3,6 +3,7 @@
 //! answers:
 //! - `/sse`: 20 server-sent events, 200 ms apart, each flushed as its own chunk;
 //! - `/mark`: records that it came (the streaming test's "I have read the first event");
+//! - `.../bytes/N`: N MiB (benchmarks);
 //! - anything else: `{"ok":true}`.
 
 use std::sync::{Arc, Mutex};
@@ -124,6 +125,26 @@ fn answer(
             .collect(),
         at: Instant::now(),
     });
+    if let Some(mib) = path
+        .rsplit_once("/bytes/")
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+    {
+        let (mut tx, body) =
+            http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(4);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![b'x'; 256 * 1024]);
+            for _ in 0..mib * 4 {
+                if tx.send(Frame::data(chunk.clone())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        return Response::builder()
+            .header("content-type", "application/octet-stream")
+            .header("content-length", (mib * 1024 * 1024).to_string())
+            .body(body.boxed())
+            .unwrap();
+    }
     if path.ends_with("/sse") {
         let (mut tx, body) =
             http_body_util::channel::Channel::<Bytes, std::convert::Infallible>::new(1);

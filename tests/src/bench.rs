@@ -1,0 +1,12 @@
+//! Small helpers for the benchmarks in `tests/benches/`.
+
+/// The number after `--name` on the command line (`cargo bench ... -- --name N`), or
+/// `default`.
+pub fn bench_arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
