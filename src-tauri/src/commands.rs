@@ -89,6 +89,9 @@ pub struct NewTaskRequest {
     title: String,
     network: String,
     allow: Vec<String>,
+    /// Secrets to bind (`NAME[:approve=..][:ttl=..][:max-requests=..]`).
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 #[tauri::command(async)]
@@ -117,7 +120,12 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             memory_mib: 512,
             policy,
             with_env: true,
-            secrets: Vec::new(),
+            secrets: req
+                .secrets
+                .iter()
+                .map(|s| berth_core::parse_secret_spec(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| e.to_string())?,
         },
         now_ms,
     )

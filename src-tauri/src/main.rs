@@ -6,6 +6,7 @@
 mod commands;
 mod notify;
 mod repos;
+mod secrets;
 mod watch;
 
 use std::collections::HashMap;
@@ -51,6 +52,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    berth_core::use_keyring(berth_core::keyring_for(
+        std::env::var("BERTH_KEYRING").ok().as_deref(),
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+    ));
     let app = App {
         store: Store::new(data),
         berth: berth_binary(),
@@ -86,6 +91,9 @@ fn main() {
             repos::repo_remove,
             repos::repo_env,
             repos::repo_env_build,
+            secrets::secrets,
+            secrets::secret_set,
+            secrets::secret_remove,
             repos::pick_folder,
             repos::settings,
             repos::set_editor,

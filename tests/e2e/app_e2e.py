@@ -148,7 +148,8 @@ def step(name):
 
 def berth(data, *args):
     return subprocess.run([str(BERTH), "--data-dir", str(data), *args], check=True,
-                          capture_output=True, text=True).stdout
+                          capture_output=True, text=True,
+                          env=dict(os.environ, BERTH_KEYRING="keyutils")).stdout
 
 
 def git(repo, *args):
@@ -198,7 +199,9 @@ def main():
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "demo")
-    env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH))
+    # Secrets go to the kernel keyring (scripts/test.sh runs this inside `keyctl session -`):
+    # the private session bus here has no Secret Service.
+    env = dict(os.environ, BERTH_DATA_DIR=str(data), BERTH_BIN=str(BERTH), BERTH_KEYRING="keyutils")
     env.pop("VISUAL", None)
     # A fake editor: records what "Open in editor" ran it with.
     editor_log = work / "editor-args"
@@ -420,6 +423,29 @@ def main():
         assert win.text(f"{sel} button[name=env-build]") == "Build", shown
         win.shot("15-env-failed")
         step("a failing setup step shows as failed with its output on the Repos view")
+
+        value = "sk-e2e-never-shown-5b1d"
+        win.js("document.querySelector('details.settings').open = true;"
+               "const v = (n, x) => { document.querySelector(`input[name=${n}]`).value = x; };"
+               "v('secret-name', 'api'); v('secret-upstream', 'https://api.example.invalid');"
+               "v('secret-header', 'Authorization: Bearer {}'); v('secret-key-env', 'API_KEY');"
+               "v('secret-value', arguments[0]);"
+               "document.querySelector('button[name=add-secret]').click();", value)
+        win.wait_text('[data-secret="api"]', "authorization", timeout=20)
+        win.js("document.querySelector('[data-secret=api]').scrollIntoView();")
+        win.shot("16-secret-stored")
+        page = win.js("return document.documentElement.outerHTML + [...document.querySelectorAll('input')].map(i => i.value).join(' ')")
+        assert value not in page, "the secret's value is in the window"
+        listed = json.loads(berth(data, "secret", "ls", "--json"))
+        assert [s["name"] for s in listed] == ["api"] and value not in json.dumps(listed), listed
+        win.click("#new-task-button")
+        win.find("input[name=bind-secret][value=api]")
+        win.shot("17-new-task-with-secret")
+        win.js("document.querySelector('#new-task').close();")
+        win.js("document.querySelector('[data-secret=api] button').click();")
+        win.wait_text(".settings", "No secrets", timeout=20)
+        assert json.loads(berth(data, "secret", "ls", "--json")) == []
+        step("Settings: a secret is stored (its value never shown again), offered to new tasks, and removed")
     finally:
         if win:
             win.close()

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, Settings } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -22,6 +22,11 @@ export const api = {
   buildEnv: (path: string, again: boolean) => invoke<void>("repo_env_build", { path, again }),
   pickFolder: () => invoke<string | null>("pick_folder"),
   settings: () => invoke<Settings>("settings"),
+  secrets: () => invoke<SecretRecord[]>("secrets"),
+  /** The value goes to the OS keyring; nothing ever sends it back. */
+  setSecret: (req: { name: string; upstream: string; header: string; key_env: string; url_env: string; value: string }) =>
+    invoke<void>("secret_set", { req }),
+  removeSecret: (name: string) => invoke<void>("secret_remove", { name }),
   setEditor: (command: string) => invoke<void>("set_editor", { command }),
   pull: (id: string) => invoke<string>("attempt_pull", { id }),
   stop: (id: string) => invoke<void>("attempt_stop", { id }),

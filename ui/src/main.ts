@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, Settings, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
 import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
@@ -31,6 +31,7 @@ const ui = {
   approvals: [] as PendingApproval[],
   repos: [] as Repo[],
   envs: {} as Record<string, RepoEnvStatus>,
+  secrets: [] as SecretRecord[],
   settings: null as Settings | null,
   compare: null as [string, string] | null,
 };
@@ -101,7 +102,8 @@ function showError(m: string) {
 
 async function refresh() {
   try {
-    const [attempts, repos, settings] = await Promise.all([api.state(), api.repos(), api.settings()]);
+    const [attempts, repos, settings, secrets] = await Promise.all([api.state(), api.repos(), api.settings(), api.secrets().catch(() => [] as SecretRecord[])]);
+    ui.secrets = secrets;
     ui.tasks = groupTasks(attempts);
     ui.approvals = openApprovals(ui.approvals, attempts, Date.now());
     ui.repos = repos;
@@ -222,7 +224,44 @@ function settingsPanel(): HTMLElement {
       e.preventDefault();
       try { await api.setEditor(editorInput.value); editorDirty = false; ui.note = "editor saved"; ui.error = ""; await refresh(); } catch (err) { showError(message(err)); }
     } }, editorInput, h("button", { name: "save-editor" }, "Save")),
-    h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`));
+    h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`),
+    secretsPart());
+}
+
+// The secret form's inputs live across re-renders (like the editor's); the value field is
+// cleared as soon as it was handed over, and nothing ever fills it back.
+const secretInputs = {
+  name: h("input", { name: "secret-name", placeholder: "anthropic" }) as HTMLInputElement,
+  upstream: h("input", { name: "secret-upstream", placeholder: "https://api.example.com" }) as HTMLInputElement,
+  header: h("input", { name: "secret-header", placeholder: "x-api-key  or  Authorization: Bearer {}" }) as HTMLInputElement,
+  keyEnv: h("input", { name: "secret-key-env", placeholder: "ANTHROPIC_API_KEY (optional)" }) as HTMLInputElement,
+  urlEnv: h("input", { name: "secret-url-env", placeholder: "ANTHROPIC_BASE_URL (optional)" }) as HTMLInputElement,
+  value: h("input", { name: "secret-value", type: "password", autocomplete: "off", placeholder: "the value (typed once, never shown)" }) as HTMLInputElement,
+};
+
+/** Settings → Secrets: what is stored (never a value), add one, remove one. */
+function secretsPart(): HTMLElement {
+  const list = h("div", { class: "secrets" });
+  if (!ui.secrets.length) list.append(h("div", { class: "meta" }, "No secrets. An attempt uses one through its own gateway; the VM never sees the value."));
+  for (const s of ui.secrets) {
+    list.append(h("div", { class: "secret", "data-secret": s.name },
+      h("strong", {}, s.name), " ", h("span", { class: "meta" }, `${s.header} → ${s.upstream} · ${s.last_used_at ? `used ${age(Math.max(0, Math.floor(Date.now() / 1000) - s.last_used_at))} ago` : "never used"}`),
+      h("button", { class: "small", title: `Remove ${s.name} from the keyring`, onclick: async () => { try { await api.removeSecret(s.name); ui.note = `removed secret ${s.name}`; ui.error = ""; await refresh(); } catch (e) { showError(message(e)); } } }, "×")));
+  }
+  const i = secretInputs;
+  return h("div", { class: "secrets-part" }, h("label", {}, "Secrets (kept in your OS keyring)"), list,
+    h("form", { class: "secret-form", onsubmit: async (e: Event) => {
+      e.preventDefault();
+      const value = i.value.value;
+      i.value.value = "";
+      try {
+        await api.setSecret({ name: i.name.value.trim(), upstream: i.upstream.value.trim(), header: i.header.value.trim(), key_env: i.keyEnv.value.trim(), url_env: i.urlEnv.value.trim(), value });
+        ui.note = `stored secret ${i.name.value.trim()}`;
+        ui.error = "";
+        for (const k of ["name", "upstream", "header", "keyEnv", "urlEnv"] as const) i[k].value = "";
+        await refresh();
+      } catch (err) { showError(message(err)); }
+    } }, i.name, i.upstream, i.header, i.keyEnv, i.urlEnv, i.value, h("button", { name: "add-secret" }, "Add secret")));
 }
 
 /** On a booting attempt's card: its repo's environment build, if one runs (the attempt
@@ -372,6 +411,8 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
   const attempts = h("input", { name: "attempts", type: "number", min: 1, max: 16, value: 2 }) as HTMLInputElement;
   const network = h("select", { name: "network" }, h("option", { value: "off" }, "off"), h("option", { value: "allowlist" }, "allowlist"), h("option", { value: "open" }, "open")) as HTMLSelectElement;
   const allow = h("input", { name: "allow", placeholder: "example.com, *.example.org:443" }) as HTMLInputElement;
+  // Secrets to bind: each attempt gets its own token for its own gateway.
+  const secretBoxes = ui.secrets.map((s) => h("input", { type: "checkbox", name: "bind-secret", value: s.name }) as HTMLInputElement);
   const err = h("div", {});
   const loadBranches = async () => {
     base.replaceChildren();
@@ -390,6 +431,8 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
     h("div", { class: "row" }, field("Agent preset", preset), field("Command", command)),
     field("Prompt (the task's title; the command sees it as $BERTH_PROMPT)", title),
     h("div", { class: "row" }, field("Network", network), field("Allowlist", allow)),
+    ui.secrets.length ? field("Secrets (used through each attempt's gateway; the VM gets a token worthless elsewhere)",
+      h("div", { class: "chips" }, ...ui.secrets.map((s, k) => h("label", { class: "chip" }, secretBoxes[k], ` ${s.name}`)))) : null,
     h("div", { class: "actions" },
       h("button", { class: "primary", name: "create", onclick: async () => {
         try {
@@ -403,6 +446,7 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
             attempts: Number(attempts.value), title: title.value || command.value,
             network: network.value as "off" | "allowlist" | "open",
             allow: allowList,
+            secrets: secretBoxes.filter((b) => b.checked).map((b) => b.value),
           });
           (dlg as HTMLDialogElement).close();
           ui.selected = Number(ids[0].split(".")[0]);

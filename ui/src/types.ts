@@ -39,6 +39,8 @@ export interface NewTaskRequest {
   title: string;
   network: "off" | "allowlist" | "open";
   allow: string[];
+  /** Secrets bound to every attempt (`NAME[:approve=each|task|none]...`). */
+  secrets: string[];
 }
 
 export interface AuditEvent {
@@ -84,6 +86,19 @@ export interface RemovalBlocker {
   reason: string;
   pull_keeps_it: boolean;
   confirm: string;
+}
+
+/** A secret's metadata (`berth secret ls --json`); the value never leaves the keyring. */
+export interface SecretRecord {
+  name: string;
+  upstream: string;
+  header: string;
+  template: string;
+  key_env: string;
+  url_env: string;
+  ca_pem: string | null;
+  created_at: number;
+  last_used_at: number | null;
 }
 
 export interface Settings {

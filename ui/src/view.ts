@@ -87,6 +87,11 @@ export function describeEvent(e: AuditEvent): { text: string; denied: boolean } 
         text: `${d.decision === "deny" ? "DENIED" : "allowed"} ${d.method} ${d.host}:${d.port}${d.reason ? ` (${d.reason})` : ""}`,
         denied: d.decision === "deny",
       };
+    case "secret":
+      return {
+        text: `${d.decision === "deny" ? "DENIED use of" : "used"} secret ${d.secret}: ${d.method} ${d.host}${d.path ?? ""} → ${d.status}${d.reason ? ` (${d.reason})` : ""}`,
+        denied: d.decision === "deny",
+      };
     case "command":
       return {
         text: d.phase === "start" ? `ran ${(d.argv as string[] | undefined)?.join(" ") ?? ""}` : `exited ${d.exit_code}`,

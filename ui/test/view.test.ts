@@ -90,4 +90,13 @@ describe("review and audit", () => {
     expect(e.denied).toBe(true);
     expect(e.text).toContain("DENIED GET evil.test:80");
   });
+
+  it("describes a secret's use by name, path and status (the event holds no value)", () => {
+    const ok = describeEvent({ seq: 2, attempt: "1.1", ts_ms: 0, kind: "secret", data: { decision: "allow", secret: "anthropic", method: "POST", host: "api.test", path: "/v1/messages", status: 200 } });
+    expect(ok.text).toBe("used secret anthropic: POST api.test/v1/messages → 200");
+    expect(ok.denied).toBe(false);
+    const no = describeEvent({ seq: 3, attempt: "1.1", ts_ms: 0, kind: "secret", data: { decision: "deny", secret: "anthropic", method: "GET", host: "api.test", path: "/x", status: 401, reason: "wrong token" } });
+    expect(no.denied).toBe(true);
+    expect(no.text).toContain("DENIED use of secret anthropic");
+  });
 });

@@ -227,15 +227,10 @@ pub fn find_agent(flag: Option<PathBuf>, exe: &Path) -> Result<PathBuf> {
     )
 }
 
-/// The keyring for secret values: `$BERTH_KEYRING` (`keyutils` or `secret-service`) if set,
-/// else the Secret Service when there is a session bus (a desktop), else the kernel's.
+/// The keyring for secret values (see `berth_core::keyring_for`).
 pub fn keyring() -> berth_core::Keyring {
-    match std::env::var("BERTH_KEYRING").as_deref() {
-        Ok("keyutils") => berth_core::Keyring::Keyutils,
-        Ok("secret-service") => berth_core::Keyring::SecretService,
-        _ if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() => {
-            berth_core::Keyring::SecretService
-        }
-        _ => berth_core::Keyring::Keyutils,
-    }
+    berth_core::keyring_for(
+        std::env::var("BERTH_KEYRING").ok().as_deref(),
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+    )
 }

@@ -59,8 +59,8 @@ pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
 pub use secrets::{
-    Keyring, NewSecret, SecretUse, attempt_secrets, bind_secrets, gateway_url, keyring_in_use,
-    list_secrets, parse_secret_spec, remove_secret, set_secret, use_keyring,
+    Keyring, NewSecret, SecretUse, attempt_secrets, bind_secrets, gateway_url, keyring_for,
+    keyring_in_use, list_secrets, parse_secret_spec, remove_secret, set_secret, use_keyring,
 };
 pub use spawn::{
     SuperviseOptions, rebuild_env_in_background, refresh_cache_after_pull, spawn_supervisor,

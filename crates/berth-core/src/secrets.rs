@@ -44,6 +44,18 @@ pub fn use_keyring(k: Keyring) {
     }
 }
 
+/// The keyring a front end should use: `choice` (`$BERTH_KEYRING`: `keyutils` or
+/// `secret-service`) if given, else the Secret Service when the process has a session bus
+/// (a desktop), else the kernel's.
+pub fn keyring_for(choice: Option<&str>, session_bus: bool) -> Keyring {
+    match choice {
+        Some("keyutils") => Keyring::Keyutils,
+        Some("secret-service") => Keyring::SecretService,
+        _ if session_bus => Keyring::SecretService,
+        _ => Keyring::Keyutils,
+    }
+}
+
 /// The keyring in use (keyutils unless a front end chose otherwise).
 pub fn keyring_in_use() -> Keyring {
     if KEYRING.get().is_none() {
