@@ -8,7 +8,9 @@ use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use berth_egress::{EgressEvent, EgressProxy, Mode, Policy, SecretApproval, SecretBinding};
+use berth_egress::{
+    Approval, EgressEvent, EgressProxy, Mode, Policy, SecretApproval, SecretBinding,
+};
 use berth_tests::TlsUpstream;
 
 const VALUE: &str = "sk-real-value-7d1c0f";
@@ -32,6 +34,13 @@ fn binding(up: &TlsUpstream, phantom: &str) -> SecretBinding {
 type Events = Arc<Mutex<Vec<EgressEvent>>>;
 
 fn proxy(bindings: Vec<SecretBinding>) -> (EgressProxy, u16, Events) {
+    proxy_asking(bindings, None)
+}
+
+fn proxy_asking(
+    bindings: Vec<SecretBinding>,
+    approver: Option<berth_egress::Approver>,
+) -> (EgressProxy, u16, Events) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let events: Events = Default::default();
@@ -44,7 +53,7 @@ fn proxy(bindings: Vec<SecretBinding>) -> (EgressProxy, u16, Events) {
         l,
         policy,
         Arc::new(move |ev| e.lock().unwrap().push(ev)),
-        None,
+        approver,
         bindings,
     )
     .unwrap();
@@ -212,4 +221,51 @@ fn a_binding_ends_at_its_ttl_and_its_request_cap() {
     let (code, body) = request(port, "/gateway/api/a", Some(PHANTOM));
     assert_eq!(code, 403, "{body}");
     assert_eq!(up.requests().len(), 1);
+}
+
+/// An approver that answers `answers` in turn and counts the questions.
+fn answering(answers: Vec<Approval>) -> (berth_egress::Approver, Arc<Mutex<Vec<String>>>) {
+    let asked: Arc<Mutex<Vec<String>>> = Default::default();
+    let (q, left) = (asked.clone(), Arc::new(Mutex::new(answers)));
+    let approver: berth_egress::Approver = Arc::new(move |host: &str, _port: u16| {
+        q.lock().unwrap().push(host.to_string());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = tx.send(left.lock().unwrap().remove(0));
+        rx
+    });
+    (approver, asked)
+}
+
+#[test]
+fn approval_per_task_asks_once_and_a_denial_is_a_403_in_the_audit() {
+    let up = TlsUpstream::start();
+    let mut task = binding(&up, PHANTOM);
+    task.approve = SecretApproval::Task;
+    let (approver, asked) = answering(vec![Approval::Always]);
+    let (_p, port, _) = proxy_asking(vec![task], Some(approver));
+    assert_eq!(request(port, "/gateway/api/a", Some(PHANTOM)).0, 200);
+    assert_eq!(request(port, "/gateway/api/b", Some(PHANTOM)).0, 200);
+    assert_eq!(
+        *asked.lock().unwrap(),
+        ["secret-api"],
+        "asked once for the task"
+    );
+
+    let mut each = binding(&up, PHANTOM);
+    each.approve = SecretApproval::Each;
+    let (approver, asked) = answering(vec![Approval::Once, Approval::Deny("no".into())]);
+    let (_p, port, events) = proxy_asking(vec![each], Some(approver));
+    assert_eq!(request(port, "/gateway/api/c", Some(PHANTOM)).0, 200);
+    let (code, body) = request(port, "/gateway/api/d", Some(PHANTOM));
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("denied"), "{body}");
+    assert_eq!(asked.lock().unwrap().len(), 2);
+    assert!(!up.requests().iter().any(|s| s.path == "/base/d"));
+    let events = events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e.decision == "deny"
+            && e.status == Some(403)
+            && e.reason.as_deref().is_some_and(|r| r.contains("denied"))),
+        "{events:?}"
+    );
 }

@@ -6,8 +6,10 @@
 //! The values live in the kernel keyring: `scripts/test.sh` runs the suite inside
 //! `keyctl session -` (a CI machine has no desktop Secret Service).
 
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_tests::{TestEnv, TlsUpstream, simple_repo};
@@ -67,6 +69,31 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     found
 }
 
+/// Dumps the running attempt's guest RAM (QMP `pmemsave` of its 512 MiB) and reports
+/// whether it holds the secret's value and the guest's phantom.
+fn scan_guest_ram(run_dir: &Path, phantom: &str) -> (bool, bool) {
+    let socket = std::fs::read_dir(run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("qmp.sock"))
+        .find(|p| p.exists())
+        .expect("the attempt's QMP socket");
+    let dump = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    let stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let mut qmp = qapi::Qmp::from_stream(&stream);
+    qmp.handshake().unwrap();
+    qmp.execute(&qapi::qmp::pmemsave {
+        val: 0,
+        size: 512 << 20,
+        filename: dump.path().display().to_string(),
+    })
+    .unwrap();
+    let ram = std::fs::read(dump.path()).unwrap();
+    assert_eq!(ram.len(), 512 << 20);
+    let holds = |needle: &[u8]| ram.windows(needle.len()).any(|w| w == needle);
+    (holds(VALUE.as_bytes()), holds(phantom.as_bytes()))
+}
+
 /// Host processes whose arguments or environment hold `needle`.
 fn processes_holding(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
@@ -98,14 +125,15 @@ fn the_guest_uses_a_key_it_never_holds() {
          https_proxy=http://10.0.2.100:3128 curl -sS -m 10 https://localhost:{port}/ 2>&1 | head -c 300; echo; \
          curl -sN -H \"x-api-key: $API_KEY\" \"$API_URL/sse\" | (read -r a; read -r b; echo \"first:$b\"; \
            curl -sS -H \"x-api-key: $API_KEY\" \"$API_URL/mark\" >/dev/null; cat >/dev/null); \
-         echo \"phantom:$API_KEY\"; v=$(echo {b64} | base64 -d); \
+         echo \"phantom:$API_KEY\"; v={tail}; \
          echo \"value-in-env:$(cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c -- \"$v\")\"; \
-         sleep 4",
+         echo guest-done; sleep 8",
         port = up.port,
-        // The guest looks for the value without the test's command line carrying it.
-        b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, VALUE),
+        // The guest looks for the value's tail: neither the guest's RAM nor the test's
+        // command line then holds the whole value.
+        tail = &VALUE[VALUE.len() - 12..],
     );
-    let child = env
+    let mut child = env
         .berth()
         .current_dir(&repo)
         .args([
@@ -115,15 +143,56 @@ fn the_guest_uses_a_key_it_never_holds() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout: Arc<Mutex<String>> = Default::default();
+    let reader = {
+        let (mut pipe, seen) = (child.stdout.take().unwrap(), stdout.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
     // While the attempt runs: no host process carries the value in its arguments or
-    // environment, and nothing in the run dir (the VM's disks and sockets) holds it.
+    // environment, and nothing in the run dir (the VM's disks and sockets) holds it. Once
+    // the guest has used the secret, its whole RAM is dumped and searched too.
     let mut leaks = Vec::new();
-    for _ in 0..40 {
+    let mut ram_checked = false;
+    for _ in 0..120 {
         leaks.extend(processes_holding(VALUE));
         leaks.extend(files_containing(&env.run_dir(), VALUE.as_bytes()));
+        let so_far = stdout.lock().unwrap().clone();
+        if !ram_checked && so_far.contains("guest-done") {
+            let phantom = so_far
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("phantom:"))
+                .unwrap()
+                .to_string();
+            let (has_value, has_phantom) = scan_guest_ram(&env.run_dir(), &phantom);
+            assert!(
+                has_phantom,
+                "the RAM dump does not hold the guest's token: not the guest's RAM"
+            );
+            assert!(!has_value, "the value is in the guest's RAM");
+            ram_checked = true;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(250));
     }
-    let out = child.wait_with_output().unwrap();
+    assert!(
+        ram_checked,
+        "the guest never got as far as using the secret"
+    );
+    reader.join().unwrap();
+    let mut out = child.wait_with_output().unwrap();
+    out.stdout = stdout.lock().unwrap().clone().into_bytes();
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(leaks.is_empty(), "the value leaked: {leaks:?}");
