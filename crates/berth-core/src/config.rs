@@ -19,6 +19,9 @@
 //! [cache]                                  # the repo's cache disk (see cache.rs)
 //! presets = ["cargo", "pip"]               # cargo, npm, pip, go
 //! size = "8GiB"
+//!
+//! [secrets]                                # secrets bound to every attempt (see secrets.rs)
+//! bind = ["anthropic:approve=task"]        # the user's own secrets, by name; needs trust
 //! ```
 
 use std::collections::BTreeMap;
@@ -35,6 +38,36 @@ pub struct RepoConfig {
     pub env: Option<crate::env_config::EnvConfig>,
     #[serde(default)]
     pub cache: Option<crate::env_config::CacheConfig>,
+    #[serde(default)]
+    pub secrets: Option<SecretsConfig>,
+}
+
+/// `[secrets]`: the user's secrets (by name) the repo's attempts use through their gateway.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    #[serde(default)]
+    pub bind: Vec<toml::Spanned<String>>,
+}
+
+impl SecretsConfig {
+    /// The bindings, checked (`NAME[:approve=..][:ttl=..][:max-requests=..]`).
+    pub fn uses(&self) -> Vec<crate::secrets::SecretUse> {
+        self.bind
+            .iter()
+            .filter_map(|b| crate::secrets::parse_secret_spec(b.get_ref()).ok())
+            .collect()
+    }
+
+    fn validate(&self, text: &str) -> Result<(), String> {
+        for (i, b) in self.bind.iter().enumerate() {
+            if let Err(e) = crate::secrets::parse_secret_spec(b.get_ref()) {
+                let line = text[..b.span().start.min(text.len())].matches('\n').count() + 1;
+                return Err(format!("berth.toml line {line}: secrets.bind[{i}]: {e}"));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -56,6 +89,9 @@ pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
     }
     if let Some(cache) = &config.cache {
         cache.validate(text)?;
+    }
+    if let Some(secrets) = &config.secrets {
+        secrets.validate(text)?;
     }
     Ok(config)
 }

@@ -286,6 +286,41 @@ fn parse_duration(v: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{v}' is not a duration"))
 }
 
+/// The secrets a new task binds: the repo's `[secrets] bind` (only once the user trusted
+/// its `berth.toml`; untrusted, the file is refused), then the front end's own on top (a
+/// name in both takes the front end's options).
+pub fn task_secret_uses(
+    store: &Store,
+    repo: &std::path::Path,
+    flags: &[SecretUse],
+) -> Result<Vec<SecretUse>, TaskError> {
+    let view = crate::trust::repo_config(store, repo)?;
+    let from_repo = view
+        .config
+        .secrets
+        .as_ref()
+        .map(|s| s.uses())
+        .unwrap_or_default();
+    if !from_repo.is_empty() && !view.usable() {
+        return Err(TaskError::Refused(format!(
+            "{}/berth.toml asks to bind your secrets ({}); read it, then run `berth config              trust --repo {}`",
+            repo.display(),
+            from_repo
+                .iter()
+                .map(|u| u.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            repo.display()
+        )));
+    }
+    let mut uses: Vec<SecretUse> = from_repo
+        .into_iter()
+        .filter(|u| !flags.iter().any(|f| f.name == u.name))
+        .collect();
+    uses.extend(flags.iter().cloned());
+    Ok(uses)
+}
+
 /// Checks that every secret exists (metadata and a value in the keyring) and gives each a
 /// fresh phantom.
 pub fn bind_secrets(store: &Store, uses: &[SecretUse]) -> Result<Vec<SecretUse>, TaskError> {

@@ -75,6 +75,9 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
         .as_ref()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
         .unwrap_or_default();
+    let uses = crate::secrets::task_secret_uses(store, new.repo, &new.secrets)?;
+    // Checked before anything is written (each attempt binds its own phantoms below).
+    crate::secrets::bind_secrets(store, &uses)?;
     let mut db = store.db()?;
     let now = clock() / 1000;
     // The repo shows in the app's Repos section from its first task on.
@@ -137,10 +140,10 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             updated_at: now,
             policy: serde_json::to_string(&new.policy).unwrap_or_default(),
             env: env_json.clone(),
-            secrets: if new.secrets.is_empty() {
+            secrets: if uses.is_empty() {
                 String::new()
             } else {
-                serde_json::to_string(&crate::secrets::bind_secrets(store, &new.secrets)?)
+                serde_json::to_string(&crate::secrets::bind_secrets(store, &uses)?)
                     .unwrap_or_default()
             },
         };

@@ -121,6 +121,9 @@ pub fn widenings(config: &RepoConfig) -> Vec<String> {
     if let Some(net) = config.env.as_ref().and_then(|e| e.network.as_ref()) {
         network_widenings(net, "setup steps' ", &mut out);
     }
+    for b in config.secrets.iter().flat_map(|s| s.bind.iter()) {
+        out.push(format!("secret: {}", b.get_ref()));
+    }
     out
 }
 
@@ -219,6 +222,37 @@ mod tests {
         trust_repo_config(&store, &repo, Some(&view.sha256)).unwrap();
         let p = repo_policy(&store, &repo, None, &[], &[], None).unwrap();
         assert_eq!(p.mode, Mode::Open);
+    }
+
+    #[test]
+    fn a_repo_binds_the_users_secrets_only_once_trusted_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, repo) = repo_with_config(
+            dir.path(),
+            "[secrets]\nbind = [\"anthropic:approve=task\", \"gh\"]\n",
+        );
+        let view = repo_config(&store, &repo).unwrap();
+        assert_eq!(
+            view.widens,
+            ["secret: anthropic:approve=task", "secret: gh"]
+        );
+        let e = crate::secrets::task_secret_uses(&store, &repo, &[]).unwrap_err();
+        assert!(e.to_string().contains("anthropic, gh"), "{e}");
+        trust_repo_config(&store, &repo, None).unwrap();
+        let flag = crate::secrets::parse_secret_spec("gh:max-requests=3").unwrap();
+        let uses = crate::secrets::task_secret_uses(&store, &repo, &[flag]).unwrap();
+        let names: Vec<(&str, Option<u64>)> = uses
+            .iter()
+            .map(|u| (u.name.as_str(), u.max_requests))
+            .collect();
+        assert_eq!(names, [("anthropic", None), ("gh", Some(3))]);
+        assert_eq!(uses[0].approve, berth_egress::SecretApproval::Task);
+        // A bad binding names its line.
+        let err = crate::config::parse("[secrets]\n\nbind = [\"x:ttl=forever\"]\n").unwrap_err();
+        assert!(
+            err.contains("line 3") && err.contains("secrets.bind[0]"),
+            "{err}"
+        );
     }
 
     #[test]
