@@ -88,6 +88,7 @@ fn main() {
         max_requests: None,
         approve: SecretApproval::None,
         extra_roots_pem: Some(up.ca_pem.clone()),
+        intercept: false,
         value: Arc::new(|| Ok("sk-bench".into())),
     };
     let policy = Policy {

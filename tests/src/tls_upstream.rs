@@ -33,7 +33,13 @@ pub struct TlsUpstream {
 }
 
 impl TlsUpstream {
+    /// An upstream whose certificate is for `localhost`.
     pub fn start() -> TlsUpstream {
+        Self::start_for(&["localhost"])
+    }
+
+    /// An upstream whose certificate is for `names`.
+    pub fn start_for(names: &[&str]) -> TlsUpstream {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -42,7 +48,8 @@ impl TlsUpstream {
             .push(rcgen::DnType::CommonName, "berth test upstream CA");
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let leaf = rcgen::CertificateParams::new(names)
             .unwrap()
             .signed_by(&leaf_key, &ca, &ca_key)
             .unwrap();

@@ -27,6 +27,7 @@ fn binding(up: &TlsUpstream, phantom: &str) -> SecretBinding {
         max_requests: None,
         approve: SecretApproval::None,
         extra_roots_pem: Some(up.ca_pem.clone()),
+        intercept: false,
         value: Arc::new(|| Ok(VALUE.to_string())),
     }
 }

@@ -301,3 +301,75 @@ fn the_guest_uses_a_key_it_never_holds() {
     assert!(text(&out).contains("no secret 'nope'"), "{}", text(&out));
     let _ = Command::new("true").status();
 }
+
+/// The interception fallback: a program that talks to the real host name (no base URL)
+/// gets the key set by the attempt's own name-constrained CA; any other host behind CONNECT
+/// keeps its own certificate.
+#[test]
+fn a_program_without_a_base_url_gets_the_key_through_interception() {
+    let env = TestEnv::new();
+    let up = TlsUpstream::start();
+    let other = TlsUpstream::start_for(&["other.test"]);
+    set_secret(&env, &up);
+    let repo = simple_repo(&env);
+    berth_tests::commit_file(&repo, "other-ca.pem", &other.ca_pem, "the other host's CA");
+    let script = format!(
+        "openssl x509 -in /usr/local/share/ca-certificates/berth-attempt.crt -noout -text \
+           | grep -A2 'Name Constraints'; \
+         curl -sS --noproxy '' -H \"x-api-key: $API_KEY\" https://localhost:{port}/v1/direct; echo; \
+         curl -sS --noproxy '' -o /dev/null -w 'other:%{{http_code}}\\n' --cacert other-ca.pem \
+           https://other.test:{other_port}/x",
+        port = up.port,
+        other_port = other.port
+    );
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--repo", ".", "--secret", "api:intercept"])
+        .args([
+            "--network",
+            "allowlist",
+            "--resolve",
+            "other.test=127.0.0.1",
+        ])
+        .arg("--allow")
+        .arg(format!("other.test:{}", other.port))
+        .args(["--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("Permitted:") && shown.contains("DNS:localhost"),
+        "{shown}"
+    );
+    assert!(shown.contains("{\"ok\":true}"), "{shown}");
+    assert!(
+        shown.contains("other:200"),
+        "not the other host's own certificate: {shown}"
+    );
+    let seen = up.requests();
+    let direct = seen
+        .iter()
+        .find(|s| s.path == "/v1/direct")
+        .expect("intercepted request");
+    assert!(direct.headers.contains(&("x-api-key".into(), VALUE.into())));
+    assert!(
+        !direct
+            .headers
+            .iter()
+            .any(|(_, v)| v.contains("berth-phantom"))
+    );
+    assert!(
+        other
+            .requests()
+            .iter()
+            .all(|s| !s.headers.iter().any(|(_, v)| v.contains(VALUE))),
+        "the value went to another host"
+    );
+    let audit = text(&env.berth().args(["audit", "1.1"]).output().unwrap());
+    assert!(
+        audit.contains("/v1/direct") && !audit.contains(VALUE),
+        "{audit}"
+    );
+}

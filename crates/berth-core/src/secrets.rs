@@ -174,6 +174,7 @@ pub fn set_secret(
         max_requests: None,
         approve: SecretApproval::None,
         extra_roots_pem: new.ca_pem.clone(),
+        intercept: false,
         value: Arc::new(|| Err(String::new())),
     };
     berth_egress::gateway::Gateway::new(vec![probe], None, Arc::new(|_| {}))
@@ -225,11 +226,16 @@ pub struct SecretUse {
     /// Seconds from the attempt's boot after which the phantom stops working.
     pub ttl_s: Option<u64>,
     pub max_requests: Option<u64>,
+    /// Also intercept TLS to the upstream's host (for programs that cannot take a base
+    /// URL); otherwise a CONNECT there is refused.
+    #[serde(default)]
+    pub intercept: bool,
     /// The token the guest presents instead of the value; random per attempt.
     pub phantom: String,
 }
 
-/// `NAME[:approve=each|task|none][:ttl=1h][:max-requests=N]`, as `--secret` takes it.
+/// `NAME[:approve=each|task|none][:ttl=1h][:max-requests=N][:intercept]`, as `--secret`
+/// takes it.
 pub fn parse_secret_spec(spec: &str) -> Result<SecretUse, TaskError> {
     let bad = |why: String| TaskError::Refused(format!("--secret {spec}: {why}"));
     let mut parts = spec.split(':');
@@ -242,9 +248,14 @@ pub fn parse_secret_spec(spec: &str) -> Result<SecretUse, TaskError> {
         approve: SecretApproval::None,
         ttl_s: None,
         max_requests: None,
+        intercept: false,
         phantom: String::new(),
     };
     for part in parts {
+        if part == "intercept" {
+            use_.intercept = true;
+            continue;
+        }
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| bad(format!("'{part}' is not KEY=VALUE")))?;
@@ -380,22 +391,85 @@ pub fn gateway_url(name: &str) -> String {
     format!("http://{GUEST_PROXY_ADDR}:{GUEST_PROXY_PORT}{GATEWAY_PREFIX}{name}")
 }
 
+/// Where the guest keeps the attempt's interception CA, when it has one.
+pub const GUEST_CA_FILE: &str = "/usr/local/share/ca-certificates/berth-attempt.crt";
+
 /// The guest's variables for the bound secrets: the phantom where the program expects its
-/// key, and the gateway's base URL.
+/// key, and the gateway's base URL; with interception, the proxy (for every program, even
+/// when the network is off: the proxy then lets only the intercepted hosts through) and the
+/// attempt's CA for the TLS stacks that do not read the system store.
 pub fn secret_env(store: &Store, uses: &[SecretUse]) -> Vec<(String, String)> {
     let Ok(db) = store.db() else {
         return Vec::new();
     };
-    uses.iter()
-        .filter_map(|u| {
-            let meta = db.secret(&u.name).ok()??;
-            Some([
-                (meta.key_env, u.phantom.clone()),
-                (meta.url_env, gateway_url(&u.name)),
-            ])
-        })
-        .flatten()
-        .collect()
+    let mut env = Vec::new();
+    if uses.iter().any(|u| u.intercept) {
+        let proxy = format!("http://{GUEST_PROXY_ADDR}:{GUEST_PROXY_PORT}");
+        for k in ["https_proxy", "HTTPS_PROXY"] {
+            env.push((k.to_string(), proxy.clone()));
+        }
+        let bundle = "/etc/ssl/certs/ca-certificates.crt".to_string();
+        env.push(("NODE_EXTRA_CA_CERTS".into(), GUEST_CA_FILE.into()));
+        env.push(("SSL_CERT_FILE".into(), bundle.clone()));
+        env.push(("REQUESTS_CA_BUNDLE".into(), bundle));
+    }
+    env.extend(
+        uses.iter()
+            .filter_map(|u| {
+                let meta = db.secret(&u.name).ok()??;
+                Some([
+                    (meta.key_env, u.phantom.clone()),
+                    (meta.url_env, gateway_url(&u.name)),
+                ])
+            })
+            .flatten(),
+    );
+    env
+}
+
+/// Makes the guest trust the attempt's interception CA: written to the system store, as
+/// root, before the attempt's command starts (the certificate is public; its key stays in
+/// the proxy process).
+pub(crate) fn install_guest_ca(
+    agent: &mut berth_vm::agent::AgentClient,
+    pem: &str,
+) -> Result<(), TaskError> {
+    struct Tail(String);
+    impl berth_vm::agent::ExecIo for Tail {
+        fn stdout(&mut self, d: &[u8]) {
+            self.0.push_str(&String::from_utf8_lossy(d));
+        }
+        fn stderr(&mut self, d: &[u8]) {
+            self.0.push_str(&String::from_utf8_lossy(d));
+        }
+        fn error(&mut self, m: &str) {
+            self.0.push_str(m);
+        }
+    }
+    let script = format!(
+        "mkdir -p /usr/local/share/ca-certificates && printf '%s\\n' \"$BERTH_CA\" > {GUEST_CA_FILE} \
+         && update-ca-certificates >/dev/null"
+    );
+    let mut out = Tail(String::new());
+    let status = agent
+        .exec(
+            berth_proto::ExecRequest {
+                argv: vec!["sh".into(), "-c".into(), script],
+                env: vec![("BERTH_CA".into(), pem.to_string())],
+                cwd: Some("/".into()),
+                user: Some("root".into()),
+                pty: None,
+            },
+            &mut out,
+        )
+        .map_err(|e| TaskError::Refused(format!("cannot give the guest the attempt's CA: {e}")))?;
+    if status.shell_code() != 0 {
+        return Err(TaskError::Refused(format!(
+            "cannot give the guest the attempt's CA: {}",
+            out.0.trim()
+        )));
+    }
+    Ok(())
 }
 
 /// What the attempt's gateway needs for its bound secrets; each value is read from the
@@ -427,6 +501,7 @@ pub fn gateway_bindings(
                 max_requests: u.max_requests,
                 approve: u.approve,
                 extra_roots_pem: meta.ca_pem,
+                intercept: u.intercept,
                 value,
             })
         })

@@ -311,7 +311,17 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
                 approver,
                 secrets,
             )
-            .and_then(|proxy| Ok((VmSession::boot(hv, &spec, &settings.boot)?, proxy)))
+            .and_then(|proxy| {
+                let mut session = VmSession::boot(hv, &spec, &settings.boot)?;
+                // Interception: the guest trusts the attempt's CA before anything runs.
+                if let Some(pem) = proxy.as_ref().and_then(|p| p.ca_pem())
+                    && let Err(e) = crate::secrets::install_guest_ca(&mut session.agent, pem)
+                {
+                    session.kill();
+                    return Err(e);
+                }
+                Ok((session, proxy))
+            })
         });
     if let Err(e) = &booted {
         let mut db = store.db()?;

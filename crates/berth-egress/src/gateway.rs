@@ -70,6 +70,9 @@ pub struct SecretBinding {
     /// PEM certificates the upstream's chain may end in, besides the system's roots (a
     /// company's own CA; the tests' CA).
     pub extra_roots_pem: Option<String>,
+    /// Also answer CONNECTs to the upstream's host with the attempt's CA (for programs
+    /// that cannot take a base URL); otherwise such a CONNECT is refused.
+    pub intercept: bool,
     pub value: SecretValue,
 }
 
@@ -88,6 +91,8 @@ struct Bound {
 /// The gateway of one attempt.
 pub struct Gateway {
     bound: Vec<Bound>,
+    /// The interception CA, when a binding asked for interception.
+    ca: Option<crate::intercept::AttemptCa>,
     approver: Option<Approver>,
     sink: EventSink,
 }
@@ -139,11 +144,83 @@ impl Gateway {
                 value: Mutex::new(None),
             });
         }
+        let intercepted: Vec<String> = bound
+            .iter()
+            .filter(|b| b.binding.intercept)
+            .map(|b| b.host.clone())
+            .collect();
+        let ca = if intercepted.is_empty() {
+            None
+        } else {
+            Some(crate::intercept::AttemptCa::new(&intercepted)?)
+        };
         Ok(Gateway {
             bound,
+            ca,
             approver,
             sink,
         })
+    }
+
+    /// The attempt's interception CA (PEM), when a binding asked for interception.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.ca.as_ref().map(|c| c.pem())
+    }
+
+    /// Whether a CONNECT to `host:port` is intercepted (a bound upstream whose binding asked
+    /// for it).
+    pub fn intercepts(&self, host: &str, port: u16) -> bool {
+        let host = crate::target::normalize(host);
+        self.ca.is_some()
+            && self
+                .bound
+                .iter()
+                .any(|b| b.binding.intercept && b.host == host && b.port == port)
+    }
+
+    /// Serves an intercepted tunnel to `host`: TLS with a certificate from the attempt's CA,
+    /// then each request inside it as a use of the host's secret (same checks, the full
+    /// path on the upstream).
+    pub(crate) async fn serve_intercepted<S>(
+        self: Arc<Self>,
+        host: String,
+        prefix: Vec<u8>,
+        client: S,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let host = crate::target::normalize(&host);
+        let Some(config) = self.ca.as_ref().and_then(|ca| ca.server_config(&host).ok()) else {
+            return;
+        };
+        let io = Prefixed {
+            prefix,
+            pos: 0,
+            inner: client,
+        };
+        let Ok(tls) = tokio_rustls::TlsAcceptor::from(config).accept(io).await else {
+            return;
+        };
+        let gw = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (gw, host) = (gw.clone(), host.clone());
+            async move {
+                let Some(b) = gw
+                    .bound
+                    .iter()
+                    .find(|b| b.host == host && b.binding.intercept)
+                else {
+                    return Ok::<_, Infallible>(plain(StatusCode::NOT_FOUND, "not intercepted"));
+                };
+                let rest = req.uri().path().to_string();
+                Ok(gw.use_secret(b, req, &rest, "").await)
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
     }
 
     /// Whether `host` is a bound secret's upstream (the guest reaches it only through here).
@@ -178,7 +255,6 @@ impl Gateway {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let method = req.method().to_string();
         let path = req.uri().path().to_string();
         // Only requests for the proxy's own address come here (a pipelined request for
         // another host on the same connection is no gateway request).
@@ -199,6 +275,20 @@ impl Gateway {
                 "no such secret on this attempt's gateway",
             );
         };
+        let rest = rest.to_string();
+        self.use_secret(b, req, &rest, &b.base).await
+    }
+
+    /// One use of `b`: checks, then the request to `https://<upstream><base><rest>` with the
+    /// real header, its response streamed back.
+    async fn use_secret(
+        &self,
+        b: &Bound,
+        req: Request<Incoming>,
+        rest: &str,
+        base: &str,
+    ) -> Response<Body> {
+        let method = req.method().to_string();
         let shown_path = capped(rest, 512);
         let deny = |code: StatusCode, why: &str| {
             let ev = self.event(
@@ -249,7 +339,7 @@ impl Gateway {
             .query()
             .map(|q| format!("?{q}"))
             .unwrap_or_default();
-        let target = format!("https://{}{}{rest}{query}", b.authority, b.base);
+        let target = format!("https://{}{base}{rest}{query}", b.authority);
         let (mut parts, body) = req.into_parts();
         parts.uri = match target.parse() {
             Ok(u) => u,
@@ -637,6 +727,7 @@ mod tests {
             max_requests: None,
             approve: SecretApproval::None,
             extra_roots_pem: None,
+            intercept: false,
             value: Arc::new(|| Ok("real".into())),
         }
     }

@@ -11,6 +11,7 @@ mod decide;
 mod events;
 pub mod gateway;
 pub mod host_addrs;
+pub mod intercept;
 mod policy;
 mod proxy;
 mod request;

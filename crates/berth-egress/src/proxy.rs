@@ -75,6 +75,8 @@ struct Shared {
 
 /// A running proxy; dropping it stops it.
 pub struct EgressProxy {
+    /// The interception CA's certificate, when a bound secret asked for interception.
+    ca_pem: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -96,6 +98,12 @@ enum Listener {
 }
 
 impl EgressProxy {
+    /// The attempt's interception CA (PEM) the guest must trust, if any binding asked for
+    /// interception.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
     /// Serves on a unix socket (what the VM's bridge connects to).
     pub fn start_unix(
         listener: std::os::unix::net::UnixListener,
@@ -167,6 +175,7 @@ impl EgressProxy {
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
             Some(Arc::new(gw))
         };
+        let ca_pem = gateway.as_ref().and_then(|g| g.ca_pem());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -221,6 +230,7 @@ impl EgressProxy {
             });
             })?;
         Ok(EgressProxy {
+            ca_pem,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -289,8 +299,25 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         port: req.port,
         method: &req.method,
     };
-    // A bound secret's upstream is reached only through the gateway, which sets the key;
-    // straight there, the guest could only be after something else.
+    // A bound secret's upstream whose binding asked for interception: the tunnel ends here,
+    // in TLS with the attempt's CA, and each request inside is a use of the secret.
+    if let Some(gw) = &shared.gateway
+        && req.method == "CONNECT"
+        && gw.intercepts(&req.host, req.port)
+    {
+        if client
+            .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            .await
+            .is_ok()
+        {
+            gw.clone()
+                .serve_intercepted(req.host.clone(), leftover.to_vec(), client)
+                .await;
+        }
+        return;
+    }
+    // Otherwise a bound secret's upstream is reached only through the gateway, which sets
+    // the key; straight there, the guest could only be after something else.
     if let Some(name) = shared
         .gateway
         .as_ref()
