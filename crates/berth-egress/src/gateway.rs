@@ -15,10 +15,8 @@
 //! the upstream), not hand-written.
 
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http_body_util::combinators::BoxBody;
@@ -30,7 +28,9 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::prefixed::Prefixed;
 
 use crate::approval::{Approval, Approver};
 use crate::events::capped;
@@ -193,11 +193,7 @@ impl Gateway {
         let Some(config) = self.ca.as_ref().and_then(|ca| ca.server_config(&host).ok()) else {
             return;
         };
-        let io = Prefixed {
-            prefix,
-            pos: 0,
-            inner: client,
-        };
+        let io = Prefixed::new(prefix, client);
         let Ok(tls) = tokio_rustls::TlsAcceptor::from(config).accept(io).await else {
             return;
         };
@@ -237,11 +233,7 @@ impl Gateway {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let io = TokioIo::new(Prefixed {
-            prefix,
-            pos: 0,
-            inner: client,
-        });
+        let io = TokioIo::new(Prefixed::new(prefix, client));
         let gw = self.clone();
         let service = hyper::service::service_fn(move |req| {
             let gw = gw.clone();
@@ -485,7 +477,7 @@ impl Drop for UseRecord {
 }
 
 /// Headers that belong to one connection, never forwarded either way.
-const HOP_BY_HOP: &[&str] = &[
+pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -644,48 +636,6 @@ fn tls_client(
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(https))
-}
-
-/// A stream whose first bytes were already read (the request head the proxy looked at).
-struct Prefixed<S> {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: S,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let n = buf.remaining().min(self.prefix.len() - self.pos);
-            let start = self.pos;
-            buf.put_slice(&self.prefix[start..start + n]);
-            self.pos += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
 }
 
 #[cfg(test)]

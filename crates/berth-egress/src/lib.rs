@@ -9,10 +9,12 @@
 mod approval;
 mod decide;
 mod events;
+mod forward;
 pub mod gateway;
 pub mod host_addrs;
 pub mod intercept;
 mod policy;
+mod prefixed;
 mod proxy;
 mod request;
 pub mod target;

@@ -1,7 +1,8 @@
 //! The proxy server: one per attempt, on the socket QEMU's `guestfwd` bridges into.
 //!
 //! Each connection carries one request: `CONNECT host:port` (a tunnel, for HTTPS) or a plain
-//! HTTP request in absolute form (`GET http://host/path`), forwarded with `Connection: close`.
+//! HTTP request in absolute form (`GET http://host/path`), served and forwarded by hyper with
+//! `Connection: close` (see `forward.rs`).
 //! The request head is capped in size (16 KiB) and time (10 s, against slowloris), parsed
 //! strictly, decided by [`crate::decide`], and every request, allowed or not, produces one
 //! [`EgressEvent`] when it ends.
@@ -18,6 +19,7 @@ use tokio::sync::Semaphore;
 use crate::approval::{Approval, Approver, Questions, askable, exact_rule};
 use crate::decide::{Decision, decide};
 use crate::events::{Gate, ProtocolGate, capped};
+use crate::forward::forward_plain;
 use crate::gateway::{Gateway, SecretBinding, is_gateway_request};
 use crate::policy::Policy;
 use crate::request::{parse_request, read_head};
@@ -339,12 +341,14 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         .await;
         return;
     }
-    if let Some(budget) = shared.policy.egress_budget
-        && shared.uploaded.load(Ordering::SeqCst) >= budget
-    {
-        let why = format!("the egress budget of {budget} bytes is used up");
-        refuse(&mut client, shared, &to, "deny", "egress_budget", 403, &why).await;
-        return;
+    if let Some(budget) = shared.policy.egress_budget {
+        let used = shared.uploaded.load(Ordering::SeqCst);
+        let body = req.plain.as_ref().map(|p| p.body).unwrap_or(0);
+        if used >= budget || used + body > budget {
+            let why = format!("the egress budget of {budget} bytes is used up");
+            refuse(&mut client, shared, &to, "deny", "egress_budget", 403, &why).await;
+            return;
+        }
     }
     let (addrs, rule) = match decide_with_approval(shared, &req.host, req.port).await {
         Decision::Allow { addrs, rule } => (addrs, rule),
@@ -370,40 +374,31 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         refuse(&mut client, shared, &to, "allow", &rule, 502, &why).await;
         return;
     };
+    // Plain HTTP: hyper serves the one request and forwards it rebuilt (forward.rs).
+    if let Some(plain) = &req.plain {
+        let (up, down) =
+            forward_plain(buf.clone(), client, upstream, plain.host_header.clone()).await;
+        shared.uploaded.fetch_add(up, Ordering::SeqCst);
+        event(shared, &to, "allow", &rule, None, up, down);
+        return;
+    }
+    // CONNECT: a tunnel, with whatever the guest sent after its head going first.
+    if client
+        .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+        .await
+        .is_err()
+    {
+        return;
+    }
     let mut up = 0u64;
-    // Plain HTTP: the rebuilt head, then exactly the announced body; CONNECT: a tunnel.
-    let body_limit = match &req.forward {
-        None => {
-            if client
-                .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                .await
-                .is_err()
-            {
-                return;
-            }
-            None
-        }
-        Some((head, body)) => {
-            if upstream.write_all(head).await.is_err() {
-                return;
-            }
-            up += head.len() as u64;
-            Some(*body)
-        }
-    };
-    let leftover = match body_limit {
-        Some(body) => &leftover[..leftover.len().min(body as usize)],
-        None => leftover,
-    };
     if !leftover.is_empty() {
         if upstream.write_all(leftover).await.is_err() {
             return;
         }
         up += leftover.len() as u64;
     }
-    let rest_of_body = body_limit.map(|b| b - leftover.len() as u64);
     shared.uploaded.fetch_add(up, Ordering::SeqCst);
-    let (bytes_up, bytes_down, budget_hit) = pump(client, upstream, shared, rest_of_body).await;
+    let (bytes_up, bytes_down, budget_hit) = pump(client, upstream, shared).await;
     let reason = budget_hit.then(|| "cut off: the egress budget was used up".to_string());
     event(
         shared,
@@ -566,13 +561,11 @@ async fn respond<S: AsyncWrite + Unpin>(s: &mut S, code: u16, why: &str) -> std:
 }
 
 /// Copies both ways until both sides are done, or nothing moved either way for
-/// [`IDLE_TIMEOUT`]; uploads count against the budget. `upload_limit` (plain HTTP) stops the
-/// upload after the announced body: anything the guest sends after it is not forwarded.
+/// [`IDLE_TIMEOUT`]; uploads count against the budget.
 async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
     client: S,
     upstream: TcpStream,
     shared: &Shared,
-    upload_limit: Option<u64>,
 ) -> (u64, u64, bool) {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = upstream.into_split();
@@ -589,12 +582,7 @@ async fn pump<S: AsyncRead + AsyncWrite + Unpin>(
         let mut total = 0u64;
         let mut hit = false;
         loop {
-            let want = match upload_limit {
-                Some(limit) if total >= limit => break,
-                Some(limit) => ((limit - total) as usize).min(buf.len()),
-                None => buf.len(),
-            };
-            let n = match tokio::time::timeout(IDLE_CHECK, cr.read(&mut buf[..want])).await {
+            let n = match tokio::time::timeout(IDLE_CHECK, cr.read(&mut buf)).await {
                 Err(_) if idle() => break,
                 Err(_) => continue,
                 Ok(Ok(0) | Err(_)) => break,
