@@ -98,7 +98,7 @@ pub fn approval_notice(attempt: &str, host: &str, port: u16) -> Notice {
         .collect();
     Notice {
         summary: format!("Attempt {attempt} waits for your approval"),
-        body: format!("It wants to reach {host}:{port}, which is not on its allowlist."),
+        body: format!("It {}.", berth_core::approval_text(&host, port)),
     }
 }
 

@@ -248,7 +248,7 @@ fn approval_per_task_asks_once_and_a_denial_is_a_403_in_the_audit() {
     assert_eq!(request(port, "/gateway/api/b", Some(PHANTOM)).0, 200);
     assert_eq!(
         *asked.lock().unwrap(),
-        ["secret-api"],
+        ["secret:api"],
         "asked once for the task"
     );
 

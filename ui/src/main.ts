@@ -7,7 +7,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
 import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView } from "./types";
 import { InputQueue } from "./input";
-import { PRESETS, type PendingApproval, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
+import { PRESETS, type PendingApproval, age, approvalText, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -500,7 +500,7 @@ function approvalBanner(q: ApprovalRequest): HTMLElement {
     render();
   };
   return h("div", { class: "approval", role: "alert", "data-approval": `${q.attempt}/${q.id}` },
-    h("strong", {}, `Attempt ${q.attempt} wants to reach ${q.host}:${q.port}`), ", which is not on its allowlist. ",
+    h("strong", {}, `Attempt ${q.attempt} ${approvalText(q.host, q.port)}`), ". ",
     h("button", { onclick: answer("once") }, "Allow once"), " ",
     h("button", { onclick: answer("always") }, "Always for this task"), " ",
     h("button", { class: "danger", onclick: answer("deny") }, "Deny"));

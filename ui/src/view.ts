@@ -104,6 +104,14 @@ export function describeEvent(e: AuditEvent): { text: string; denied: boolean } 
   }
 }
 
+/** An approval question in words (like berth_core::approval_text): a network name, or for
+ * `secret:<name>` (never a network question: those are plain host names) a secret's use. */
+export function approvalText(host: string, port: number): string {
+  return host.startsWith("secret:")
+    ? `wants to use your secret ${host.slice(7)} (Berth sends it to its upstream; the VM never sees it)`
+    : `wants to reach ${host}:${port}, which is not on its allowlist`;
+}
+
 /** Splits a unified diff into files, for the review view. */
 export function splitDiff(patch: string): { file: string; lines: string[] }[] {
   const files: { file: string; lines: string[] }[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { APPROVAL_TIMEOUT_MS, PRESETS, age, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { APPROVAL_TIMEOUT_MS, PRESETS, age, approvalText, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -89,6 +89,11 @@ describe("review and audit", () => {
     const e = describeEvent({ seq: 1, attempt: "1.1", ts_ms: 0, kind: "egress", data: { decision: "deny", method: "GET", host: "evil.test", port: 80, reason: "not on the allowlist" } });
     expect(e.denied).toBe(true);
     expect(e.text).toContain("DENIED GET evil.test:80");
+  });
+
+  it("says whether a question is about a network name or a secret", () => {
+    expect(approvalText("evil.test", 443)).toBe("wants to reach evil.test:443, which is not on its allowlist");
+    expect(approvalText("secret:anthropic", 443)).toContain("wants to use your secret anthropic");
   });
 
   it("describes a secret's use by name, path and status (the event holds no value)", () => {

@@ -24,6 +24,30 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What an approval question is about, from the proxy's `host` and `port`: a network name
+/// (`evil.test:443`) or, for `secret:<name>` (which no network question can be: those are
+/// plain host names), the use of that secret. For "allow {subject}?".
+pub fn approval_subject(host: &str, port: u16) -> String {
+    match host.strip_prefix("secret:") {
+        Some(name) => format!("the use of secret {}", escape_controls(name)),
+        None => format!("{}:{port}", escape_controls(host)),
+    }
+}
+
+/// The question in words, after "attempt N ".
+pub fn approval_text(host: &str, port: u16) -> String {
+    match host.strip_prefix("secret:") {
+        Some(name) => format!(
+            "wants to use your secret {} (Berth sends it to its upstream; the VM never sees it)",
+            escape_controls(name)
+        ),
+        None => format!(
+            "wants to reach {}, which is not on its allowlist",
+            approval_subject(host, port)
+        ),
+    }
+}
+
 /// Text for an OS notification: controls escaped as in [`escape_controls`], the characters
 /// of markup (which some notification servers render) replaced by look-alikes, and at most
 /// `max` characters.
@@ -52,6 +76,18 @@ fn needs_escape(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_secret_question_reads_as_one_and_no_host_name_can_pass_for_it() {
+        use super::{approval_subject, approval_text};
+        assert_eq!(approval_subject("evil.test", 443), "evil.test:443");
+        assert_eq!(approval_subject("secret:api", 443), "the use of secret api");
+        assert!(approval_text("secret:api", 443).starts_with("wants to use your secret api"));
+        assert!(approval_text("evil.test", 80).contains("not on its allowlist"));
+        // Network questions are only ever asked about plain host names.
+        assert!(!berth_egress::askable("secret:api"));
+        assert!(approval_subject("a\x1b[2J", 1).contains("\\x1b"));
+    }
+
     use super::*;
 
     #[test]

@@ -410,9 +410,9 @@ impl Gateway {
         let Some(approver) = &self.approver else {
             return Err("the secret needs approval and nobody is attached to give it".into());
         };
-        // The question names the secret as a host-name-like word, so it reads well in the
-        // same banner and prompt as network approvals.
-        let rx = approver(&format!("secret-{}", b.binding.name), b.port);
+        // `secret:<name>` can never be a network question (those are plain host names), so
+        // front ends say what is asked, and an "always" is never taken for a network rule.
+        let rx = approver(&format!("secret:{}", b.binding.name), b.port);
         let answer = tokio::time::timeout(crate::APPROVAL_TIMEOUT, rx).await;
         match answer {
             Ok(Ok(Approval::Once)) => Ok(()),

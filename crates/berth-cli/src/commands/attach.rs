@@ -131,14 +131,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
             Ok(Message::ApprovalRequest { id, host, port }) => {
                 if tty {
-                    let actions =
-                        lock(&keys).asked(&args.attempt.to_string(), id, format!("{host}:{port}"));
+                    let actions = lock(&keys).asked(&args.attempt.to_string(), id, &host, port);
                     actions.into_iter().for_each(|a| perform(a, &held));
                 } else {
                     eprintln!(
-                        "berth: attempt {} wants to reach {host}:{port}; answer from a terminal \
-                         (`berth attach {}`), or it is denied in 60 s",
-                        args.attempt, args.attempt
+                        "berth: attempt {} {}; answer from a terminal (`berth attach {}`), or it \
+                         is denied in 60 s",
+                        args.attempt,
+                        berth_core::approval_text(&host, port),
+                        args.attempt
                     );
                 }
             }

@@ -53,12 +53,14 @@ pub struct Keys {
 
 impl Keys {
     /// A question arrived: tell the user how to answer it (typing alone never does).
-    pub fn asked(&mut self, attempt: &str, id: u32, target: String) -> Vec<Action> {
+    pub fn asked(&mut self, attempt: &str, id: u32, host: &str, port: u16) -> Vec<Action> {
         let notice = format!(
-            "\r\nberth: attempt {attempt} wants to reach {target}, which is not on its allowlist. \
-             Press Ctrl-] to answer (no answer in 60 s denies it).\r\n"
+            "\r\nberth: attempt {attempt} {}. Press Ctrl-] to answer (no answer in 60 s denies \
+             it).\r\n",
+            berth_core::approval_text(host, port)
         );
-        self.questions.push_back((id, target));
+        self.questions
+            .push_back((id, berth_core::approval_subject(host, port)));
         vec![Action::Show(notice)]
     }
 
@@ -172,7 +174,7 @@ mod tests {
 
     fn asked() -> Keys {
         let mut k = Keys::default();
-        k.asked("1.1", 7, "evil.test:443".into());
+        k.asked("1.1", 7, "evil.test", 443);
         k
     }
 
