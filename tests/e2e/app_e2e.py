@@ -440,12 +440,16 @@ def main():
         assert [s["name"] for s in listed] == ["api"] and value not in json.dumps(listed), listed
         win.click("#new-task-button")
         win.find("input[name=bind-secret][value=api]")
+        # The repo now has berth/1/1 and berth/1/2 too: the base offered is still the branch
+        # the repo has checked out, not an old attempt's result.
+        win.wait_text("select[name=base]", "berth/1/1", timeout=20)
+        assert win.js("return document.querySelector('select[name=base]').value") == "main"
         win.shot("17-new-task-with-secret")
         win.js("document.querySelector('#new-task').close();")
         win.js("document.querySelector('[data-secret=api] button').click();")
         win.wait_text(".settings", "No secrets", timeout=20)
         assert json.loads(berth(data, "secret", "ls", "--json")) == []
-        step("Settings: a secret is stored (its value never shown again), offered to new tasks, and removed")
+        step("Settings: a secret is stored (its value never shown again), offered to new tasks (whose base is the checked-out branch), and removed")
     finally:
         if win:
             win.close()

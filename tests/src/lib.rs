@@ -28,4 +28,4 @@ pub use leftovers::{Leftovers, output_with_stdin, peak_rss_kib, processes_mentio
 pub use registries::{Files, Registries};
 pub use repo::{commit_file, commit_files, git, repo_with, simple_repo};
 pub use tls_upstream::{Seen, TlsUpstream};
-pub use vm::{Output, TestVm};
+pub use vm::{Output, TestVm, auto_accel};

@@ -34,6 +34,16 @@ fn uname_prints_the_guest_kernel_and_exit_codes_pass_through() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
+    // Under TCG the guest gets `-cpu max`: the instructions real agent binaries are built
+    // for (the default model lacks them and they die with "Illegal instruction").
+    if berth_tests::auto_accel() == berth_vm::Accel::Tcg {
+        let out = run(&env, &["--", "grep", "-m1", "^flags", "/proc/cpuinfo"]);
+        let flags = String::from_utf8_lossy(&out.stdout);
+        for f in ["sse4_2", "avx2", "popcnt"] {
+            assert!(flags.split_whitespace().any(|x| x == f), "no {f}: {flags}");
+        }
+    }
+
     // Killed by a signal: the shell convention 128 + N.
     let out = run(&env, &["--", "sh", "-c", "kill -9 $$"]);
     assert_eq!(out.status.code(), Some(137), "{out:?}");

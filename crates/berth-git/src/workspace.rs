@@ -150,7 +150,8 @@ pub fn init_repo_with_files(
     Ok(repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])?)
 }
 
-/// The local branch names of the repository at `repo` (for pickers), sorted.
+/// The local branch names of the repository at `repo` (for pickers): the checked-out one
+/// first, then the rest sorted.
 pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
     let r = Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
@@ -162,6 +163,19 @@ pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
         .filter_map(|(b, _)| b.name().ok().flatten().map(str::to_string))
         .collect();
     names.sort();
+    // The checked-out branch first: what a new task should start from unless the user
+    // picks another (not `berth/1/1`, which sorts first and is an old attempt's result).
+    let head = r
+        .head()
+        .ok()
+        .filter(|h| h.is_branch())
+        .and_then(|h| h.shorthand().ok().map(str::to_string));
+    if let Some(head) = head
+        && let Some(i) = names.iter().position(|n| *n == head)
+    {
+        let h = names.remove(i);
+        names.insert(0, h);
+    }
     Ok(names)
 }
 

@@ -124,3 +124,21 @@ fn uncommitted_changes_are_snapshotted_only_when_asked_and_the_user_repo_is_unto
         "edited\n"
     );
 }
+
+#[test]
+fn the_checked_out_branch_is_offered_first() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("r");
+    let head = init_repo_with_files(&user, &[("a.txt", "a\n", false)], "first\n").unwrap();
+    let r = git2::Repository::open(&user).unwrap();
+    let commit = r.find_commit(head).unwrap();
+    for b in ["berth/1/1", "zz-feature"] {
+        r.branch(b, &commit, false).unwrap();
+    }
+    let current = r.head().unwrap().shorthand().unwrap().to_string();
+    let names = berth_git::branches(&user).unwrap();
+    assert_eq!(names[0], current, "{names:?}");
+    assert_eq!(names.len(), 3);
+    r.set_head("refs/heads/zz-feature").unwrap();
+    assert_eq!(berth_git::branches(&user).unwrap()[0], "zz-feature");
+}

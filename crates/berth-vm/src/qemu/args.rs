@@ -70,9 +70,15 @@ pub fn qemu_args(
             Accel::Kvm => "kvm".into(),
         },
     ];
-    if spec.accel == Accel::Kvm {
-        a.extend(["-cpu".into(), "host".into()]);
-    }
+    // KVM: the host's CPU. TCG: `max`, everything QEMU can emulate (SSE4.2, AVX2, ...):
+    // under the default model real agent binaries die with "Illegal instruction".
+    a.extend([
+        "-cpu".into(),
+        match spec.accel {
+            Accel::Kvm => "host".into(),
+            Accel::Tcg => "max".into(),
+        },
+    ]);
     a.extend([
         "-m".into(),
         format!("{mem}M"),
@@ -214,7 +220,7 @@ mod tests {
     fn tcg_gets_the_tsc_hint_and_kvm_gets_the_host_cpu() {
         let tcg = joined(&spec(Accel::Tcg, true));
         assert!(tcg.contains("-accel tcg,tb-size=256") && tcg.contains("tsc_early_khz=2596122"));
-        assert!(!tcg.contains("-cpu host"));
+        assert!(!tcg.contains("-cpu host") && tcg.contains("-cpu max"));
         let kvm = joined(&spec(Accel::Kvm, true));
         assert!(kvm.contains("-accel kvm -cpu host") && !kvm.contains("tsc_early_khz"));
     }
