@@ -69,6 +69,9 @@ enum Command {
     /// The repos you work with (the app's Repos section).
     #[command(subcommand)]
     Repo(commands::repo::RepoCommand),
+    /// The coding agents Berth has presets for (`--agent NAME` on run and task new).
+    #[command(subcommand)]
+    Agent(commands::agent::AgentCommand),
     /// Secrets for agents: values in the OS keyring, used through each attempt's gateway.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
         Command::Repo(cmd) => commands::repo::run(&ctx, cmd),
         Command::Config(args) => commands::config::run(&ctx, args),
         Command::Secret(cmd) => commands::secret::run(&ctx, cmd),
+        Command::Agent(cmd) => commands::agent::run(&ctx, cmd),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
         Command::Guard { .. } | Command::Bridge { .. } => unreachable!("handled above"),

@@ -4,6 +4,7 @@
 //! This crate reads no environment variables, no `$HOME` and no wall clock: the binaries
 //! resolve paths and pass a [`Clock`] in.
 
+mod agents;
 mod cache;
 mod config;
 mod data_dir;
@@ -31,6 +32,7 @@ mod task;
 mod test_repo;
 mod trust;
 
+pub use agents::{AgentPreset, agent_command, agent_preset, agent_presets};
 pub use berth_db::{
     AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
 };

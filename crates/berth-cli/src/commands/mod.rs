@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod agent;
 pub mod app;
 pub mod attach;
 mod attach_keys;

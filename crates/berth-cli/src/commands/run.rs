@@ -39,7 +39,8 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
-    let (repo, command, title) = if args.demo {
+    let store = ctx.store();
+    let (repo, command, title, secrets) = if args.demo {
         let repo = demo::ensure_demo_repo(&ctx.data.root().join("demo"))?;
         let command = if args.command.is_empty() {
             vec!["bash".into(), ".berth/demo-agent.sh".into()]
@@ -53,23 +54,23 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 .title
                 .clone()
                 .unwrap_or("Fix the failing test".into()),
+            args.task.secret_uses()?,
         )
     } else {
         let repo = args.repo.clone().unwrap_or_default();
         let repo = repo
             .canonicalize()
             .with_context(|| format!("cannot open the repo {}", repo.display()))?;
-        if args.command.is_empty() {
+        let planned = args.task.plan(&store, &args.command)?;
+        if planned.command.is_empty() {
             bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");
         }
-        let title = args
-            .task
+        let title = planned
             .title
             .clone()
-            .unwrap_or_else(|| default_title(&args.command));
-        (repo, args.command.clone(), title)
+            .unwrap_or_else(|| default_title(&planned.command));
+        (repo, planned.command, title, planned.secrets)
     };
-    let store = ctx.store();
     let policy = args.net.policy(&store, Some(&repo))?;
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
@@ -92,7 +93,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             memory_mib: args.task.memory,
             policy,
             with_env: true,
-            secrets: args.task.secret_uses()?,
+            secrets,
         },
         now_ms,
     )?;

@@ -55,11 +55,11 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
-    let title = args
-        .task
+    let planned = args.task.plan(&store, &args.command)?;
+    let title = planned
         .title
         .clone()
-        .unwrap_or_else(|| super::run::default_title(&args.command));
+        .unwrap_or_else(|| super::run::default_title(&planned.command));
     let prepared = prepare_task(
         &store,
         &NewTask {
@@ -67,12 +67,12 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             base_ref: &args.task.base,
             attempts: args.task.attempts,
             title: &title,
-            command: &args.command,
+            command: &planned.command,
             include_uncommitted: args.task.include_uncommitted,
             memory_mib: args.task.memory,
             policy,
             with_env: true,
-            secrets: args.task.secret_uses()?,
+            secrets: planned.secrets,
         },
         now_ms,
     )?;

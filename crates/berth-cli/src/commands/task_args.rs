@@ -23,9 +23,57 @@ pub struct TaskArgs {
     /// which sets the real value on the host. Repeatable.
     #[arg(long = "secret", value_name = "SPEC")]
     pub secrets: Vec<String>,
+    /// Run a coding agent from its preset (`berth agent ls`): the words after `--` are its
+    /// prompt; the secret it needs is bound.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// With --agent: start the agent's own terminal UI instead of a headless run.
+    #[arg(long, requires = "agent")]
+    pub interactive: bool,
+}
+
+/// What the attempts run: the command after `--`, or with `--agent` the preset's, whose
+/// prompt (the words after `--`) becomes the task's title.
+pub struct Planned {
+    pub command: Vec<String>,
+    pub title: Option<String>,
+    pub secrets: Vec<berth_core::SecretUse>,
 }
 
 impl TaskArgs {
+    /// The command, title and secrets, from `--agent` or the command after `--`.
+    pub fn plan(&self, store: &berth_core::Store, words: &[String]) -> anyhow::Result<Planned> {
+        let mut secrets = self.secret_uses()?;
+        let Some(name) = &self.agent else {
+            return Ok(Planned {
+                command: words.to_vec(),
+                title: self.title.clone(),
+                secrets,
+            });
+        };
+        let preset = berth_core::agent_preset(name)?;
+        let (command, secret) = berth_core::agent_command(store, preset, self.interactive)?;
+        if !secrets.iter().any(|s| s.name == secret.name) {
+            secrets.push(secret);
+        }
+        let prompt = words.join(" ");
+        if prompt.trim().is_empty() && !self.interactive {
+            anyhow::bail!(
+                "say what {} should do after `--`, e.g. berth run --agent {name} --repo . -- \
+                 \"fix the failing test\"",
+                preset.label
+            );
+        }
+        Ok(Planned {
+            command,
+            title: self
+                .title
+                .clone()
+                .or(Some(prompt).filter(|p| !p.is_empty())),
+            secrets,
+        })
+    }
+
     /// The `--secret` specs, checked.
     pub fn secret_uses(&self) -> anyhow::Result<Vec<berth_core::SecretUse>> {
         Ok(self

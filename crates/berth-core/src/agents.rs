@@ -1,0 +1,173 @@
+//! Agent presets (`provisioning/agents.toml`): how each coding agent runs in an attempt.
+//! A preset becomes an ordinary attempt command (`sh -c`), so nothing downstream knows about
+//! agents: its settings and the key/base-URL variables it reads are exported from the bound
+//! secret's phantom and gateway URL, and the prompt comes from `$BERTH_PROMPT`.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Store;
+use crate::secrets::SecretUse;
+use crate::task::TaskError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentPreset {
+    #[serde(default)]
+    pub name: String,
+    pub label: String,
+    pub package: String,
+    pub version: String,
+    pub secret: String,
+    pub header: String,
+    pub key_env: String,
+    pub url_env: String,
+    pub url_suffix: String,
+    pub headless: Vec<String>,
+    pub interactive: Vec<String>,
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Every preset, in the file's order of names (sorted).
+pub fn agent_presets() -> &'static [AgentPreset] {
+    static PRESETS: OnceLock<Vec<AgentPreset>> = OnceLock::new();
+    PRESETS.get_or_init(|| {
+        parse_presets(include_str!("../../../provisioning/agents.toml"))
+            .unwrap_or_else(|e| unreachable!("provisioning/agents.toml: {e}"))
+    })
+}
+
+fn parse_presets(text: &str) -> Result<Vec<AgentPreset>, String> {
+    let table: BTreeMap<String, AgentPreset> = toml::from_str(text).map_err(|e| e.to_string())?;
+    Ok(table
+        .into_iter()
+        .map(|(name, mut p)| {
+            p.name = name;
+            p
+        })
+        .collect())
+}
+
+pub fn agent_preset(name: &str) -> Result<&'static AgentPreset, TaskError> {
+    agent_presets()
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = agent_presets().iter().map(|p| p.name.as_str()).collect();
+            TaskError::Refused(format!(
+                "no agent preset '{name}'; Berth knows {} (`berth agent ls`)",
+                known.join(", ")
+            ))
+        })
+}
+
+/// The attempt command for `preset` (headless, or its own terminal UI), and the secret it
+/// binds. Refused before anything is made when the user has not set that secret.
+pub fn agent_command(
+    store: &Store,
+    preset: &AgentPreset,
+    interactive: bool,
+) -> Result<(Vec<String>, SecretUse), TaskError> {
+    let Some(secret) = store.db()?.secret(&preset.secret)? else {
+        return Err(TaskError::Refused(format!(
+            "{} needs your {} key: store it once with `berth secret set {} --upstream \
+             https://<its API> --header '{}'` (the value is read from stdin or a prompt, and \
+             stays in your OS keyring)",
+            preset.label, preset.secret, preset.secret, preset.header
+        )));
+    };
+    let key = format!("\"${}\"", secret.key_env);
+    let gateway = format!("\"${}\"'{}'", secret.url_env, preset.url_suffix);
+    let mut script = String::new();
+    for (k, v) in &preset.env {
+        script.push_str(&format!("export {k}={}; ", quote(v)));
+    }
+    script.push_str(&format!("export {}={key}; ", preset.key_env));
+    if !preset.url_env.is_empty() {
+        script.push_str(&format!("export {}={gateway}; ", preset.url_env));
+    }
+    script.push_str("exec");
+    let argv = if interactive {
+        &preset.interactive
+    } else {
+        &preset.headless
+    };
+    for arg in argv {
+        script.push(' ');
+        script.push_str(&word(arg, &gateway));
+    }
+    let mut use_ = crate::secrets::parse_secret_spec(&preset.secret)?;
+    use_.name = preset.secret.clone();
+    Ok((vec!["sh".into(), "-c".into(), script], use_))
+}
+
+/// `arg` as one shell word: literal parts single-quoted, `{prompt}` as "$BERTH_PROMPT" and
+/// `{gateway}` as the gateway URL variable.
+fn word(arg: &str, gateway: &str) -> String {
+    let mut out = String::new();
+    let mut rest = arg;
+    while !rest.is_empty() {
+        let next = [("{prompt}", "\"$BERTH_PROMPT\""), ("{gateway}", gateway)]
+            .iter()
+            .filter_map(|(tok, rep)| rest.find(tok).map(|i| (i, *tok, *rep)))
+            .min_by_key(|(i, _, _)| *i);
+        match next {
+            Some((i, tok, rep)) => {
+                if i > 0 {
+                    out.push_str(&quote(&rest[..i]));
+                }
+                out.push_str(rep);
+                rest = &rest[i + tok.len()..];
+            }
+            None => {
+                out.push_str(&quote(rest));
+                rest = "";
+            }
+        }
+    }
+    if out.is_empty() { "''".into() } else { out }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_presets_read_and_their_commands_quote_the_prompt_and_the_gateway() {
+        let names: Vec<&str> = agent_presets().iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["aider", "claude", "codex", "gemini", "opencode"]);
+        for p in agent_presets() {
+            assert!(
+                p.headless.iter().any(|a| a.contains("{prompt}")),
+                "{}",
+                p.name
+            );
+            assert!(p.package.starts_with("npm:") || p.package.starts_with("pypi:"));
+        }
+        let gw = "\"$G\"'/v1'";
+        assert_eq!(word("-p", gw), "'-p'");
+        assert_eq!(word("{prompt}", gw), "\"$BERTH_PROMPT\"");
+        assert_eq!(
+            word("openai_base_url=\"{gateway}\"", gw),
+            "'openai_base_url=\"'\"$G\"'/v1''\"'"
+        );
+        assert_eq!(quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn a_preset_whose_secret_is_missing_says_how_to_set_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(crate::DataDir::new(dir.path().to_path_buf()));
+        let e = agent_command(&store, agent_preset("claude").unwrap(), false).unwrap_err();
+        assert!(e.to_string().contains("berth secret set anthropic"), "{e}");
+        assert!(agent_preset("nope").is_err());
+    }
+}
