@@ -3,6 +3,16 @@
 
 use berth_tests::{TestEnv, output_with_stdin, simple_repo};
 
+/// `berth agent ls --json`.
+fn presets(env: &TestEnv) -> Vec<serde_json::Value> {
+    let ls = env
+        .berth()
+        .args(["agent", "ls", "--json"])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&ls.stdout).unwrap()
+}
+
 #[test]
 fn presets_are_listed_and_a_missing_secret_is_refused_before_anything_is_made() {
     let env = TestEnv::new();
