@@ -17,26 +17,10 @@ fn presets(env: &TestEnv) -> Vec<serde_json::Value> {
 fn presets_are_listed_and_a_missing_secret_is_refused_before_anything_is_made() {
     let env = TestEnv::new();
     let repo = simple_repo(&env);
-    let ls = env
-        .berth()
-        .args(["agent", "ls", "--json"])
-        .output()
-        .unwrap();
-    let presets: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    let names: Vec<&str> = presets
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let all = presets(&env);
+    let names: Vec<&str> = all.iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["aider", "claude", "codex", "gemini", "opencode"]);
-    assert!(
-        presets
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["secret_set"] == false)
-    );
+    assert!(all.iter().all(|p| p["secret_set"] == false));
 
     let out = env
         .berth()
@@ -76,16 +60,8 @@ fn presets_are_listed_and_a_missing_secret_is_refused_before_anything_is_made() 
         b"sk-test",
     );
     assert!(set.status.success(), "{set:?}");
-    let ls = env
-        .berth()
-        .args(["agent", "ls", "--json"])
-        .output()
-        .unwrap();
-    let presets: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
-    let claude = presets
-        .as_array()
-        .unwrap()
-        .iter()
+    let claude = presets(&env)
+        .into_iter()
         .find(|p| p["name"] == "claude")
         .unwrap();
     assert_eq!(claude["secret_set"], true);
