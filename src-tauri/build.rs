@@ -29,6 +29,7 @@ const COMMANDS: &[&str] = &[
     "secrets",
     "secret_set",
     "secret_remove",
+    "agents",
     "pick_folder",
     "settings",
     "set_editor",

@@ -92,11 +92,44 @@ pub struct NewTaskRequest {
     /// Secrets to bind (`NAME[:approve=..][:ttl=..][:max-requests=..]`).
     #[serde(default)]
     secrets: Vec<String>,
+    /// An agent preset (`berth agent ls`): its command replaces `command`, the title is the
+    /// prompt, and its secret is bound.
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    interactive: bool,
+}
+
+/// The agent presets, with whether each one's secret is set.
+#[tauri::command(async)]
+pub fn agents(app: State<'_, App>) -> Res<Vec<berth_core::AgentView>> {
+    berth_core::list_agents(&app.store).map_err(|e| e.to_string())
 }
 
 #[tauri::command(async)]
 pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
-    if req.command.is_empty() {
+    let mut secrets: Vec<berth_core::SecretUse> = req
+        .secrets
+        .iter()
+        .map(|s| berth_core::parse_secret_spec(s))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let command = match &req.agent {
+        Some(name) => {
+            let preset = berth_core::agent_preset(name).map_err(|e| e.to_string())?;
+            let (command, secret) = berth_core::agent_command(&app.store, preset, req.interactive)
+                .map_err(|e| e.to_string())?;
+            if req.title.trim().is_empty() && !req.interactive {
+                return Err(format!("say what {} should do (the prompt)", preset.label));
+            }
+            if !secrets.iter().any(|s| s.name == secret.name) {
+                secrets.push(secret);
+            }
+            command
+        }
+        None => req.command.clone(),
+    };
+    if command.is_empty() {
         return Err("say what each attempt runs".into());
     }
     if !(1..=16).contains(&req.attempts) {
@@ -115,17 +148,12 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             base_ref: &req.base,
             attempts: req.attempts,
             title: &req.title,
-            command: &req.command,
+            command: &command,
             include_uncommitted: false,
             memory_mib: 512,
             policy,
             with_env: true,
-            secrets: req
-                .secrets
-                .iter()
-                .map(|s| berth_core::parse_secret_spec(s))
-                .collect::<Result<_, _>>()
-                .map_err(|e| e.to_string())?,
+            secrets,
         },
         now_ms,
     )

@@ -94,6 +94,7 @@ fn main() {
             secrets::secrets,
             secrets::secret_set,
             secrets::secret_remove,
+            commands::agents,
             repos::pick_folder,
             repos::settings,
             repos::set_editor,

@@ -445,11 +445,19 @@ def main():
         win.wait_text("select[name=base]", "berth/1/1", timeout=20)
         assert win.js("return document.querySelector('select[name=base]').value") == "main"
         win.shot("17-new-task-with-secret")
+        # An agent preset whose secret is not set: refused in the dialog, saying how.
+        win.js("const p = document.querySelector('select[name=preset]'); p.value = 'agent:claude';"
+               "p.dispatchEvent(new Event('change'));"
+               "document.querySelector('input[name=title]').value = 'fix the failing test';")
+        win.wait_text("#new-task", "never inside the VM", timeout=10)
+        win.click("button[name=create]")
+        win.wait_text("#new-task .error", "berth secret set anthropic", timeout=20)
+        win.shot("18-agent-needs-its-secret")
         win.js("document.querySelector('#new-task').close();")
         win.js("document.querySelector('[data-secret=api] button').click();")
         win.wait_text(".settings", "No secrets", timeout=20)
         assert json.loads(berth(data, "secret", "ls", "--json")) == []
-        step("Settings: a secret is stored (its value never shown again), offered to new tasks (whose base is the checked-out branch), and removed")
+        step("Settings: a secret is stored (its value never shown again), offered to new tasks (whose base is the checked-out branch), and removed; an agent preset without its secret is refused, saying how")
     finally:
         if win:
             win.close()

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings } from "./types";
+import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -23,6 +23,7 @@ export const api = {
   pickFolder: () => invoke<string | null>("pick_folder"),
   settings: () => invoke<Settings>("settings"),
   secrets: () => invoke<SecretRecord[]>("secrets"),
+  agents: () => invoke<AgentView[]>("agents"),
   /** The value goes to the OS keyring; nothing ever sends it back. */
   setSecret: (req: { name: string; upstream: string; header: string; key_env: string; url_env: string; value: string }) =>
     invoke<void>("secret_set", { req }),

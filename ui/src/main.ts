@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView } from "./types";
+import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
 import { InputQueue } from "./input";
 import { PRESETS, type PendingApproval, age, approvalText, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
 
@@ -32,6 +32,7 @@ const ui = {
   repos: [] as Repo[],
   envs: {} as Record<string, RepoEnvStatus>,
   secrets: [] as SecretRecord[],
+  agents: [] as AgentView[],
   settings: null as Settings | null,
   compare: null as [string, string] | null,
 };
@@ -104,6 +105,7 @@ async function refresh() {
   try {
     const [attempts, repos, settings, secrets] = await Promise.all([api.state(), api.repos(), api.settings(), api.secrets().catch(() => [] as SecretRecord[])]);
     ui.secrets = secrets;
+    ui.agents = await api.agents().catch(() => [] as AgentView[]);
     ui.tasks = groupTasks(attempts);
     ui.approvals = openApprovals(ui.approvals, attempts, Date.now());
     ui.repos = repos;
@@ -400,8 +402,22 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
   const repo = h("input", { name: "repo", list: "repos", placeholder: "/path/to/repo", value: presetRepo ?? repos[0] ?? "" }) as HTMLInputElement;
   const base = h("select", { name: "base" }) as HTMLSelectElement;
   const command = h("input", { name: "command", value: PRESETS[0].command, placeholder: "e.g. sh -c 'my-agent \"$BERTH_PROMPT\"'" }) as HTMLInputElement;
-  const preset = h("select", { name: "preset" }, ...PRESETS.map((p) => h("option", { value: p.id }, p.label))) as HTMLSelectElement;
+  const preset = h("select", { name: "preset" }, ...PRESETS.map((p) => h("option", { value: p.id }, p.label)),
+    ...ui.agents.map((a) => h("option", { value: `agent:${a.name}` }, `${a.label}${a.secret_set ? "" : ` (set the ${a.secret} secret first)`}`))) as HTMLSelectElement;
+  // An agent preset runs the agent's own command with the prompt; its key stays on the host.
+  const interactive = h("input", { type: "checkbox", name: "interactive" }) as HTMLInputElement;
+  const agentOf = () => (preset.value.startsWith("agent:") ? preset.value.slice(6) : null);
+  const agentNote = h("div", { class: "meta" });
+  const showAgent = () => {
+    const a = ui.agents.find((x) => x.name === agentOf());
+    command.disabled = !!a;
+    if (a) command.value = (interactive.checked ? a.interactive : a.headless).join(" ");
+    agentNote.textContent = a ? `Runs ${a.label} (${a.package}@${a.version}) ${interactive.checked ? "in its own terminal UI" : "headless with the prompt"}; its ${a.secret} key is used through each attempt's gateway, never inside the VM.` : "";
+  };
+  interactive.addEventListener("change", showAgent);
+  preset.addEventListener("change", showAgent);
   preset.addEventListener("change", () => {
+    if (agentOf()) return;
     const p = PRESETS.find((x) => x.id === preset.value);
     if (p && p.command) command.value = p.command;
     else command.focus();
@@ -429,6 +445,7 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
     field("Repository", repo), h("datalist", { id: "repos" }, ...repos.map((r) => h("option", { value: r }))),
     h("div", { class: "row" }, field("Base branch", base), field("Attempts", attempts)),
     h("div", { class: "row" }, field("Agent preset", preset), field("Command", command)),
+    agentNote, h("label", { class: "chip" }, interactive, " interactive (the agent's own terminal UI)"),
     field("Prompt (the task's title; the command sees it as $BERTH_PROMPT)", title),
     h("div", { class: "row" }, field("Network", network), field("Allowlist", allow)),
     ui.secrets.length ? field("Secrets (used through each attempt's gateway; the VM gets a token worthless elsewhere)",
@@ -443,10 +460,12 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
           if (cfg.widens.length && !cfg.trusted && !(await askTrust(cfg))) return;
           const ids = await api.newTask({
             repo: repo.value, base: base.value || "HEAD", command: splitCommand(command.value),
-            attempts: Number(attempts.value), title: title.value || command.value,
+            attempts: Number(attempts.value), title: title.value || (agentOf() ? "" : command.value),
             network: network.value as "off" | "allowlist" | "open",
             allow: allowList,
             secrets: secretBoxes.filter((b) => b.checked).map((b) => b.value),
+            agent: agentOf() ?? undefined,
+            interactive: interactive.checked,
           });
           (dlg as HTMLDialogElement).close();
           ui.selected = Number(ids[0].split(".")[0]);

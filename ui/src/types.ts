@@ -41,6 +41,9 @@ export interface NewTaskRequest {
   allow: string[];
   /** Secrets bound to every attempt (`NAME[:approve=each|task|none]...`). */
   secrets: string[];
+  /** An agent preset: its command replaces `command`; the title is its prompt. */
+  agent?: string;
+  interactive?: boolean;
 }
 
 export interface AuditEvent {
@@ -86,6 +89,18 @@ export interface RemovalBlocker {
   reason: string;
   pull_keeps_it: boolean;
   confirm: string;
+}
+
+/** An agent preset (`berth agent ls --json`). */
+export interface AgentView {
+  name: string;
+  label: string;
+  package: string;
+  version: string;
+  secret: string;
+  secret_set: boolean;
+  headless: string[];
+  interactive: string[];
 }
 
 /** A secret's metadata (`berth secret ls --json`); the value never leaves the keyring. */

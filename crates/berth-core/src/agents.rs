@@ -52,6 +52,38 @@ fn parse_presets(text: &str) -> Result<Vec<AgentPreset>, String> {
         .collect())
 }
 
+/// A preset as front ends list it: with whether the secret it needs is set.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub name: String,
+    pub label: String,
+    pub package: String,
+    pub version: String,
+    pub secret: String,
+    pub secret_set: bool,
+    pub headless: Vec<String>,
+    pub interactive: Vec<String>,
+}
+
+pub fn list_agents(store: &Store) -> Result<Vec<AgentView>, TaskError> {
+    let db = store.db()?;
+    agent_presets()
+        .iter()
+        .map(|p| {
+            Ok(AgentView {
+                name: p.name.clone(),
+                label: p.label.clone(),
+                package: p.package.clone(),
+                version: p.version.clone(),
+                secret: p.secret.clone(),
+                secret_set: db.secret(&p.secret)?.is_some(),
+                headless: p.headless.clone(),
+                interactive: p.interactive.clone(),
+            })
+        })
+        .collect()
+}
+
 pub fn agent_preset(name: &str) -> Result<&'static AgentPreset, TaskError> {
     agent_presets()
         .iter()

@@ -32,7 +32,7 @@ mod task;
 mod test_repo;
 mod trust;
 
-pub use agents::{AgentPreset, agent_command, agent_preset, agent_presets};
+pub use agents::{AgentPreset, AgentView, agent_command, agent_preset, agent_presets, list_agents};
 pub use berth_db::{
     AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
 };

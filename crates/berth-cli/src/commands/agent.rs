@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use berth_core::agent_presets;
+use berth_core::list_agents;
 
 use crate::context::Context;
 
@@ -19,37 +19,25 @@ pub enum AgentCommand {
 
 pub fn run(ctx: &Context, cmd: AgentCommand) -> Result<ExitCode> {
     let store = ctx.store();
-    let db = store.db()?;
     match cmd {
         AgentCommand::Ls { json } => {
-            let rows: Vec<serde_json::Value> = agent_presets()
-                .iter()
-                .map(|p| {
-                    let set = db.secret(&p.secret).ok().flatten().is_some();
-                    serde_json::json!({
-                        "name": p.name, "label": p.label, "package": p.package,
-                        "version": p.version, "secret": p.secret, "secret_set": set,
-                        "headless": p.headless, "interactive": p.interactive,
-                    })
-                })
-                .collect();
+            let agents = list_agents(&store)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                println!("{}", serde_json::to_string_pretty(&agents)?);
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
                 "{:<10}  {:<12}  {:<36}  SECRET",
                 "AGENT", "LABEL", "PACKAGE"
             );
-            for p in agent_presets() {
-                let set = db.secret(&p.secret).ok().flatten().is_some();
+            for a in agents {
                 println!(
                     "{:<10}  {:<12}  {:<36}  {} ({})",
-                    p.name,
-                    p.label,
-                    format!("{}@{}", p.package, p.version),
-                    p.secret,
-                    if set { "set" } else { "not set" }
+                    a.name,
+                    a.label,
+                    format!("{}@{}", a.package, a.version),
+                    a.secret,
+                    if a.secret_set { "set" } else { "not set" }
                 );
             }
             println!(
