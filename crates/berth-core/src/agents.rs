@@ -195,6 +195,54 @@ mod tests {
     }
 
     #[test]
+    fn every_preset_makes_a_command_the_shell_accepts_with_the_key_and_url_from_the_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(crate::DataDir::new(dir.path().to_path_buf()));
+        for p in agent_presets() {
+            let upper = p.secret.to_ascii_uppercase();
+            store
+                .db()
+                .unwrap()
+                .put_secret(&berth_db::SecretRecord {
+                    name: p.secret.clone(),
+                    upstream: "https://api.invalid".into(),
+                    header: "x-api-key".into(),
+                    template: "{}".into(),
+                    key_env: format!("BERTH_SECRET_{upper}"),
+                    url_env: format!("BERTH_SECRET_{upper}_URL"),
+                    ca_pem: None,
+                    created_at: 0,
+                    last_used_at: None,
+                })
+                .unwrap();
+            for interactive in [false, true] {
+                let (argv, secret) = agent_command(&store, p, interactive).unwrap();
+                assert_eq!(secret.name, p.secret);
+                let script = &argv[2];
+                let check = std::process::Command::new("sh")
+                    .args(["-n", "-c", script])
+                    .status()
+                    .unwrap();
+                assert!(check.success(), "{}: {script}", p.name);
+                assert!(
+                    script.contains(&format!("export {}=\"$BERTH_SECRET_{upper}\"", p.key_env)),
+                    "{script}"
+                );
+                assert_eq!(script.contains("BERTH_PROMPT"), !interactive, "{script}");
+            }
+        }
+        // The prompt reaches the agent as one word, whatever it holds.
+        let (argv, _) = agent_command(&store, agent_preset("claude").unwrap(), false).unwrap();
+        let out = std::process::Command::new("sh")
+            .args(["-c", &argv[2].replacen("exec", "exec printf '[%s]'", 1)])
+            .env("BERTH_PROMPT", "it's \"quoted\" $(rm -rf /)")
+            .output()
+            .unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        assert!(shown.contains("[it's \"quoted\" $(rm -rf /)]"), "{shown}");
+    }
+
+    #[test]
     fn a_preset_whose_secret_is_missing_says_how_to_set_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(crate::DataDir::new(dir.path().to_path_buf()));
