@@ -75,3 +75,37 @@ fn presets_are_listed_and_a_missing_secret_is_refused_before_anything_is_made() 
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("say what Claude Code should do"));
 }
+
+/// The guest renders an agent's event stream for people (the same binary as its agent).
+#[test]
+fn the_guest_renders_an_agents_event_stream_readably() {
+    let env = TestEnv::new();
+    let events = concat!(
+        r#"{"type":"system","subtype":"init","model":"m1"}"#,
+        "\n",
+        r#"{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"python3 -m unittest"}}]}}"#,
+        "\n",
+        r#"{"type":"result","subtype":"success","num_turns":2}"#,
+        "\n"
+    );
+    let out = env
+        .berth()
+        .args(["vm", "run", "--", "sh", "-c"])
+        .arg(format!(
+            "printf '%s' '{events}' | /run/berth/berth-agent render claude; echo rc=$?"
+        ))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        shown.lines().collect::<Vec<_>>(),
+        [
+            "● Claude Code started (model m1)",
+            "→ Bash: python3 -m unittest",
+            "✓ Claude Code is done (2 turns)",
+            "rc=0"
+        ],
+        "{shown}"
+    );
+}

@@ -9,12 +9,18 @@ mod exec;
 mod port;
 mod pty;
 mod reaper;
+mod render;
 mod session;
 mod users;
 
 use std::time::Duration;
 
 fn main() {
+    // `berth-agent render AGENT`: an agent's event stream made readable (see render.rs).
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("render") {
+        std::process::exit(render::run(args.get(2).map(String::as_str).unwrap_or("")));
+    }
     if std::process::id() == 1 {
         init_guest();
     }

@@ -27,10 +27,16 @@ pub struct AgentPreset {
     pub url_suffix: String,
     pub headless: Vec<String>,
     pub interactive: Vec<String>,
+    /// The guest's renderer for its headless event stream (`berth-agent render NAME`).
+    #[serde(default)]
+    pub render: String,
     pub allow: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
+
+/// Where the guest agent is in every guest (the image's init puts it there).
+pub const GUEST_AGENT: &str = "/run/berth/berth-agent";
 
 /// Every preset, in the file's order of names (sorted).
 pub fn agent_presets() -> &'static [AgentPreset] {
@@ -122,15 +128,22 @@ pub fn agent_command(
     if !preset.url_env.is_empty() {
         script.push_str(&format!("export {}={gateway}; ", preset.url_env));
     }
-    script.push_str("exec");
     let argv = if interactive {
         &preset.interactive
     } else {
         &preset.headless
     };
-    for arg in argv {
-        script.push(' ');
-        script.push_str(&word(arg, &gateway));
+    let words: Vec<String> = argv.iter().map(|a| word(a, &gateway)).collect();
+    if interactive || preset.render.is_empty() {
+        script.push_str(&format!("exec {}", words.join(" ")));
+    } else {
+        // Headless: its event stream rendered for people; the agent's own exit code kept.
+        script.push_str(&format!(
+            "{{ {}; echo $? > /tmp/.berth-agent-rc; }} | {GUEST_AGENT} render {}; \
+             exit \"$(cat /tmp/.berth-agent-rc 2>/dev/null || echo 1)\"",
+            words.join(" "),
+            quote(&preset.render)
+        ));
     }
     let mut use_ = crate::secrets::parse_secret_spec(&preset.secret)?;
     use_.name = preset.secret.clone();
@@ -231,15 +244,31 @@ mod tests {
                 assert_eq!(script.contains("BERTH_PROMPT"), !interactive, "{script}");
             }
         }
-        // The prompt reaches the agent as one word, whatever it holds.
+        // Headless, with a stand-in `claude` that prints its argv and exits 3, and `cat` for
+        // the guest's renderer: the prompt arrives as one word, whatever it holds, the
+        // output passes through the renderer, and the agent's exit code is the attempt's.
+        let bin = tempfile::tempdir().unwrap();
+        let fake = bin.path().join("claude");
+        std::fs::write(&fake, "#!/bin/sh\nprintf '[%s]' \"$@\"; exit 3\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
         let (argv, _) = agent_command(&store, agent_preset("claude").unwrap(), false).unwrap();
+        let script = argv[2].replace(&format!("{GUEST_AGENT} render 'claude'"), "cat");
+        assert_ne!(script, argv[2], "the headless command renders its stream");
+        let path = format!(
+            "{}:{}",
+            bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
         let out = std::process::Command::new("sh")
-            .args(["-c", &argv[2].replacen("exec", "exec printf '[%s]'", 1)])
+            .args(["-c", &script])
+            .env("PATH", path)
             .env("BERTH_PROMPT", "it's \"quoted\" $(rm -rf /)")
             .output()
             .unwrap();
         let shown = String::from_utf8_lossy(&out.stdout);
         assert!(shown.contains("[it's \"quoted\" $(rm -rf /)]"), "{shown}");
+        assert_eq!(out.status.code(), Some(3));
     }
 
     #[test]
