@@ -118,6 +118,11 @@ fn the_upstream_gets_the_real_key_only_for_the_attempts_phantom() {
         let (code, body) = request(port, "/gateway/api/v1/hello", key);
         assert_eq!(code, 401, "{key:?}: {body}");
     }
+    // A path that climbs out of the upstream's base: refused before anything else.
+    for path in ["/gateway/api/../admin", "/gateway/api/%2e%2e/admin"] {
+        let (code, body) = request(port, path, Some(PHANTOM));
+        assert_eq!(code, 400, "{path}: {body}");
+    }
     let (_b, port_b, _) = proxy(vec![binding(&up, "berth-phantom-of-attempt-b")]);
     assert_eq!(
         request(port_b, "/gateway/api/v1/hello", Some(PHANTOM)).0,

@@ -47,8 +47,7 @@ pub fn start_proxy(
     let refused =
         |e: std::io::Error| TaskError::Refused(format!("cannot listen on {}: {e}", path.display()));
     let listener = UnixListener::bind(&path).map_err(refused)?;
-    let proxy =
-        EgressProxy::start_unix_with_secrets(listener, policy.clone(), sink, approver, secrets);
+    let proxy = EgressProxy::start_unix(listener, policy.clone(), sink, approver, secrets);
     Ok(Some(proxy.map_err(refused)?))
 }
 

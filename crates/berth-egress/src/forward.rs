@@ -10,18 +10,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper::header::{CONNECTION, HOST, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::gateway::HOP_BY_HOP;
+use crate::gateway::{HOP_BY_HOP, plain};
 use crate::prefixed::Prefixed;
-
-type Body = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
 /// Serves the guest's request on `client` (its first bytes in `prefix`) through `upstream`;
 /// returns the bytes that went up (head and body) and came down (body).
@@ -56,14 +54,22 @@ where
                 .unwrap_or_else(|| "/".into());
             parts.uri = match path.parse() {
                 Ok(u) => u,
-                Err(_) => return Ok::<_, Infallible>(plain(StatusCode::BAD_REQUEST)),
+                Err(_) => {
+                    return Ok::<_, Infallible>(plain(
+                        StatusCode::BAD_REQUEST,
+                        "a request the proxy cannot rebuild",
+                    ));
+                }
             };
             parts.version = hyper::Version::HTTP_11;
             for h in HOP_BY_HOP {
                 parts.headers.remove(*h);
             }
             let Ok(host) = HeaderValue::from_str(&host) else {
-                return Ok(plain(StatusCode::BAD_REQUEST));
+                return Ok(plain(
+                    StatusCode::BAD_REQUEST,
+                    "a request the proxy cannot rebuild",
+                ));
             };
             parts.headers.insert(HOST, host);
             parts
@@ -88,7 +94,10 @@ where
                 .send_request(Request::from_parts(parts, body))
                 .await;
             let Ok(resp) = sent else {
-                return Ok(plain(StatusCode::BAD_GATEWAY));
+                return Ok(plain(
+                    StatusCode::BAD_GATEWAY,
+                    "the upstream did not answer",
+                ));
             };
             let (mut parts, body) = resp.into_parts();
             for h in HOP_BY_HOP {
@@ -111,14 +120,4 @@ where
         .serve_connection(TokioIo::new(Prefixed::new(prefix, client)), service)
         .await;
     (up.load(Ordering::SeqCst), down.load(Ordering::SeqCst))
-}
-
-fn plain(code: StatusCode) -> Response<Body> {
-    let mut r = Response::new(
-        Full::new(Bytes::from(format!("berth: {code}\n")))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    *r.status_mut() = code;
-    r
 }

@@ -97,7 +97,7 @@ pub struct Gateway {
     sink: EventSink,
 }
 
-type Body = BoxBody<Bytes, hyper::Error>;
+pub(crate) type Body = BoxBody<Bytes, hyper::Error>;
 
 impl Gateway {
     /// Checks every binding's upstream and makes its TLS client.
@@ -295,6 +295,9 @@ impl Gateway {
             (self.sink)(ev);
             plain(code, why)
         };
+        if has_dot_segments(rest) {
+            return deny(StatusCode::BAD_REQUEST, "a path with . or .. segments");
+        }
         if !presents_phantom(req.headers(), &b.binding) {
             return deny(
                 StatusCode::UNAUTHORIZED,
@@ -313,9 +316,6 @@ impl Gateway {
         }
         if let Err(why) = self.approve(b).await {
             return deny(StatusCode::FORBIDDEN, &why);
-        }
-        if !rest.starts_with('/') && !rest.is_empty() || has_dot_segments(rest) {
-            return deny(StatusCode::BAD_REQUEST, "a path with . or .. segments");
         }
         let value = match self.value(b) {
             Ok(v) => v,
@@ -573,7 +573,7 @@ pub(crate) fn is_gateway_request(head: &[u8]) -> bool {
     target.starts_with(GATEWAY_PREFIX.as_bytes())
 }
 
-fn plain(code: StatusCode, why: &str) -> Response<Body> {
+pub(crate) fn plain(code: StatusCode, why: &str) -> Response<Body> {
     let mut r = Response::new(
         Full::new(Bytes::from(format!("berth: {why}\n")))
             .map_err(|never| match never {})

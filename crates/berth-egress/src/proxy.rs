@@ -106,34 +106,10 @@ impl EgressProxy {
         self.ca_pem.as_deref()
     }
 
-    /// Serves on a unix socket (what the VM's bridge connects to).
+    /// Serves on a unix socket (what the VM's bridge connects to), with the gateway of
+    /// `secrets` (see [`crate::gateway`]); asks `approver`, if any, about unlisted names and
+    /// about secret uses that need approval.
     pub fn start_unix(
-        listener: std::os::unix::net::UnixListener,
-        policy: Policy,
-        sink: EventSink,
-    ) -> std::io::Result<EgressProxy> {
-        Self::start(Listener::Unix(listener), policy, sink, None, Vec::new())
-    }
-
-    /// Like [`EgressProxy::start_unix`], asking `approver` about unlisted names.
-    pub fn start_unix_with_approver(
-        listener: std::os::unix::net::UnixListener,
-        policy: Policy,
-        sink: EventSink,
-        approver: Approver,
-    ) -> std::io::Result<EgressProxy> {
-        Self::start(
-            Listener::Unix(listener),
-            policy,
-            sink,
-            Some(approver),
-            Vec::new(),
-        )
-    }
-
-    /// A proxy that also serves the gateway of `secrets` (see [`crate::gateway`]); asks
-    /// `approver`, if any, about unlisted names and about secret uses that need approval.
-    pub fn start_unix_with_secrets(
         listener: std::os::unix::net::UnixListener,
         policy: Policy,
         sink: EventSink,
