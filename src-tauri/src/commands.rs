@@ -103,7 +103,7 @@ pub struct NewTaskRequest {
 /// The agent presets, with whether each one's secret is set.
 #[tauri::command(async)]
 pub fn agents(app: State<'_, App>) -> Res<Vec<berth_core::AgentView>> {
-    berth_core::list_agents(&app.store).map_err(|e| e.to_string())
+    berth_core::list_agents(&app.store, None).map_err(|e| e.to_string())
 }
 
 #[tauri::command(async)]
@@ -114,10 +114,13 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
         .map(|s| berth_core::parse_secret_spec(s))
         .collect::<Result<_, _>>()
         .map_err(|e| e.to_string())?;
-    let command = match &req.agent {
+    let repo = berth_core::repo_root(std::path::Path::new(&req.repo))
+        .map_err(|e| format!("cannot open the repo {}: {e}", req.repo))?;
+    let (command, agent) = match &req.agent {
         Some(name) => {
-            let preset = berth_core::agent_preset(name).map_err(|e| e.to_string())?;
-            let (command, secret) = berth_core::agent_command(&app.store, preset, req.interactive)
+            let preset = berth_core::resolve_agent(&app.store, Some(&repo), name)
+                .map_err(|e| e.to_string())?;
+            let (command, secret) = berth_core::agent_command(&app.store, &preset, req.interactive)
                 .map_err(|e| e.to_string())?;
             if req.title.trim().is_empty() && !req.interactive {
                 return Err(format!("say what {} should do (the prompt)", preset.label));
@@ -125,9 +128,9 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             if !secrets.iter().any(|s| s.name == secret.name) {
                 secrets.push(secret);
             }
-            command
+            (command, Some(preset))
         }
-        None => req.command.clone(),
+        None => (req.command.clone(), None),
     };
     if command.is_empty() {
         return Err("say what each attempt runs".into());
@@ -135,12 +138,13 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     if !(1..=16).contains(&req.attempts) {
         return Err("attempts must be between 1 and 16".into());
     }
-    let repo = berth_core::repo_root(std::path::Path::new(&req.repo))
-        .map_err(|e| format!("cannot open the repo {}: {e}", req.repo))?;
     let mode: berth_core::Mode = req.network.parse()?;
     // The repo's berth.toml counts only as far as the user trusted it (the dialog asks).
-    let policy = berth_core::repo_policy(&app.store, &repo, Some(mode), &req.allow, &[], None)
+    let mut policy = berth_core::repo_policy(&app.store, &repo, Some(mode), &req.allow, &[], None)
         .map_err(|e| e.to_string())?;
+    if let Some(a) = &agent {
+        policy = berth_core::with_agent_allow(policy, a).map_err(|e| e.to_string())?;
+    }
     let prepared = berth_core::prepare_task(
         &app.store,
         &NewTask {
@@ -154,6 +158,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             policy,
             with_env: true,
             secrets,
+            agent,
         },
         now_ms,
     )

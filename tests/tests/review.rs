@@ -38,6 +38,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             policy,
             with_env: false,
             secrets: Vec::new(),
+            agent: None,
         },
         now_ms,
     )

@@ -22,6 +22,9 @@
 //!
 //! [secrets]                                # secrets bound to every attempt (see secrets.rs)
 //! bind = ["anthropic:approve=task"]        # the user's own secrets, by name; needs trust
+//!
+//! [agents.mine]                            # a custom agent (see agents.rs); needs trust
+//! label = "My agent"                       # the same fields as provisioning/agents.toml
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +43,9 @@ pub struct RepoConfig {
     pub cache: Option<crate::env_config::CacheConfig>,
     #[serde(default)]
     pub secrets: Option<SecretsConfig>,
+    /// Custom agents, by name (never a built-in preset's name).
+    #[serde(default)]
+    pub agents: BTreeMap<String, crate::agents::AgentPreset>,
 }
 
 /// `[secrets]`: the user's secrets (by name) the repo's attempts use through their gateway.
@@ -92,6 +98,22 @@ pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
     }
     if let Some(secrets) = &config.secrets {
         secrets.validate(text)?;
+    }
+    let mut config = config;
+    for (name, agent) in config.agents.iter_mut() {
+        agent.name = name.clone();
+        if crate::agents::agent_presets()
+            .iter()
+            .any(|p| &p.name == name)
+        {
+            return Err(format!(
+                "berth.toml: agents.{name}: '{name}' is a built-in preset; give a custom agent \
+                 its own name"
+            ));
+        }
+        agent
+            .validate()
+            .map_err(|e| format!("berth.toml: agents.{name}: {e}"))?;
     }
     Ok(config)
 }

@@ -98,6 +98,20 @@ pub struct EnvManifest {
     pub plan_id: String,
 }
 
+impl EnvManifest {
+    /// The environment's layer as a VM's root disk.
+    pub fn root_layer(&self) -> RootLayer {
+        RootLayer {
+            path: self.layer.clone(),
+            format: if self.layer_format == "qcow2" {
+                "qcow2"
+            } else {
+                "raw"
+            },
+        }
+    }
+}
+
 /// Where environments live (next to the images they are built on).
 pub fn envs_dir(store: &Store) -> PathBuf {
     store.data().images().join("envs")
@@ -356,6 +370,20 @@ pub fn ensure_env<H: Hypervisor>(
     })
 }
 
+/// The environment an attempt (or an agent install) boots on: built if missing, never
+/// rebuilt, with the host's own image settings.
+pub(crate) fn env_for_boot<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    plan: &EnvPlan,
+    clock: Clock,
+    progress: &mut dyn FnMut(&str),
+) -> Result<EnvManifest, TaskError> {
+    let host = settings.host.clone();
+    ensure_env(store, hv, settings, plan, &host, clock, progress, false).map(|(m, _)| m)
+}
+
 /// Runs the setup steps (if any) in a setup VM on `packages_layer`; its root disk becomes
 /// `staging/root.qcow2`. Returns the layer's file name in the environment (None: the package
 /// layer itself is the environment) and its format.
@@ -425,14 +453,7 @@ pub fn refresh_cache<H: Hypervisor>(
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging)
             .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", staging.display())))?;
-        let root = RootLayer {
-            path: env.layer,
-            format: if env.layer_format == "qcow2" {
-                "qcow2"
-            } else {
-                "raw"
-            },
-        };
+        let root = env.root_layer();
         // The root disk is not kept (the environment does not change); the cache disk is.
         let scratch = staging.join("root.qcow2");
         let done = run_setup(
@@ -559,13 +580,21 @@ fn run_setup<H: Hypervisor>(
 }
 
 /// A setup step's output: to the progress lines as they come, and the last lines kept.
-struct StepOutput<'a> {
+pub(crate) struct StepOutput<'a> {
     progress: &'a mut dyn FnMut(&str),
-    tail: Vec<String>,
+    pub(crate) tail: Vec<String>,
     partial: Vec<u8>,
 }
 
-impl StepOutput<'_> {
+impl<'a> StepOutput<'a> {
+    pub(crate) fn new(progress: &'a mut dyn FnMut(&str)) -> Self {
+        StepOutput {
+            progress,
+            tail: Vec::new(),
+            partial: Vec::new(),
+        }
+    }
+
     fn take(&mut self, data: &[u8]) {
         self.partial.extend_from_slice(data);
         while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
@@ -588,7 +617,7 @@ impl StepOutput<'_> {
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.line(&line);

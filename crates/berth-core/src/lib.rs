@@ -4,6 +4,8 @@
 //! This crate reads no environment variables, no `$HOME` and no wall clock: the binaries
 //! resolve paths and pass a [`Clock`] in.
 
+mod agent_install;
+mod agent_layer;
 mod agents;
 mod cache;
 mod config;
@@ -32,7 +34,14 @@ mod task;
 mod test_repo;
 mod trust;
 
-pub use agents::{AgentPreset, AgentView, agent_command, agent_preset, agent_presets, list_agents};
+pub use agent_install::{FetchKind, FetchSpec, Fetched, fetch_agent, find_fetched};
+pub use agent_layer::{
+    AGENTS_DIR, AgentLayer, ensure_agent_layer, install_agent, list_agent_layers,
+};
+pub use agents::{
+    AgentPreset, AgentView, agent_command, agent_preset, agent_presets, choose_agent_version,
+    list_agents, resolve_agent, with_agent_allow,
+};
 pub use berth_db::{
     AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
 };

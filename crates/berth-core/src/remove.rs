@@ -166,6 +166,7 @@ mod tests {
                 policy: Default::default(),
                 with_env: false,
                 secrets: Vec::new(),
+                agent: None,
             },
             clock,
         )

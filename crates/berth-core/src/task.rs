@@ -43,6 +43,9 @@ pub struct NewTask<'a> {
     /// Secrets bound to every attempt (see `secrets::bind_secrets`; each attempt gets its
     /// own phantoms).
     pub secrets: Vec<crate::secrets::SecretUse>,
+    /// The coding agent the attempts run (see `agents.rs`): its CLI is installed on the
+    /// attempt's root before it boots (`agent_layer.rs`). Its command is `command`.
+    pub agent: Option<crate::agents::AgentPreset>,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -146,6 +149,11 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
                 serde_json::to_string(&crate::secrets::bind_secrets(store, &uses)?)
                     .unwrap_or_default()
             },
+            agent: new
+                .agent
+                .as_ref()
+                .map(|a| serde_json::to_string(a).unwrap_or_default())
+                .unwrap_or_default(),
         };
         db.save_attempt(&rec)?;
         audit(
@@ -341,47 +349,94 @@ fn attempt_root<H: Hypervisor>(
     clock: Clock,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Option<berth_vm::RootLayer>, Option<berth_vm::RootLayer>), TaskError> {
-    let Some(plan) = attempt_env(rec)? else {
-        return Ok((None, None));
+    let (root, cache) = env_root(store, hv, settings, rec, clock, progress)?;
+    let Some(agent) = attempt_agent(rec)?.filter(|a| !a.fetch.is_empty()) else {
+        return Ok((root, cache));
     };
-    let (env, _) = crate::env::ensure_env(
+    // The agent's CLI, installed on whatever the attempt would boot on.
+    let (base, on) = match root {
+        Some(r) => {
+            let on = match attempt_env(rec)? {
+                Some(p) => format!("environment {}", p.short_id()),
+                None => "the environment".into(),
+            };
+            (r, on)
+        }
+        None => (
+            berth_vm::RootLayer {
+                path: settings.image.rootfs(),
+                format: "raw",
+            },
+            "the image".to_string(),
+        ),
+    };
+    let (layer, _) = crate::agent_layer::ensure_agent_layer(
         store,
         hv,
         settings,
-        &plan,
-        &settings.host,
-        clock,
+        &agent,
+        base,
+        &on,
+        clock() / 1000,
         progress,
-        false,
     )?;
-    let cache = match &plan.cache {
-        Some(c) => Some(crate::cache::current_generation(store, &plan.repo, c.size)?),
-        None => None,
-    };
     Ok((
         Some(berth_vm::RootLayer {
-            path: env.layer,
-            format: if env.layer_format == "qcow2" {
-                "qcow2"
-            } else {
-                "raw"
-            },
+            path: layer.layer,
+            format: "qcow2",
         }),
         cache,
     ))
 }
 
-/// The environment planned for the attempt, if any.
-pub(crate) fn attempt_env(rec: &AttemptRecord) -> Result<Option<crate::env::EnvPlan>, TaskError> {
-    if rec.env.is_empty() {
+/// The agent the attempt runs, if any.
+pub(crate) fn attempt_agent(
+    rec: &AttemptRecord,
+) -> Result<Option<crate::agents::AgentPreset>, TaskError> {
+    record_json(rec, &rec.agent, "agent")
+}
+
+/// A JSON column of the attempt's record (empty: none).
+fn record_json<T: serde::de::DeserializeOwned>(
+    rec: &AttemptRecord,
+    text: &str,
+    what: &str,
+) -> Result<Option<T>, TaskError> {
+    if text.is_empty() {
         return Ok(None);
     }
-    serde_json::from_str(&rec.env).map(Some).map_err(|e| {
+    serde_json::from_str(text).map(Some).map_err(|e| {
         TaskError::Refused(format!(
-            "attempt {}: its environment record is unreadable: {e}",
+            "attempt {}: its {what} record is unreadable: {e}",
             rec.id
         ))
     })
+}
+
+/// The environment's root layer (built if missing) and cache generation, if it has one.
+#[allow(clippy::type_complexity)]
+fn env_root<H: Hypervisor>(
+    store: &Store,
+    hv: &H,
+    settings: &VmSettings,
+    rec: &AttemptRecord,
+    clock: Clock,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(Option<berth_vm::RootLayer>, Option<berth_vm::RootLayer>), TaskError> {
+    let Some(plan) = attempt_env(rec)? else {
+        return Ok((None, None));
+    };
+    let env = crate::env::env_for_boot(store, hv, settings, &plan, clock, progress)?;
+    let cache = match &plan.cache {
+        Some(c) => Some(crate::cache::current_generation(store, &plan.repo, c.size)?),
+        None => None,
+    };
+    Ok((Some(env.root_layer()), cache))
+}
+
+/// The environment planned for the attempt, if any.
+pub(crate) fn attempt_env(rec: &AttemptRecord) -> Result<Option<crate::env::EnvPlan>, TaskError> {
+    record_json(rec, &rec.env, "environment")
 }
 
 /// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this

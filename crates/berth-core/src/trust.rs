@@ -124,6 +124,23 @@ pub fn widenings(config: &RepoConfig) -> Vec<String> {
     for b in config.secrets.iter().flat_map(|s| s.bind.iter()) {
         out.push(format!("secret: {}", b.get_ref()));
     }
+    for (name, a) in &config.agents {
+        // Its package is fetched on the host and its commands get a secret's gateway.
+        let mut what = vec![format!("agent {name}: runs {}", a.headless.join(" "))];
+        if !a.fetch.is_empty() {
+            what.push(format!(
+                "fetches {} on this machine",
+                a.fetch.replace("{version}", &a.version)
+            ));
+        }
+        if !a.secret.is_empty() {
+            what.push(format!("uses your secret {}", a.secret));
+        }
+        if !a.allow.is_empty() {
+            what.push(format!("allow: {}", a.allow.join(", ")));
+        }
+        out.push(what.join("; "));
+    }
     out
 }
 

@@ -149,6 +149,8 @@ pub struct AttemptRecord {
     pub env: String,
     /// The secrets bound to the attempt, as JSON (`berth_core::SecretUse`s); empty: none.
     pub secrets: String,
+    /// The coding agent the attempt runs, as JSON (`berth_core::AgentPreset`); empty: none.
+    pub agent: String,
 }
 
 impl AttemptRecord {
@@ -180,7 +182,7 @@ pub fn task_from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
 
 pub const ATTEMPT_COLUMNS: &str = "task_id, n, state, repo, base, start_commit, command, memory_mib, \
     exit_code, error, branch, pulled_head, files_changed, insertions, deletions, supervisor_pid, \
-    supervisor_start, created_at, updated_at, policy, env, secrets";
+    supervisor_start, created_at, updated_at, policy, env, secrets, agent";
 
 pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
@@ -208,6 +210,7 @@ pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
         policy: r.get(19)?,
         env: r.get(20)?,
         secrets: r.get(21)?,
+        agent: r.get(22)?,
     })
 }
 
@@ -228,7 +231,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
     tx.execute(
         &format!(
             "INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
         ),
         params![
             a.id.task,
@@ -253,6 +256,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
             a.policy,
             a.env,
             a.secrets,
+            a.agent,
         ],
     )?;
     Ok(())
@@ -314,6 +318,7 @@ mod tests {
             policy: "{}".into(),
             env: String::new(),
             secrets: String::new(),
+            agent: String::new(),
         };
         db.save_attempt(&rec).unwrap();
         assert_eq!(db.attempt(rec.id).unwrap(), rec);

@@ -76,6 +76,8 @@ const MIGRATIONS: &[&str] = &[
         ca_pem TEXT, created_at INTEGER NOT NULL, last_used_at INTEGER
     );
     ALTER TABLE attempts ADD COLUMN secrets TEXT NOT NULL DEFAULT '';",
+    // 7: the coding agent each attempt runs (JSON: its preset as resolved; empty: none)
+    "ALTER TABLE attempts ADD COLUMN agent TEXT NOT NULL DEFAULT '';",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

@@ -63,6 +63,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 policy: berth_core::Policy::default(),
                 with_env: false,
                 secrets: Vec::new(),
+                agent: None,
             },
             now_ms,
         )?;

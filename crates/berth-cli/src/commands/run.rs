@@ -40,7 +40,7 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
-    let (repo, command, title, secrets) = if args.demo {
+    let (repo, command, title, secrets, planned) = if args.demo {
         let repo = demo::ensure_demo_repo(&ctx.data.root().join("demo"))?;
         let command = if args.command.is_empty() {
             vec!["bash".into(), ".berth/demo-agent.sh".into()]
@@ -55,13 +55,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 .clone()
                 .unwrap_or("Fix the failing test".into()),
             args.task.secret_uses()?,
+            None,
         )
     } else {
         let repo = args.repo.clone().unwrap_or_default();
         let repo = repo
             .canonicalize()
             .with_context(|| format!("cannot open the repo {}", repo.display()))?;
-        let planned = args.task.plan(&store, &args.command)?;
+        let planned = args.task.plan(&store, &repo, &args.command)?;
         if planned.command.is_empty() {
             bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");
         }
@@ -69,9 +70,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .title
             .clone()
             .unwrap_or_else(|| default_title(&planned.command));
-        (repo, planned.command, title, planned.secrets)
+        let (command, secrets) = (planned.command.clone(), planned.secrets.clone());
+        (repo, command, title, secrets, Some(planned))
     };
-    let policy = args.net.policy(&store, Some(&repo))?;
+    let mut policy = args.net.policy(&store, Some(&repo))?;
+    if let Some(p) = &planned {
+        policy = p.policy(policy)?;
+    }
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
     let image = ctx.image()?;
@@ -94,6 +99,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             policy,
             with_env: true,
             secrets,
+            agent: planned.and_then(|p| p.agent),
         },
         now_ms,
     )?;

@@ -46,7 +46,8 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     }
     ctx.image()?;
     let store = ctx.store();
-    let policy = args.net.policy(&store, Some(&repo))?;
+    let planned = args.task.plan(&store, &repo, &args.command)?;
+    let policy = planned.policy(args.net.policy(&store, Some(&repo))?)?;
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
     check_memory(
@@ -55,7 +56,6 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
-    let planned = args.task.plan(&store, &args.command)?;
     let title = planned
         .title
         .clone()
@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             policy,
             with_env: true,
             secrets: planned.secrets,
+            agent: planned.agent,
         },
         now_ms,
     )?;

@@ -38,21 +38,38 @@ pub struct Planned {
     pub command: Vec<String>,
     pub title: Option<String>,
     pub secrets: Vec<berth_core::SecretUse>,
+    pub agent: Option<berth_core::AgentPreset>,
+}
+
+impl Planned {
+    /// `policy` with the agent's own allowlist, if it has one.
+    pub fn policy(&self, policy: berth_core::Policy) -> anyhow::Result<berth_core::Policy> {
+        Ok(match &self.agent {
+            Some(a) => berth_core::with_agent_allow(policy, a)?,
+            None => policy,
+        })
+    }
 }
 
 impl TaskArgs {
     /// The command, title and secrets, from `--agent` or the command after `--`.
-    pub fn plan(&self, store: &berth_core::Store, words: &[String]) -> anyhow::Result<Planned> {
+    pub fn plan(
+        &self,
+        store: &berth_core::Store,
+        repo: &std::path::Path,
+        words: &[String],
+    ) -> anyhow::Result<Planned> {
         let mut secrets = self.secret_uses()?;
         let Some(name) = &self.agent else {
             return Ok(Planned {
                 command: words.to_vec(),
                 title: self.title.clone(),
                 secrets,
+                agent: None,
             });
         };
-        let preset = berth_core::agent_preset(name)?;
-        let (command, secret) = berth_core::agent_command(store, preset, self.interactive)?;
+        let preset = berth_core::resolve_agent(store, Some(repo), name)?;
+        let (command, secret) = berth_core::agent_command(store, &preset, self.interactive)?;
         if !secrets.iter().any(|s| s.name == secret.name) {
             secrets.push(secret);
         }
@@ -71,6 +88,7 @@ impl TaskArgs {
                 .clone()
                 .or(Some(prompt).filter(|p| !p.is_empty())),
             secrets,
+            agent: Some(preset),
         })
     }
 
