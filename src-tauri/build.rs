@@ -30,6 +30,7 @@ const COMMANDS: &[&str] = &[
     "secret_set",
     "secret_remove",
     "agents",
+    "agent_install",
     "pick_folder",
     "settings",
     "set_editor",

@@ -106,6 +106,20 @@ pub fn agents(app: State<'_, App>) -> Res<Vec<berth_core::AgentView>> {
     berth_core::list_agents(&app.store, None).map_err(|e| e.to_string())
 }
 
+/// Installs an agent's CLI (`berth agent install`, as a child this call waits for, off the
+/// UI thread) on what `repo`'s attempts boot on, or on the image.
+#[tauri::command(async)]
+pub fn agent_install(app: State<'_, App>, name: String, repo: Option<String>) -> Res<String> {
+    let repo = match repo.filter(|r| !r.is_empty()) {
+        Some(r) => {
+            Some(berth_core::repo_root(std::path::Path::new(&r)).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    berth_core::install_agent_with_cli(&app.berth, &app.store, repo.as_deref(), &name)
+        .map_err(|e| e.to_string())
+}
+
 #[tauri::command(async)]
 pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     let mut secrets: Vec<berth_core::SecretUse> = req

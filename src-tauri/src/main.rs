@@ -95,6 +95,7 @@ fn main() {
             secrets::secret_set,
             secrets::secret_remove,
             commands::agents,
+            commands::agent_install,
             repos::pick_folder,
             repos::settings,
             repos::set_editor,

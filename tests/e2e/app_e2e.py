@@ -458,6 +458,60 @@ def main():
         win.wait_text(".settings", "No secrets", timeout=20)
         assert json.loads(berth(data, "secret", "ls", "--json")) == []
         step("Settings: a secret is stored (its value never shown again), offered to new tasks (whose base is the checked-out branch), and removed; an agent preset without its secret is refused, saying how")
+
+        # Claude Code for real: its key in the keyring (set from the CLI, as the README says),
+        # its CLI installed with the app's Install button, then the Claude preset with 2
+        # attempts against a stand-in of its API on loopback TLS.
+        ca = work / "api-ca.pem"
+        api = subprocess.Popen([str(ROOT / "target/debug/model-api-standin"), "anthropic", str(ca)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               start_new_session=True)
+        try:
+            port = int(api.stdout.readline().split()[1])
+            subprocess.run([str(BERTH), "--data-dir", str(data), "secret", "set", "anthropic",
+                            "--upstream", f"https://localhost:{port}", "--header", "x-api-key",
+                            "--ca-file", str(ca)],
+                           input="sk-e2e-key-from-the-keyring", env=env, check=True,
+                           capture_output=True, text=True)
+            win.js("document.querySelector('details.settings').open = true;")
+            win.click("button[name=save-editor]")  # any refresh: the agents list reloads
+            win.wait_text("[data-agent=claude]", "secret anthropic set", timeout=30)
+            win.js("document.querySelector('[data-agent=claude] button[name=install-agent]').click();")
+            win.wait_text("[data-agent=claude]", "on the image", timeout=900)
+            win.shot("19-agent-installed")
+            step("Settings → Agents: Install puts Claude Code's CLI on the image (fetched by the host's npm, installed by a setup VM)")
+
+            win.js("document.querySelector('details.settings').open = false;")
+            before = {t["id"] for t in json.loads(berth(data, "ls", "--json"))}
+            win.click("#new-task-button")
+            win.js("const p = document.querySelector('select[name=preset]'); p.value = 'agent:claude';"
+                   "p.dispatchEvent(new Event('change'));"
+                   "document.querySelector('input[name=title]').value = 'write hello.txt, then run the check';"
+                   "document.querySelector('input[name=attempts]').value = '2';")
+            win.shot("20-new-task-claude")
+            win.click("button[name=create]")
+            deadline = time.time() + 60
+            new = []
+            while not new and time.time() < deadline:
+                new = [t["id"] for t in json.loads(berth(data, "ls", "--json")) if t["id"] not in before]
+                time.sleep(0.5)
+            assert len(new) == 2, f"the Claude task's attempts: {new}"
+            for a in sorted(new):
+                win.wait_text(f'[data-attempt="{a}"] .xterm-rows', "Done: wrote hello.txt", timeout=900)
+                # Readable lines, not the raw event stream.
+                shown = win.text(f'[data-attempt="{a}"] .xterm-rows')
+                assert "hello.txt" in shown and '"type":"assistant"' not in shown, shown
+            win.shot("21-claude-two-attempts")
+            step("the Claude preset's 2 attempts show the agent's readable output in their terminals")
+
+            first = sorted(new)[0]
+            win.press(first, "Pull as branch", ".note", f"as berth/{first.replace('.', '/')}", timeout=120)
+            assert git(repo, "show", f"berth/{first.replace('.', '/')}:hello.txt").strip() == "hello from the stand-in model"
+            win.shot("22-claude-pulled")
+            step("one Claude attempt is pulled: the file its tool call wrote is on the branch")
+        finally:
+            api.stdin.close()
+            api.terminate()
     finally:
         if win:
             win.close()
@@ -468,7 +522,7 @@ def main():
             os.killpg(driver.pid, signal.SIGKILL)
         os.killpg(notifier.pid, signal.SIGTERM)
         service.shutdown()
-        for t in ("1", "2", "3"):
+        for t in ("1", "2", "3", "4", "5", "6"):
             subprocess.run([str(BERTH), "--data-dir", str(data), "stop", t], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     print(f"{passed} passed, 0 failed")

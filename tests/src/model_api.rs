@@ -36,6 +36,8 @@ pub struct ApiRequest {
     /// The scripted step this request got (0 write, 1 command, 2 final; None: not a model
     /// turn).
     pub step: Option<usize>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl ApiRequest {
@@ -102,6 +104,11 @@ impl ModelApi {
         self.seen.lock().unwrap().clone()
     }
 
+    /// The shared record, for a process that reports requests as they come.
+    pub fn requests_handle(&self) -> Arc<Mutex<Vec<ApiRequest>>> {
+        self.seen.clone()
+    }
+
     /// The model turns it answered, by step.
     pub fn steps(&self) -> Vec<usize> {
         self.requests().iter().filter_map(|r| r.step).collect()
@@ -140,6 +147,7 @@ async fn answer(
         headers,
         body: body.clone(),
         step: None,
+        at: std::time::Instant::now(),
     };
     let response = match (vendor, method.as_str(), path.as_str()) {
         (Vendor::Anthropic, "POST", "/v1/messages") => {

@@ -24,6 +24,8 @@ export const api = {
   settings: () => invoke<Settings>("settings"),
   secrets: () => invoke<SecretRecord[]>("secrets"),
   agents: () => invoke<AgentView[]>("agents"),
+  /** Waits for `berth agent install NAME` (minutes the first time); its last line. */
+  installAgent: (name: string, repo?: string) => invoke<string>("agent_install", { name, repo: repo ?? null }),
   /** The value goes to the OS keyring; nothing ever sends it back. */
   setSecret: (req: { name: string; upstream: string; header: string; key_env: string; url_env: string; value: string }) =>
     invoke<void>("secret_set", { req }),

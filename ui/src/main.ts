@@ -227,7 +227,32 @@ function settingsPanel(): HTMLElement {
       try { await api.setEditor(editorInput.value); editorDirty = false; ui.note = "editor saved"; ui.error = ""; await refresh(); } catch (err) { showError(message(err)); }
     } }, editorInput, h("button", { name: "save-editor" }, "Save")),
     h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`),
-    secretsPart());
+    secretsPart(),
+    agentsPart());
+}
+
+/** Agents being installed (by name): the Install button waits on `berth agent install`. */
+const installing = new Set<string>();
+
+/** Settings → Agents: each preset, where its CLI is installed, and an Install button (on the
+ * image; a repo with an environment gets it on its environment at its first attempt). */
+function agentsPart(): HTMLElement {
+  const list = h("div", { class: "agents" });
+  for (const a of ui.agents) {
+    const where = a.installed.length ? a.installed.map((i) => `${i.version} on ${i.on}`).join(", ") : "not installed";
+    const busy = installing.has(a.name);
+    list.append(h("div", { class: "agent", "data-agent": a.name },
+      h("strong", {}, a.label), " ",
+      h("span", { class: "meta" }, `${a.package}@${a.version} · ${busy ? "installing (fetching, then a setup VM with no network)…" : where} · secret ${a.secret} ${a.secret_set ? "set" : "not set"}`),
+      h("button", { class: "small", name: "install-agent", disabled: busy, title: `Install ${a.label}'s CLI`, onclick: async () => {
+        installing.add(a.name);
+        render();
+        try { const line = await api.installAgent(a.name); ui.note = line || `${a.label} installed`; ui.error = ""; } catch (e) { showError(message(e)); }
+        installing.delete(a.name);
+        await refresh();
+      } }, a.installed.length ? "Reinstall" : "Install")));
+  }
+  return h("div", { class: "agents-part" }, h("label", {}, "Agents"), list);
 }
 
 // The secret form's inputs live across re-renders (like the editor's); the value field is

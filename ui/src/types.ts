@@ -101,6 +101,11 @@ export interface AgentView {
   secret_set: boolean;
   headless: string[];
   interactive: string[];
+  /** Its files are fetched (at `version`), and where its CLI is installed. */
+  fetched: boolean;
+  installed: { version: string; on: string; check: string; built_at: number }[];
+  /** From the repo's berth.toml, not Berth's presets. */
+  custom: boolean;
 }
 
 /** A secret's metadata (`berth secret ls --json`); the value never leaves the keyring. */

@@ -185,7 +185,12 @@ pub fn fetch_agent(
     std::fs::create_dir_all(&root)
         .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", root.display())))?;
     let k = key(&spec);
-    let _lock = crate::env_build::EnvLock::take(&root, &format!("{k:0<12}"), progress)?;
+    let _lock = crate::env_build::EnvLock::take(
+        &root,
+        &format!("{k:0<12}"),
+        "fetching this agent",
+        progress,
+    )?;
     if let Some(f) = find_fetched(store, preset) {
         let mut bad = None;
         for file in &f.files {

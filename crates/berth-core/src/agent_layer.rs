@@ -173,19 +173,28 @@ pub fn ensure_agent_layer<H: Hypervisor>(
     now_s: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(AgentLayer, bool), TaskError> {
+    // Installed already: its layer is keyed by the recorded hashes (checked when it was made).
+    if let Some(fetched) = crate::agent_install::find_fetched(store, preset) {
+        let id = layer_id(&base.path, preset, &fetched)?;
+        if let Some(m) = read_manifest(&layers_dir(store).join(&id[..12])).filter(|m| m.id == id) {
+            return Ok((m, false));
+        }
+    }
     let fetched = crate::agent_install::fetch_agent(store, preset, now_s, progress)?;
     let id = layer_id(&base.path, preset, &fetched)?;
     let dir = layers_dir(store).join(&id[..12]);
-    if let Some(m) = read_manifest(&dir).filter(|m| m.id == id) {
-        return Ok((m, false));
-    }
     std::fs::create_dir_all(layers_dir(store)).map_err(|e| {
         TaskError::Refused(format!(
             "cannot create {}: {e}",
             layers_dir(store).display()
         ))
     })?;
-    let _lock = crate::env_build::EnvLock::take(&layers_dir(store), &id, progress)?;
+    let _lock = crate::env_build::EnvLock::take(
+        &layers_dir(store),
+        &id,
+        "installing this agent",
+        progress,
+    )?;
     if let Some(m) = read_manifest(&dir).filter(|m| m.id == id) {
         return Ok((m, false));
     }

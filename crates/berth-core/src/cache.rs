@@ -155,7 +155,7 @@ pub fn next_generation(
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&dir)
         .map_err(|e| refused("cannot create", &dir, e))?;
-    let lock = crate::env_build::EnvLock::take(&dir, "generation-lock", &mut |_| {})?;
+    let lock = crate::env_build::EnvLock::take(&dir, "generation-lock", "", &mut |_| {})?;
     let current = current_generation(store, repo, size)?;
     let number = generations(&dir).last().copied().unwrap_or(0) + 1;
     let path = dir.join(format!("gen-{number}.qcow2.{}.partial", std::process::id()));

@@ -286,7 +286,12 @@ pub fn ensure_env<H: Hypervisor>(
     std::fs::create_dir_all(envs_dir(store)).map_err(|e| {
         TaskError::Refused(format!("cannot create {}: {e}", envs_dir(store).display()))
     })?;
-    let _lock = crate::env_build::EnvLock::take(&envs_dir(store), &plan.id, progress)?;
+    let _lock = crate::env_build::EnvLock::take(
+        &envs_dir(store),
+        &plan.id,
+        "building this environment",
+        progress,
+    )?;
     if !again && let Some(m) = find_env(store, &plan.id) {
         return Ok((m, EnvOutcome::UpToDate));
     }

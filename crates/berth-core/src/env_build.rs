@@ -15,9 +15,11 @@ pub(crate) struct EnvLock {
 }
 
 impl EnvLock {
+    /// `what` names what the other process is doing, for the waiting line.
     pub(crate) fn take(
         envs: &Path,
         id: &str,
+        what: &str,
         progress: &mut dyn FnMut(&str),
     ) -> Result<EnvLock, TaskError> {
         let path = envs.join(format!("{}.lock", &id[..12]));
@@ -29,7 +31,7 @@ impl EnvLock {
             .map_err(|e| TaskError::Refused(format!("cannot open {}: {e}", path.display())))?;
         // SAFETY: flock on a descriptor we own; LOCK_NB only asks whether it would block.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            progress("      another attempt is building this environment; waiting for it");
+            progress(&format!("      another process is {what}; waiting for it"));
             // SAFETY: as above, now waiting.
             if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
                 return Err(TaskError::Refused(format!(

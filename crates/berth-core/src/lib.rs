@@ -74,7 +74,8 @@ pub use secrets::{
     keyring_in_use, list_secrets, parse_secret_spec, remove_secret, set_secret, use_keyring,
 };
 pub use spawn::{
-    SuperviseOptions, rebuild_env_in_background, refresh_cache_after_pull, spawn_supervisor,
+    SuperviseOptions, install_agent_with_cli, rebuild_env_in_background, refresh_cache_after_pull,
+    spawn_supervisor,
 };
 pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::Store;

@@ -143,6 +143,51 @@ pub fn rebuild_env_in_background(
     spawn_detached(berth, store, &args, "env-build.log")
 }
 
+/// The app's Install: `berth agent install NAME [--repo R]` as a child, waited for (the app
+/// calls this off its UI thread); its last line, or its error's last lines. Its output also
+/// goes to `<data>/logs/agent-install.log`.
+pub fn install_agent_with_cli(
+    berth: &Path,
+    store: &Store,
+    repo: Option<&Path>,
+    name: &str,
+) -> Result<String, TaskError> {
+    let mut cmd = Command::new(berth);
+    cmd.arg("--data-dir")
+        .arg(store.data().root())
+        .args(["agent", "install", name]);
+    if let Some(r) = repo {
+        cmd.arg("--repo").arg(r);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| TaskError::Refused(format!("cannot run {}: {e}", berth.display())))?;
+    let logs = store.data().logs();
+    let _ = std::fs::create_dir_all(&logs);
+    let mut all = out.stderr.clone();
+    all.extend_from_slice(&out.stdout);
+    let _ = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("agent-install.log"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &all));
+    let text = |b: &[u8]| crate::display::escape_controls(&String::from_utf8_lossy(b)).into_owned();
+    if out.status.success() {
+        return Ok(text(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string());
+    }
+    let err = text(&out.stderr);
+    let tail: Vec<&str> = err.trim().lines().rev().take(8).collect();
+    Err(TaskError::Refused(
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    ))
+}
+
 /// `<berth> --data-dir D ARGS...` in its own session (it outlives the terminal or the app),
 /// appending its output to `<data>/logs/<log>`, reaped by a thread.
 fn spawn_detached(
