@@ -18,6 +18,7 @@ APT_PACKAGES=(
   dbus-daemon python3-dbus python3-gi   # a private session bus and notification server in tests
   desktop-file-utils dpkg-dev    # checking the .deb's desktop entry; dpkg-deb
   libdbus-1-dev keyutils         # secrets: the Secret Service client; keyctl (tests use the kernel keyring)
+  python3-pip                    # `berth agent install aider` fetches wheels with the user's pip
 )
 
 sudo_cmd=()

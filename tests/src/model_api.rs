@@ -18,13 +18,15 @@ use serde_json::{Value, json};
 
 /// What the scripted job writes, and the command it runs.
 pub const WRITTEN: &str = "hello from the stand-in model\n";
-pub const COMMAND: &str = "echo ran-in-guest $(uname -m) > ran.txt && cat hello.txt";
+/// No `$(...)`: Gemini CLI refuses command substitution.
+pub const COMMAND: &str = "echo ran-in-guest > ran.txt && uname -m >> ran.txt && cat hello.txt";
 pub const FINAL: &str = "Done: wrote hello.txt and ran the command.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Vendor {
     Anthropic,
     OpenAi,
+    Google,
 }
 
 #[derive(Debug, Clone)]
@@ -155,11 +157,11 @@ async fn answer(
             let has_tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
             let step = if has_tools { step } else { 2 };
             record.step = Some(step);
-            let events = anthropic_events(step);
+            let events = anthropic_events(step, &body);
             if body["stream"].as_bool() == Some(true) {
                 sse(events)
             } else {
-                json_response(anthropic_message(step))
+                json_response(anthropic_message(step, &body))
             }
         }
         (Vendor::OpenAi, "GET", "/v1/responses") => Response::builder()
@@ -167,10 +169,59 @@ async fn answer(
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from_static(b"{\"error\":\"no websockets here\"}")).boxed())
             .unwrap(),
+        (Vendor::OpenAi, "POST", "/v1/chat/completions") => {
+            let step = chat_step(&body);
+            record.step = Some(step);
+            let text = chat_text(step);
+            if body["stream"].as_bool() == Some(true) {
+                let chunk = |delta: Value, finish: Value| {
+                    (
+                        String::new(),
+                        json!({"id": "chatcmpl-berth", "object": "chat.completion.chunk",
+                        "created": 0, "model": "gpt-stand-in",
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+                    )
+                };
+                let mut events = vec![
+                    chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+                    chunk(json!({"content": text}), Value::Null),
+                    chunk(json!({}), json!("stop")),
+                ];
+                events.push((String::new(), json!("[DONE]")));
+                sse_raw(events)
+            } else {
+                json_response(json!({"id": "chatcmpl-berth", "object": "chat.completion",
+                    "created": 0, "model": "gpt-stand-in",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": text}}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}))
+            }
+        }
         (Vendor::OpenAi, "POST", "/v1/responses") => {
             let step = openai_step(&body);
             record.step = Some(step);
             sse(openai_events(step, &body))
+        }
+        (Vendor::Google, "POST", p) if p.starts_with("/v1beta/models/") => {
+            if p.ends_with(":countTokens") {
+                json_response(json!({"totalTokens": 10}))
+            } else if body["generationConfig"]["responseMimeType"] == "application/json" {
+                // The CLI's own side questions (who speaks next, loop checks): "the user".
+                json_response(gemini_chunk(
+                    json!([{"text": json!({"reasoning": "the job is done", "next_speaker": "user",
+                           "complexity_reasoning": "a small job", "complexity_score": 1})
+                    .to_string()}]),
+                ))
+            } else {
+                let step = gemini_step(&body);
+                record.step = Some(step);
+                let chunk = gemini_chunk(gemini_parts(step, &body));
+                if p.ends_with(":streamGenerateContent") {
+                    sse(vec![(String::new(), chunk)])
+                } else {
+                    json_response(chunk)
+                }
+            }
         }
         _ => Response::builder()
             .status(404)
@@ -192,13 +243,60 @@ fn json_response(v: Value) -> Response<Body> {
 fn sse(events: Vec<(String, Value)>) -> Response<Body> {
     let text: String = events
         .iter()
-        .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+        .map(|(name, data)| match name.as_str() {
+            "" => format!("data: {data}\n\n"),
+            _ => format!("event: {name}\ndata: {data}\n\n"),
+        })
         .collect();
     Response::builder()
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
         .body(Full::new(Bytes::from(text)).boxed())
         .unwrap()
+}
+
+/// Server-sent events whose data is printed as is (a JSON string prints unquoted, for
+/// the Chat Completions API's closing `[DONE]`).
+fn sse_raw(events: Vec<(String, Value)>) -> Response<Body> {
+    let text: String = events
+        .iter()
+        .map(|(_, data)| match data {
+            Value::String(s) => format!("data: {s}\n\n"),
+            other => format!("data: {other}\n\n"),
+        })
+        .collect();
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Full::new(Bytes::from(text)).boxed())
+        .unwrap()
+}
+
+/// Chat Completions (aider): no tool calls; the edit is a SEARCH/REPLACE block and the
+/// command a shell block in the text. The step is how many answers came before.
+fn chat_step(body: &Value) -> usize {
+    body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| {
+            m["role"] == "assistant"
+                && m["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains("hello.txt"))
+        })
+        .count()
+        .min(1)
+        * 2
+}
+
+fn chat_text(step: usize) -> String {
+    match step {
+        0 => format!(
+            "I will create the file.\n\nhello.txt\n```\n<<<<<<< SEARCH\n=======\n{}>>>>>>> REPLACE\n```\n\nThen run the check:\n\n```bash\n{COMMAND}\n```\n",
+            WRITTEN
+        ),
+        _ => FINAL.to_string(),
+    }
 }
 
 /// How many tool results the conversation holds.
@@ -214,29 +312,58 @@ fn anthropic_step(body: &Value) -> usize {
         .min(2)
 }
 
-fn anthropic_content(step: usize) -> Value {
+/// The offered tool called `name` (any case), and its property whose name contains `key`:
+/// Claude Code offers `Write {file_path}`, opencode `write {filePath}`.
+fn offered_tool(body: &Value, name: &str, key: &str) -> (String, String) {
+    let tool = body["tools"].as_array().into_iter().flatten().find(|t| {
+        t["name"]
+            .as_str()
+            .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    });
+    let tool_name = tool
+        .and_then(|t| t["name"].as_str())
+        .unwrap_or(name)
+        .to_string();
+    let prop = tool
+        .and_then(|t| t["input_schema"]["properties"].as_object())
+        .and_then(|p| {
+            p.keys()
+                .find(|k| k.to_ascii_lowercase().replace('_', "").contains(key))
+                .cloned()
+        })
+        .unwrap_or_else(|| key.to_string());
+    (tool_name, prop)
+}
+
+fn anthropic_content(step: usize, body: &Value) -> Value {
     match step {
-        0 => json!({"type": "tool_use", "id": "toolu_berth_1", "name": "Write",
-                    "input": {"file_path": "/work/hello.txt", "content": WRITTEN}}),
-        1 => json!({"type": "tool_use", "id": "toolu_berth_2", "name": "Bash",
-                    "input": {"command": COMMAND, "description": "Run the check"}}),
+        0 => {
+            let (name, path) = offered_tool(body, "write", "filepath");
+            json!({"type": "tool_use", "id": "toolu_berth_1", "name": name,
+                   "input": {path: "/work/hello.txt", "content": WRITTEN}})
+        }
+        1 => {
+            let (name, command) = offered_tool(body, "bash", "command");
+            json!({"type": "tool_use", "id": "toolu_berth_2", "name": name,
+                   "input": {command: COMMAND, "description": "Run the check"}})
+        }
         _ => json!({"type": "text", "text": FINAL}),
     }
 }
 
-fn anthropic_message(step: usize) -> Value {
+fn anthropic_message(step: usize, body: &Value) -> Value {
     json!({
         "id": format!("msg_berth_{step}"), "type": "message", "role": "assistant",
-        "model": "claude-stand-in", "content": [anthropic_content(step)],
+        "model": "claude-stand-in", "content": [anthropic_content(step, body)],
         "stop_reason": if step < 2 { "tool_use" } else { "end_turn" },
         "stop_sequence": null,
         "usage": {"input_tokens": 10, "output_tokens": 5}
     })
 }
 
-fn anthropic_events(step: usize) -> Vec<(String, Value)> {
-    let content = anthropic_content(step);
-    let mut message = anthropic_message(step);
+fn anthropic_events(step: usize, body: &Value) -> Vec<(String, Value)> {
+    let content = anthropic_content(step, body);
+    let mut message = anthropic_message(step, body);
     message["content"] = json!([]);
     message["stop_reason"] = Value::Null;
     let (start, delta) = if content["type"] == "tool_use" {
@@ -363,4 +490,72 @@ fn openai_events(step: usize, body: &Value) -> Vec<(String, Value)> {
                                 "output": [item], "usage": usage}}),
         ),
     ]
+}
+
+/// How many function responses the conversation holds.
+fn gemini_step(body: &Value) -> usize {
+    body["contents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["parts"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p.get("functionResponse").is_some())
+        .count()
+        .min(2)
+}
+
+/// The declared function called like `name`, and its property containing `key`.
+fn gemini_tool(body: &Value, name: &str, key: &str) -> (String, String) {
+    let decl = body["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            t["functionDeclarations"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|d| d["name"].as_str().is_some_and(|n| n.contains(name)));
+    let tool = decl
+        .as_ref()
+        .and_then(|d| d["name"].as_str())
+        .unwrap_or(name)
+        .to_string();
+    let props = decl.as_ref().and_then(|d| {
+        d["parametersJsonSchema"]["properties"]
+            .as_object()
+            .or(d["parameters"]["properties"].as_object())
+            .cloned()
+    });
+    let prop = props
+        .and_then(|p| {
+            p.keys()
+                .find(|k| k.to_ascii_lowercase().replace('_', "").contains(key))
+                .cloned()
+        })
+        .unwrap_or_else(|| key.to_string());
+    (tool, prop)
+}
+
+fn gemini_parts(step: usize, body: &Value) -> Value {
+    match step {
+        0 => {
+            let (name, path) = gemini_tool(body, "write_file", "filepath");
+            json!([{"functionCall": {"name": name, "args": {path: "/work/hello.txt", "content": WRITTEN}}}])
+        }
+        1 => {
+            let (name, command) = gemini_tool(body, "shell", "command");
+            json!([{"functionCall": {"name": name, "args": {command: COMMAND, "description": "Run the check"}}}])
+        }
+        _ => json!([{"text": FINAL}]),
+    }
+}
+
+fn gemini_chunk(parts: Value) -> Value {
+    json!({
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15},
+        "modelVersion": "gemini-stand-in"
+    })
 }

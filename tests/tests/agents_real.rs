@@ -1,4 +1,4 @@
-//! The real Claude Code and Codex CLIs in real VMs, against a stand-in of their vendor's
+//! The real Claude Code, Codex, Gemini CLI and aider in real VMs, against a stand-in of their vendor's
 //! API on loopback TLS (`berth_tests::model_api`). Each is installed as a user would
 //! (`berth agent install`: the user's npm fetches the platform package, a setup VM with no
 //! network installs it), its key goes in the OS keyring, and `berth run --agent NAME` runs it
@@ -34,6 +34,9 @@ struct Agent {
     sent_as: (&'static str, String),
     /// What its rendered output shows of the scripted job.
     shows: &'static [&'static str],
+    /// Whether it runs the command the model asks for and answers once more (aider shows a
+    /// suggested command but does not run it headless, and stops after its edit).
+    runs_command: bool,
 }
 
 fn run_real_agent(agent: Agent) {
@@ -98,7 +101,8 @@ fn run_real_agent(agent: Agent) {
         .unwrap();
     let shown = text(&run);
     assert!(run.status.success(), "{shown}");
-    for want in agent.shows.iter().chain([&FINAL]) {
+    let final_text: &[&str] = if agent.runs_command { &[FINAL] } else { &[] };
+    for want in agent.shows.iter().chain(final_text) {
         assert!(
             shown.contains(want),
             "the rendered output lacks {want:?}:\n{shown}"
@@ -109,14 +113,22 @@ fn run_real_agent(agent: Agent) {
     // The result is a branch: the file the model's tool call wrote, and the command's trace.
     let hello = git(&repo, &["show", "berth/1/1:hello.txt"]);
     assert_eq!(hello, WRITTEN, "{shown}");
-    let ran = git(&repo, &["show", "berth/1/1:ran.txt"]);
-    assert_eq!(ran.trim(), "ran-in-guest x86_64", "{COMMAND}");
+    eprintln!("the attempt's output:\n{shown}");
+    if agent.runs_command {
+        let ran = git(&repo, &["show", "berth/1/1:ran.txt"]);
+        assert_eq!(
+            ran.split_whitespace().collect::<Vec<_>>(),
+            ["ran-in-guest", "x86_64"],
+            "{COMMAND}"
+        );
+    }
 
     // The stand-in did three model turns, each with the real key, never a phantom.
     let reqs = api.requests();
     let steps = api.steps();
-    for s in 0..3 {
-        assert!(steps.contains(&s), "step {s} missing: {steps:?}");
+    let want: &[usize] = if agent.runs_command { &[0, 1, 2] } else { &[0] };
+    for s in want {
+        assert!(steps.contains(s), "step {s} missing: {steps:?}");
     }
     for r in reqs.iter().filter(|r| r.step.is_some()) {
         assert_eq!(
@@ -143,7 +155,7 @@ fn run_real_agent(agent: Agent) {
         .unwrap();
     let events: Vec<serde_json::Value> = serde_json::from_slice(&audit.stdout).unwrap();
     let uses = events.iter().filter(|e| e["kind"] == "secret").count();
-    assert!(uses >= 3, "{uses} secret uses audited: {events:?}");
+    assert!(uses >= want.len(), "{uses} secret uses audited: {events:?}");
     let denied: Vec<&serde_json::Value> = events
         .iter()
         .filter(|e| e["data"].to_string().contains("\"deny\""))
@@ -161,6 +173,7 @@ fn claude_code_does_a_scripted_job_through_the_gateway() {
         header: "x-api-key",
         sent_as: ("x-api-key", VALUE.to_string()),
         shows: &["Write", "hello.txt", "Bash"],
+        runs_command: true,
     });
 }
 
@@ -173,5 +186,32 @@ fn codex_does_a_scripted_job_through_the_gateway() {
         header: "Authorization: Bearer {}",
         sent_as: ("authorization", format!("Bearer {VALUE}")),
         shows: &["hello.txt", "ran-in-guest"],
+        runs_command: true,
+    });
+}
+
+#[test]
+fn gemini_cli_does_a_scripted_job_through_the_gateway() {
+    run_real_agent(Agent {
+        name: "gemini",
+        vendor: Vendor::Google,
+        secret: "gemini",
+        header: "x-goog-api-key",
+        sent_as: ("x-goog-api-key", VALUE.to_string()),
+        shows: &["hello.txt"],
+        runs_command: true,
+    });
+}
+
+#[test]
+fn aider_does_a_scripted_edit_through_the_gateway() {
+    run_real_agent(Agent {
+        name: "aider",
+        vendor: Vendor::OpenAi,
+        secret: "openai",
+        header: "Authorization: Bearer {}",
+        sent_as: ("authorization", format!("Bearer {VALUE}")),
+        shows: &["hello.txt", "Applied edit"],
+        runs_command: false,
     });
 }

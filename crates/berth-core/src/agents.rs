@@ -46,9 +46,13 @@ pub struct AgentPreset {
     /// A command that shows it runs, run as `agent` when it is installed.
     #[serde(default)]
     pub check: Vec<String>,
-    /// The oldest Node.js major version it runs on (0: no Node.js).
+    /// The oldest Node.js major version it runs on (0: no Node.js, or it brings its own).
     #[serde(default)]
     pub node_major: u32,
+    /// Files written into its install directory (`/opt/berth/agents/NAME/<file>`), e.g. a
+    /// settings file its `env` points at.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
 }
 
 impl AgentPreset {
@@ -130,6 +134,19 @@ impl AgentPreset {
             if !name_ok(name) || !rel_path(path) {
                 return Err(format!(
                     "bins: '{name} = {path}' must be a command name and a path inside the                      package"
+                ));
+            }
+        }
+        for (name, content) in &self.files {
+            let plain = !name.is_empty()
+                && name.len() <= 64
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+            if !plain || content.len() > 64 * 1024 || content.contains('\0') {
+                return Err(format!(
+                    "files: '{name}' must be a plain file name with at most 64 KiB of text"
                 ));
             }
         }
