@@ -377,6 +377,7 @@ pub fn attempt_open(handle: tauri::AppHandle, app: State<'_, App>, id: String) -
         std::env::var_os("PATH").as_deref(),
         &Default::default(),
         now_ms,
+        false,
     )
     .map_err(|e| e.to_string())?;
     Ok(format!(

@@ -3,6 +3,7 @@
 
 mod commands;
 mod context;
+mod pipe;
 mod terminal;
 
 use std::path::PathBuf;
@@ -95,6 +96,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     if let Command::Bridge { socket } = &cli.command {
         return commands::bridge::run(socket);

@@ -36,6 +36,46 @@ pub struct Opened {
     pub path: PathBuf,
     pub branch: String,
     pub argv: Vec<String>,
+    /// A terminal editor ran in the foreground and has exited (a graphical one is left
+    /// running).
+    pub waited: bool,
+}
+
+/// Editors that draw in the terminal they are started from: they run in the foreground on
+/// the user's terminal, never detached with their terminal discarded.
+const TERMINAL_EDITORS: &[&str] = &[
+    "vi",
+    "vim",
+    "nvim",
+    "view",
+    "vim.basic",
+    "vim.tiny",
+    "nano",
+    "pico",
+    "micro",
+    "hx",
+    "helix",
+    "kak",
+    "joe",
+    "jed",
+    "ne",
+    "mg",
+    "emacs-nox",
+    "ed",
+    "mcedit",
+];
+
+/// Whether `argv` runs an editor that needs a terminal (`emacs -nw` counts, GUI emacs not).
+pub fn is_terminal_editor(argv: &[String]) -> bool {
+    let name = Path::new(argv.first().map(String::as_str).unwrap_or(""))
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    TERMINAL_EDITORS.contains(&name.as_str())
+        || (name.starts_with("emacs")
+            && argv
+                .iter()
+                .any(|a| a == "-nw" || a == "--no-window-system" || a == "-t"))
 }
 
 /// The editor command in effect: the setting, else `visual`, else [`DEFAULT_EDITOR`].
@@ -138,7 +178,10 @@ pub fn open_in_editor(
     search_path: Option<&OsStr>,
     limits: &Limits,
     clock: Clock,
+    terminal: bool,
 ) -> Result<Opened, TaskError> {
+    // An unknown attempt is said first, whatever the editor.
+    let rec = store.db()?.attempt(id)?;
     if let Some(cmd) = editor_needing_confirmation(store)? {
         return Err(TaskError::Refused(format!(
             "the editor command `{cmd}` was saved in the app and is not confirmed yet; confirm \
@@ -149,7 +192,14 @@ pub fn open_in_editor(
     argv[0] = resolve_program(&argv[0], search_path)?
         .to_string_lossy()
         .into_owned();
-    let rec = store.db()?.attempt(id)?;
+    let tui = is_terminal_editor(&argv);
+    if tui && !terminal {
+        return Err(TaskError::Refused(format!(
+            "`{}` runs in a terminal, and this has none: run `berth open {id}` in a terminal, or \
+             set a graphical editor with `berth config editor \"CMD\"` or in the app's Settings",
+            argv.join(" ")
+        )));
+    }
     let still_there = |b: &String| {
         berth_git::branches(&rec.repo)
             .map(|all| all.contains(b))
@@ -178,26 +228,32 @@ pub fn open_in_editor(
         .join("checkouts")
         .join(format!("{repo_name}-{name}"));
     let checkout = berth_git::check_out_branch(&rec.repo, &branch, &dest, &name)?;
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .arg(&checkout.path)
-        .current_dir(&checkout.path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        // Its own process group: closing Berth does not close the editor.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            TaskError::Refused(format!(
-                "cannot start the editor `{}`: {e}; set the editor command with \
+        .current_dir(&checkout.path);
+    if !tui {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: closing Berth does not close the editor.
+            .process_group(0);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        TaskError::Refused(format!(
+            "cannot start the editor `{}`: {e}; set the editor command with \
                  `berth config editor \"CMD\"` or in the app's Settings (default: $VISUAL, \
                  then `code`)",
-                argv[0]
-            ))
-        })?;
-    // Reap it whenever it exits (a GUI editor's launcher usually returns at once).
-    std::thread::spawn(move || child.wait());
+            argv[0]
+        ))
+    })?;
+    if tui {
+        // On the user's terminal, in the foreground: Berth returns when it does.
+        let _ = child.wait();
+    } else {
+        // Reap it whenever it exits (a GUI editor's launcher usually returns at once).
+        std::thread::spawn(move || child.wait());
+    }
     audit(
         &mut store.db()?,
         clock,
@@ -209,6 +265,7 @@ pub fn open_in_editor(
         path: checkout.path,
         branch,
         argv,
+        waited: tui,
     })
 }
 

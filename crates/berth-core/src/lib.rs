@@ -80,7 +80,7 @@ pub use spawn::{
 pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::Store;
 pub use supervisor::{STOPPED_BY_USER, supervise};
-pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError};
+pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError, connect_live};
 pub use task::{
     NewTask, PreparedTask, Pulled, TaskError, Unpulled, VmSettings, attempt_request, audit,
     check_memory, diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state,

@@ -126,3 +126,35 @@ impl SupervisorClient {
         self.writer.send(&Message::PowerOff)
     }
 }
+
+/// Connects to a live attempt's supervisor; for one that is not running, an error that says
+/// what it is instead ("41.1 exited (0); see `berth logs 41.1`"), never a socket path.
+pub fn connect_live(
+    store: &crate::Store,
+    id: berth_db::AttemptId,
+) -> Result<SupervisorClient, crate::task::TaskError> {
+    let rec = store.db()?.attempt(id)?;
+    let not_running = |rec: &berth_db::AttemptRecord| {
+        let how = match (rec.state, rec.exit_code) {
+            (berth_db::AttemptState::Exited, Some(code)) => format!("exited ({code})"),
+            (state, _) => state.to_string(),
+        };
+        crate::task::TaskError::Refused(format!(
+            "{id} {how}; see `berth logs {id}` (or `berth start {id}` to boot it again)"
+        ))
+    };
+    if !rec.state.is_live() {
+        return Err(not_running(&rec));
+    }
+    SupervisorClient::connect(&store.socket(id)).map_err(|_| {
+        // It ended between the two reads, or its supervisor is gone: what the record says.
+        let rec = store.db().and_then(|db| db.attempt(id));
+        match rec {
+            Ok(r) if !r.state.is_live() => not_running(&r),
+            _ => crate::task::TaskError::Refused(format!(
+                "{id} is {} but its supervisor does not answer; `berth ls` checks on it",
+                rec.map(|r| r.state.to_string()).unwrap_or_default()
+            )),
+        }
+    })
+}

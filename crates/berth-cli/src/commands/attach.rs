@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use berth_core::{AttemptId, SupervisorClient, SupervisorError};
+use berth_core::{AttemptId, SupervisorError};
 use berth_core::{Message, WinSize};
 
 use super::attach_keys::{Action, Keys};
@@ -46,7 +46,7 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
-    let mut client = SupervisorClient::connect(&store.socket(args.attempt))?;
+    let mut client = berth_core::connect_live(&store, args.attempt)?;
     let size = terminal::size(1).map(|(rows, cols)| WinSize { rows, cols });
     client.attach(size)?;
     let tty = terminal::is_tty(0);
@@ -153,8 +153,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             Ok(_) => {}
             Err(SupervisorError::Ended) => {
                 drop(_raw);
-                eprintln!("\r\nberth: attempt {} ended", args.attempt);
-                return Ok(ExitCode::SUCCESS);
+                // The attempt's own exit code is attach's (as `docker attach` does).
+                let rec = store.db().and_then(|db| db.attempt(args.attempt)).ok();
+                let code = rec.as_ref().and_then(|r| r.exit_code);
+                match code {
+                    Some(c) => eprintln!("\r\nberth: attempt {} exited ({c})", args.attempt),
+                    None => eprintln!("\r\nberth: attempt {} ended", args.attempt),
+                }
+                return Ok(ExitCode::from(code.unwrap_or(0).clamp(0, 255) as u8));
             }
             Err(e) => return Err(e.into()),
         }

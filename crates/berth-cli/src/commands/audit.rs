@@ -20,6 +20,8 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let db = ctx.store().db()?;
+    // An unknown id is an error, not "0 events, chain intact".
+    db.attempt(args.attempt)?;
     if args.verify {
         return match db.verify_audit(args.attempt)? {
             Ok(n) => {

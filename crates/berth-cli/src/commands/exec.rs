@@ -4,9 +4,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use berth_core::AttemptId;
 use berth_core::ExecRequest;
 use berth_core::host::agent::ExecIo;
-use berth_core::{AttemptId, SupervisorClient};
 
 use crate::context::Context;
 
@@ -37,7 +37,7 @@ impl ExecIo for Std {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
-    let mut client = SupervisorClient::connect(&ctx.store().socket(args.attempt))?;
+    let mut client = berth_core::connect_live(&ctx.store(), args.attempt)?;
     let status = client.exec(
         ExecRequest {
             argv: args.command,

@@ -1,5 +1,6 @@
 //! `berth open ATTEMPT`: the user's editor on a checkout of the attempt's branch.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -25,9 +26,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         std::env::var_os("PATH").as_deref(),
         &args.limits.limits(),
         now_ms,
+        std::io::stdin().is_terminal() && std::io::stdout().is_terminal(),
     )?;
+    let done = if opened.waited { "edited" } else { "opened" };
     println!(
-        "opened {} (branch {}) with {}",
+        "{done} {} (branch {}) with {}",
         opened.path.display(),
         opened.branch,
         opened.argv.join(" ")

@@ -1,0 +1,196 @@
+//! The CLI the way people who live in git, Docker and Lima expect it: a closed output pipe
+//! ends it quietly, unknown ids are errors everywhere, a command on an attempt that is not
+//! running says what it is (never a socket path), `attach` returns the attempt's exit code,
+//! and a terminal editor runs in the foreground on the user's terminal.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Output, Stdio};
+
+use berth_tests::{TestEnv, simple_repo};
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_closed_output_pipe_ends_a_listing_quietly() {
+    let env = TestEnv::new();
+    for args in [
+        &["ls"][..],
+        &["agent", "ls"],
+        &["secret", "ls"],
+        &["env", "ls"],
+    ] {
+        // A pipe whose reading end is closed before berth writes: its first write is EPIPE.
+        let mut fds = [0; 2];
+        // SAFETY: pipe() fills two new descriptors we own from here on.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: each descriptor is owned once.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let out = env
+            .berth()
+            .args(args)
+            .stdout(Stdio::from(write))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_ids_are_errors_everywhere() {
+    let env = TestEnv::new();
+    for args in [
+        &["audit", "999.1", "--verify"][..],
+        &["audit", "999.1"],
+        &["attach", "999.1"],
+        &["exec", "999.1", "--", "true"],
+        &["open", "999.1"],
+        &["logs", "999.1"],
+        &["diff", "999.1"],
+        &["pull", "999.1"],
+        &["stop", "999.1"],
+        &["start", "999.1"],
+        &["rm", "999.1"],
+    ] {
+        let out = env
+            .berth()
+            .args(args)
+            .env("VISUAL", "vim")
+            .output()
+            .unwrap();
+        let shown = text(&out);
+        assert!(!out.status.success(), "{args:?}: {shown}");
+        assert!(shown.contains("no attempt 999.1"), "{args:?}: {shown}");
+        assert!(
+            !shown.contains("os error") && !shown.contains(".sock"),
+            "{args:?}: {shown}"
+        );
+    }
+}
+
+/// One real attempt that changes a file and exits 3, then: attach and exec say what it is;
+/// attach of a running one returns its exit code; a terminal editor runs on the terminal.
+#[test]
+fn commands_on_an_ended_attempt_say_what_it_is_and_terminal_editors_get_the_terminal() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "echo x > f.txt; exit 3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run));
+    for args in [&["attach", "1.1"][..], &["exec", "1.1", "--", "true"]] {
+        let out = env.berth().args(args).output().unwrap();
+        let shown = text(&out);
+        assert!(!out.status.success(), "{args:?}: {shown}");
+        assert!(
+            shown.contains("1.1 exited (3); see `berth logs 1.1`"),
+            "{args:?}: {shown}"
+        );
+        assert!(
+            !shown.contains("os error") && !shown.contains(".sock"),
+            "{shown}"
+        );
+    }
+
+    // attach to a running attempt returns its exit code when it ends.
+    let task = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "task",
+            "new",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "sleep 6; exit 5",
+        ])
+        .output()
+        .unwrap();
+    assert!(task.status.success(), "{}", text(&task));
+    let mut attached = None;
+    for _ in 0..240 {
+        let out = env
+            .berth()
+            .args(["attach", "2.1"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !text(&out).contains("booting") {
+            attached = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let attached = attached.expect("attach never got through");
+    assert_eq!(attached.status.code(), Some(5), "{}", text(&attached));
+
+    // A terminal editor with no terminal is refused, saying why; on a terminal (`script`
+    // gives it one) it runs in the foreground and Berth waits for it.
+    let bin = env.home.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.home.path().join("vim.log");
+    let vim = bin.join("vim");
+    std::fs::write(
+        &vim,
+        format!(
+            "#!/bin/sh\nif [ -t 0 ] && [ -t 1 ]; then t=tty; else t=notty; fi\necho \"$t $1\" > {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&vim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = env
+        .berth()
+        .args(["open", "1.1"])
+        .env("VISUAL", "vim")
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("runs in a terminal"), "{}", text(&out));
+    assert!(!log.exists(), "vim ran with no terminal");
+    let berth = env.berth();
+    let mut line: Vec<String> = vec![berth.get_program().to_string_lossy().into_owned()];
+    line.extend(berth.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.extend(["open".into(), "1.1".into()]);
+    let out = std::process::Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .envs(berth.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .env("VISUAL", "vim")
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let ran = std::fs::read_to_string(&log).expect("vim ran");
+    assert!(ran.starts_with("tty "), "vim got no terminal: {ran}");
+    assert!(ran.contains("berth-1-1"), "{ran}");
+    assert!(text(&out).contains("edited"), "{}", text(&out));
+}
