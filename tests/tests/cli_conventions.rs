@@ -48,6 +48,64 @@ fn a_closed_output_pipe_ends_a_listing_quietly() {
     }
 }
 
+/// What can never work is refused before anything is made, saying what does: an address
+/// the proxy never reaches, a repo with no commits; a folder inside a repo means that repo.
+#[test]
+fn mistakes_are_refused_before_anything_is_made_with_what_works_instead() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    for allow in ["127.0.0.1", "127.1:8080", "[::1]", "192.168.1.10:22"] {
+        let out = env
+            .berth()
+            .args(["run", "--repo"])
+            .arg(&repo)
+            .args(["--allow", allow, "--", "true"])
+            .output()
+            .unwrap();
+        let shown = text(&out);
+        assert!(!out.status.success(), "{allow}: {shown}");
+        assert!(shown.contains("--resolve NAME="), "{allow}: {shown}");
+    }
+    let empty = env.home.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    berth_tests::git(&empty, &["init", "-q"]);
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&empty)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("has no commits yet"), "{shown}");
+    assert!(!shown.contains("--base"), "{shown}");
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(env.home.path())
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("is not a git repository"), "{shown}");
+    assert!(
+        !shown.contains("class=") && !shown.contains("code="),
+        "{shown}"
+    );
+    assert_eq!(shown.matches("not a git repository").count(), 1, "{shown}");
+    // Nothing of the failed runs stays: no task, no attempt directory, no added repo.
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[]");
+    let repos = env.berth().args(["repo", "ls"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&repos.stdout).contains("no repos yet"));
+    assert!(
+        std::fs::read_dir(env.data_dir().join("attempts"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "attempt directories were left"
+    );
+}
+
 #[test]
 fn unknown_ids_are_errors_everywhere() {
     let env = TestEnv::new();

@@ -299,7 +299,7 @@ pub fn with_agent_allow(
         return Ok(policy);
     }
     for a in &preset.allow {
-        let rule = berth_egress::AllowRule::parse(a)
+        let rule = berth_egress::AllowRule::parse_user(a)
             .map_err(|e| TaskError::Refused(format!("agent {}: allow: {e}", preset.name)))?;
         policy.allow.push(rule);
     }

@@ -152,14 +152,14 @@ impl NetworkConfig {
         };
         for (i, a) in net.allow.iter().enumerate() {
             policy.allow.push(
-                AllowRule::parse(a)
+                AllowRule::parse_user(a)
                     .map_err(|e| format!("berth.toml: {section}.allow[{i}]: {e}"))?,
             );
         }
         for a in allow {
             policy
                 .allow
-                .push(AllowRule::parse(a).map_err(|e| format!("--allow: {e}"))?);
+                .push(AllowRule::parse_user(a).map_err(|e| format!("--allow: {e}"))?);
         }
         for (name, ip) in &net.resolve {
             let ip = ip.parse().map_err(|_| {

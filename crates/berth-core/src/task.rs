@@ -69,6 +69,9 @@ pub fn audit(
 }
 
 pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<PreparedTask, TaskError> {
+    // The base is checked before anything is written: a repo with no commits, or a base it
+    // does not have, leaves no task, no attempt directory and no added repo behind.
+    berth_git::resolve_commit(new.repo, new.base_ref)?;
     // The environment is planned before anything is written: a refusal leaves no task.
     let env = match new.with_env {
         true => crate::env::plan_env(store, new.repo, new.base_ref)?,
@@ -83,8 +86,6 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
     crate::secrets::bind_secrets(store, &uses)?;
     let mut db = store.db()?;
     let now = clock() / 1000;
-    // The repo shows in the app's Repos section from its first task on.
-    db.add_repo(new.repo, now)?;
     let mut task = db.insert_task(TaskRecord {
         id: 0,
         title: new.title.to_string(),
@@ -108,19 +109,35 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
                 dir.display()
             )));
         }
-        crate::store::create_private_dir(&dir)
-            .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
+        let made = crate::store::create_private_dir(&dir)
+            .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))
+            .and_then(|_| {
+                Ok(berth_git::create_workspace(
+                    new.repo,
+                    new.base_ref,
+                    &store.workspace(id),
+                    new.include_uncommitted,
+                )?)
+            });
         let CreatedWorkspace {
             base,
             start,
             left_out_uncommitted,
             ..
-        } = berth_git::create_workspace(
-            new.repo,
-            new.base_ref,
-            &store.workspace(id),
-            new.include_uncommitted,
-        )?;
+        } = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // Nothing of a task that could not be made stays behind.
+                let _ = std::fs::remove_dir_all(&dir);
+                for a in &attempts {
+                    let a: &AttemptRecord = a;
+                    let _ = std::fs::remove_dir_all(store.attempt_dir(a.id));
+                    let _ = db.delete_attempt(a.id);
+                }
+                let _ = db.delete_task_if_empty(task.id);
+                return Err(e);
+            }
+        };
         left_out |= left_out_uncommitted;
         let rec = AttemptRecord {
             id,
@@ -167,6 +184,8 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
     }
     task.base = attempts.first().map(|a| a.base.clone()).unwrap_or_default();
     db.set_task_base(task.id, &task.base)?;
+    // The repo shows in the app's Repos section from its first task on.
+    db.add_repo(new.repo, now)?;
     Ok(PreparedTask {
         task,
         attempts,
@@ -518,7 +537,7 @@ pub struct Pulled {
 }
 
 pub(crate) fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
-    berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::Git(e)))
+    berth_git::Oid::from_str(s).map_err(|e| TaskError::Git(GitError::from(e)))
 }
 
 /// Collects an attempt's result. The host reads a workspace only while no guest can change

@@ -53,6 +53,24 @@ pub struct AllowRule {
 }
 
 impl AllowRule {
+    /// A rule the user typed (a flag, `berth.toml`, the app): as [`AllowRule::parse`], and an
+    /// address the proxy never connects to (loopback, private, link-local) is refused with
+    /// the way that works, instead of a rule that can never match.
+    pub fn parse_user(entry: &str) -> Result<AllowRule, String> {
+        let rule = AllowRule::parse(entry)?;
+        if let Some(ip) = crate::target::parse_ip(&rule.host)
+            && crate::target::is_forbidden(ip)
+        {
+            return Err(format!(
+                "'{entry}' can never be reached: the proxy never connects to loopback, private \
+                 or link-local addresses. To reach a service on this machine or your network, \
+                 map a name to it and allow the name: --resolve NAME={ip} --allow NAME{}",
+                rule.port.map(|p| format!(":{p}")).unwrap_or_default()
+            ));
+        }
+        Ok(rule)
+    }
+
     pub fn parse(entry: &str) -> Result<AllowRule, String> {
         let e = entry.trim();
         let bad = |why: &str| Err(format!("'{entry}' is not an allowlist entry: {why}"));
@@ -214,6 +232,19 @@ mod tests {
             "[::1]:8443"
         );
         assert_eq!(AllowRule::parse("127.1").unwrap().host, "127.0.0.1");
+        // What a user types: an address the proxy never reaches is refused with the way that
+        // works (a name mapped with --resolve); a public one is a rule.
+        for never in [
+            "127.0.0.1",
+            "127.1:8080",
+            "[::1]:8443",
+            "10.0.0.5",
+            "169.254.169.254",
+        ] {
+            let e = AllowRule::parse_user(never).unwrap_err();
+            assert!(e.contains("--resolve NAME="), "{never}: {e}");
+        }
+        assert!(AllowRule::parse_user("93.184.216.34").is_ok());
         for bad in [
             "",
             "exa mple.com",

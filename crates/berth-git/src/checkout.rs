@@ -27,7 +27,7 @@ pub fn check_out_branch(
 ) -> Result<Checkout, GitError> {
     let r = Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     let full = format!("refs/heads/{branch}");
     let reference = r.find_reference(&full)?;

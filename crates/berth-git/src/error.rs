@@ -4,14 +4,17 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum GitError {
-    #[error("{path} is not a git repository (or cannot be opened): {source}")]
-    NotARepo {
-        path: PathBuf,
-        #[source]
-        source: git2::Error,
-    },
+    /// libgit2's own words (`message()`, never its "class=…; code=…" suffix), shown once:
+    /// no error source, so no chain repeats it.
+    #[error("{path} is not a git repository (or cannot be opened): {}", .cause.message())]
+    NotARepo { path: PathBuf, cause: NoChain },
     #[error("repo {repo} has no commit '{base}'; pass --base with a branch, tag or commit")]
     NoSuchBase { repo: PathBuf, base: String },
+    #[error(
+        "repo {repo} has no commits yet: attempts start from a commit, so commit something \
+         first (e.g. `git -C {repo} commit --allow-empty -m start`)"
+    )]
+    NoCommits { repo: PathBuf },
     #[error("the workspace was tampered with: {0}; nothing was imported")]
     Hostile(String),
     #[error(
@@ -33,8 +36,8 @@ pub enum GitError {
     BranchCheckedOut { branch: String, at: String },
     #[error("'{0}' is not a valid branch name")]
     BadBranch(String),
-    #[error("git: {0}")]
-    Git(#[from] git2::Error),
+    #[error("git: {}", .0.message())]
+    Git(NoChain),
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -50,4 +53,26 @@ pub(crate) fn io(
 ) -> impl FnOnce(std::io::Error) -> GitError {
     let path = path.to_path_buf();
     move |source| GitError::Io { what, path, source }
+}
+
+/// A libgit2 error kept as a plain value (not an error source), shown by its message.
+#[derive(Debug)]
+pub struct NoChain(pub git2::Error);
+
+impl NoChain {
+    pub fn message(&self) -> &str {
+        self.0.message()
+    }
+}
+
+impl From<git2::Error> for NoChain {
+    fn from(e: git2::Error) -> Self {
+        NoChain(e)
+    }
+}
+
+impl From<git2::Error> for GitError {
+    fn from(e: git2::Error) -> Self {
+        GitError::Git(NoChain(e))
+    }
 }

@@ -10,13 +10,18 @@ use crate::error::GitError;
 fn open(repo: &Path) -> Result<Repository, GitError> {
     Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
-        source,
+        cause: source.into(),
     })
 }
 
 /// The commit `base` (a branch, tag, commit id, `HEAD`) names in `repo`.
 pub fn resolve_commit(repo: &Path, base: &str) -> Result<Oid, GitError> {
     let r = open(repo)?;
+    if r.is_empty().unwrap_or(false) {
+        return Err(GitError::NoCommits {
+            repo: repo.to_path_buf(),
+        });
+    }
     r.revparse_single(base)
         .and_then(|o| o.peel_to_commit())
         .map(|c| c.id())

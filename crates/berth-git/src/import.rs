@@ -55,7 +55,7 @@ pub fn import(
     }
     let user = Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     if collected.commits.is_empty() {
         return Ok(None);

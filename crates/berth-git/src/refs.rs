@@ -47,7 +47,7 @@ pub fn checked_out_at(repo: &Repository, branch: &str) -> Result<Vec<PathBuf>, G
 pub fn held_by_a_ref(repo: &Path, commit: Oid) -> Result<bool, GitError> {
     let repo = Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     if repo.find_commit(commit).is_err() {
         return Ok(false);

@@ -36,7 +36,7 @@ pub fn create_workspace(
 ) -> Result<CreatedWorkspace, GitError> {
     let user = Repository::open(repo_path).map_err(|source| GitError::NotARepo {
         path: repo_path.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     let no_base = || GitError::NoSuchBase {
         repo: repo_path.to_path_buf(),
@@ -155,7 +155,7 @@ pub fn init_repo_with_files(
 pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
     let r = Repository::open(repo).map_err(|source| GitError::NotARepo {
         path: repo.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     let mut names: Vec<String> = r
         .branches(Some(git2::BranchType::Local))?
@@ -183,13 +183,13 @@ pub fn branches(repo: &Path) -> Result<Vec<String>, GitError> {
 pub fn repo_root(path: &Path) -> Result<PathBuf, GitError> {
     let r = Repository::discover(path).map_err(|source| GitError::NotARepo {
         path: path.to_path_buf(),
-        source,
+        cause: source.into(),
     })?;
     match r.workdir() {
         Some(w) => Ok(w.canonicalize().unwrap_or_else(|_| w.to_path_buf())),
         None => Err(GitError::NotARepo {
             path: path.to_path_buf(),
-            source: git2::Error::from_str("a bare repository has no files to work on"),
+            cause: git2::Error::from_str("a bare repository has no files to work on").into(),
         }),
     }
 }

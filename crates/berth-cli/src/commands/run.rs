@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use berth_core::host::agent::ExecIo;
 use berth_core::host::qemu::Qemu;
 use berth_core::{NewTask, check_memory, prepare_task, pull_attempt, run_attempt};
@@ -59,9 +59,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         )
     } else {
         let repo = args.repo.clone().unwrap_or_default();
-        let repo = repo
-            .canonicalize()
-            .with_context(|| format!("cannot open the repo {}", repo.display()))?;
+        // A folder inside a repo means that repo, as for `berth repo add` and git itself.
+        let repo = berth_core::repo_root(&repo)?;
         let planned = args.task.plan(&store, &repo, &args.command)?;
         if planned.command.is_empty() {
             bail!("say what each attempt runs after `--`, e.g. berth run --repo . -- ./agent.sh");

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use berth_core::{NewTask, check_memory, prepare_task};
 use clap::Subcommand;
 
@@ -37,10 +37,8 @@ pub struct NewArgs {
 pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     let TaskCommand::New(args) = cmd;
     ctx.reconcile();
-    let repo = args
-        .repo
-        .canonicalize()
-        .with_context(|| format!("cannot open the repo {}", args.repo.display()))?;
+    // A folder inside a repo means that repo, as for `berth repo add` and git itself.
+    let repo = berth_core::repo_root(&args.repo)?;
     if args.command.is_empty() {
         bail!("say what each attempt runs after `--`");
     }
