@@ -252,3 +252,42 @@ fn commands_on_an_ended_attempt_say_what_it_is_and_terminal_editors_get_the_term
     assert!(ran.contains("berth-1-1"), "{ran}");
     assert!(text(&out).contains("edited"), "{}", text(&out));
 }
+
+/// A result the pull refuses (a file over the size cap) is a failure: `berth run` exits
+/// non-zero and `ls` records why. A result pulled twice is "already up to date".
+#[test]
+fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--repo", ".", "--max-file-size", "1000", "--"])
+        .args([
+            "sh",
+            "-c",
+            "head -c 5000 /dev/zero > big.bin; echo ok > small.txt",
+        ])
+        .output()
+        .unwrap();
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(125), "{shown}");
+    assert!(shown.contains("(refused)"), "{shown}");
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let error = ls[0]["error"].as_str().unwrap_or("");
+    assert!(error.contains("refused"), "{ls}");
+
+    // The default cap takes it; pulling it again changes nothing and needs no --force.
+    let first = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    let head = berth_tests::git(&repo, &["rev-parse", "berth/1/1"]);
+    let again = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        text(&again).contains("already up to date"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(berth_tests::git(&repo, &["rev-parse", "berth/1/1"]), head);
+}

@@ -534,6 +534,8 @@ pub fn run_attempt<H: Hypervisor>(
 pub struct Pulled {
     pub imported: Option<Imported>,
     pub warnings: Vec<String>,
+    /// The branch already was this result (a second pull); nothing was written.
+    pub up_to_date: bool,
 }
 
 pub(crate) fn oid(s: &str) -> Result<berth_git::Oid, TaskError> {
@@ -589,6 +591,36 @@ pub fn pull_attempt(
     let branch = branch
         .map(str::to_string)
         .unwrap_or_else(|| format!("berth/{}/{}", id.task, id.n));
+    // The same result pulled again: nothing to do, and no --force needed.
+    if let (Some(pulled), Some(was)) = (&rec.pulled_head, &rec.branch)
+        && *was == branch
+        && !collected.commits.is_empty()
+        && berth_git::already_imported(
+            &store.host_git(id),
+            collected.head,
+            &rec.repo,
+            &branch,
+            oid(pulled)?,
+        )?
+    {
+        let mut warnings = collected.warnings;
+        warnings.push(format!(
+            "already up to date: {branch} is this attempt's result"
+        ));
+        return Ok(Pulled {
+            imported: Some(berth_git::Imported {
+                branch,
+                head: oid(pulled)?,
+                commits: collected.commits.len(),
+                files_changed: rec.files_changed.unwrap_or(0) as usize,
+                insertions: rec.insertions.unwrap_or(0) as usize,
+                deletions: rec.deletions.unwrap_or(0) as usize,
+                replaced: None,
+            }),
+            warnings,
+            up_to_date: true,
+        });
+    }
     let imported = berth_git::import(
         &store.host_git(id),
         &collected,
@@ -625,6 +657,7 @@ pub fn pull_attempt(
     Ok(Pulled {
         imported,
         warnings: collected.warnings,
+        up_to_date: false,
     })
 }
 

@@ -41,6 +41,32 @@ pub struct Replaced {
 /// (that checkout's index and files would no longer match it); what a forced move takes off
 /// the branch is reported in [`Imported::replaced`]. Objects are written before the ref, so a
 /// failure leaves no branch.
+/// Whether `branch` in `repo` is still exactly an earlier pull of this result: it points
+/// at `pulled` (nobody moved it) and that commit's files are those of `head` in `host_git`
+/// (the attempt did nothing since). A second pull is then "already up to date".
+pub fn already_imported(
+    host_git: &Path,
+    head: Oid,
+    repo: &Path,
+    branch: &str,
+    pulled: Oid,
+) -> Result<bool, GitError> {
+    let user = Repository::open(repo).map_err(|source| GitError::NotARepo {
+        path: repo.to_path_buf(),
+        cause: source.into(),
+    })?;
+    let at = user
+        .find_reference(&format!("refs/heads/{branch}"))
+        .ok()
+        .and_then(|r| r.target());
+    if at != Some(pulled) {
+        return Ok(false);
+    }
+    let host = Repository::open_bare(host_git)?;
+    let ours = user.find_commit(pulled)?.tree_id();
+    Ok(host.find_commit(head)?.tree_id() == ours)
+}
+
 pub fn import(
     host_git: &Path,
     collected: &Collected,

@@ -55,6 +55,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         &args.limits.limits(),
         now_ms,
     )?;
+    if pulled.up_to_date
+        && let Some(i) = &pulled.imported
+    {
+        println!("{} is already up to date as {}", args.attempt, i.branch);
+        return Ok(ExitCode::SUCCESS);
+    }
     for w in &pulled.warnings {
         eprintln!(
             "berth: attempt {}: {}",

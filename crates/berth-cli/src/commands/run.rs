@@ -178,6 +178,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let limits = args.limits.limits();
     let mut rows = Vec::new();
     let mut all_ok = true;
+    let mut refused = false;
     for (rec, outcome) in &outcomes {
         let exit = match outcome {
             Ok(Some(code)) => code.to_string(),
@@ -205,9 +206,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     }
                 }
                 Err(e) => {
+                    // A refused result is a failure: recorded on the attempt (`ls`, the app)
+                    // and in berth run's exit status.
                     all_ok = false;
+                    refused = true;
                     eprintln!("berth: attempt {} was not pulled: {e}", rec.id);
-                    ("(not pulled)".into(), "-".into(), "".into())
+                    let why = format!("its result was refused: {e}");
+                    let _ = store
+                        .db()
+                        .and_then(|mut db| db.update_attempt(rec.id, |a| a.error = Some(why)));
+                    ("(refused)".into(), "-".into(), "".into())
                 }
             };
         rows.push((rec.id.to_string(), exit, branch, files, lines));
@@ -229,6 +237,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         println!("Merge it:    git -C {} merge {branch}", repo.display());
     }
     if !many {
+        if refused {
+            return Ok(ExitCode::from(crate::BERTH_FAILURE));
+        }
         if let Some((_, Ok(Some(code)))) = outcomes.first() {
             return Ok(ExitCode::from((*code).clamp(0, 255) as u8));
         }
