@@ -173,23 +173,53 @@ fn commands_on_an_ended_attempt_say_what_it_is_and_terminal_editors_get_the_term
         );
     }
 
-    // attach to a running attempt returns its exit code when it ends.
+    // exec in a running attempt gets the attempt's environment (its proxy, its prompt) and
+    // the user's stdin; attach returns the attempt's exit code when it ends.
     let task = env
         .berth()
         .current_dir(&repo)
-        .args([
-            "task",
-            "new",
-            "--repo",
-            ".",
-            "--",
-            "sh",
-            "-c",
-            "sleep 6; exit 5",
-        ])
+        .args(["task", "new", "--repo", ".", "--network", "allowlist"])
+        .args(["--allow", "example.test", "--title", "the prompt", "--"])
+        .args(["sh", "-c", "sleep 25; exit 5"])
         .output()
         .unwrap();
     assert!(task.status.success(), "{}", text(&task));
+    let mut seen = String::new();
+    for _ in 0..240 {
+        let out = env
+            .berth()
+            .args([
+                "exec",
+                "2.1",
+                "--",
+                "sh",
+                "-c",
+                "echo \"env:$http_proxy|$BERTH_PROMPT\"",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        seen = text(&out);
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        seen.contains("env:http://") && seen.contains("|the prompt"),
+        "{seen}"
+    );
+    let mut cat = env
+        .berth()
+        .args(["exec", "2.1", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    cat.stdin.take().unwrap().write_all(b"piped-in\n").unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped-in\n");
     let mut attached = None;
     for _ in 0..240 {
         let out = env

@@ -156,12 +156,31 @@ impl Desk {
     }
 }
 
+/// `request` with the attempt's environment under the client's own variables (the
+/// client's win where both name one, e.g. its TERM).
+fn with_attempt_env(
+    base: &[(String, String)],
+    mut request: berth_proto::ExecRequest,
+) -> berth_proto::ExecRequest {
+    let mut env: Vec<(String, String)> = base
+        .iter()
+        .filter(|(k, _)| !request.env.iter().any(|(c, _)| c == k))
+        .cloned()
+        .collect();
+    env.append(&mut request.env);
+    request.env = env;
+    request
+}
+
 /// What the client threads share with the main loop.
 struct Hub {
     desk: Arc<Desk>,
     /// agent exec id -> (client sink, client's id for it)
     execs: Mutex<HashMap<u32, (Sink, u32)>>,
     main: ExecControl,
+    /// The attempt command's environment (proxy, prompt, caches, secrets' phantoms): every
+    /// `berth exec` starts from it, so a command there reaches what the attempt reaches.
+    env: Vec<(String, String)>,
     agent: AgentSender,
     stop: Arc<AtomicBool>,
     store: Store,
@@ -243,6 +262,7 @@ pub fn supervise<H: Hypervisor>(
         desk: desk.clone(),
         execs: Mutex::new(HashMap::new()),
         main: main.clone(),
+        env: request.env.clone(),
         agent: session.agent.sender(),
         stop: stop.clone(),
         store: store.clone(),
@@ -478,30 +498,32 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
                     }
                 }
             }
-            Message::Exec { id, request } => match hub.agent.start(request.clone()) {
-                Ok(control) => {
-                    if let Ok(mut db) = hub.store.db() {
-                        let _ = audit(
-                            &mut db,
-                            hub.clock,
-                            hub.id,
-                            "command",
-                            json!({"phase": "start", "exec": control.id(), "argv": request.argv, "cwd": request.cwd, "user": request.user}),
-                        );
+            Message::Exec { id, request } => {
+                match hub.agent.start(with_attempt_env(&hub.env, request.clone())) {
+                    Ok(control) => {
+                        if let Ok(mut db) = hub.store.db() {
+                            let _ = audit(
+                                &mut db,
+                                hub.clock,
+                                hub.id,
+                                "command",
+                                json!({"phase": "start", "exec": control.id(), "argv": request.argv, "cwd": request.cwd, "user": request.user}),
+                            );
+                        }
+                        hub.execs
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(control.id(), (sink.clone(), id));
+                        mine.insert(id, control);
                     }
-                    hub.execs
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(control.id(), (sink.clone(), id));
-                    mine.insert(id, control);
+                    Err(e) => {
+                        let _ = sink.try_send(Message::Error {
+                            id,
+                            message: e.to_string(),
+                        });
+                    }
                 }
-                Err(e) => {
-                    let _ = sink.try_send(Message::Error {
-                        id,
-                        message: e.to_string(),
-                    });
-                }
-            },
+            }
             Message::Stdin { id: 0, data } if attached => {
                 let _ = hub.main.stdin(&data);
             }

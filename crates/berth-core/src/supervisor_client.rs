@@ -100,6 +100,16 @@ impl SupervisorClient {
         request: ExecRequest,
         io: &mut dyn ExecIo,
     ) -> Result<ExitStatus, SupervisorError> {
+        self.exec_with_stdin(request, None, io)
+    }
+
+    /// As [`Self::exec`], with `stdin` sent to the command as it is read (then its end).
+    pub fn exec_with_stdin(
+        &mut self,
+        request: ExecRequest,
+        stdin: Option<Box<dyn std::io::Read + Send>>,
+        io: &mut dyn ExecIo,
+    ) -> Result<ExitStatus, SupervisorError> {
         let send_err = |source| SupervisorError::NotRunning {
             path: String::from("the supervisor socket"),
             source,
@@ -107,9 +117,30 @@ impl SupervisorClient {
         self.writer
             .send(&Message::Exec { id: 1, request })
             .map_err(send_err)?;
-        self.writer
-            .send(&Message::StdinEof { id: 1 })
-            .map_err(send_err)?;
+        match stdin {
+            None => self
+                .writer
+                .send(&Message::StdinEof { id: 1 })
+                .map_err(send_err)?,
+            Some(mut input) => {
+                let writer = self.writer.clone();
+                std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        match input.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                let data = buf[..n].to_vec();
+                                if writer.send(&Message::Stdin { id: 1, data }).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    let _ = writer.send(&Message::StdinEof { id: 1 });
+                });
+            }
+        }
         loop {
             match self.recv()? {
                 Message::Stdout { id: 1, data } => io.stdout(&data),

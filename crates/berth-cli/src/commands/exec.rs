@@ -16,6 +16,12 @@ pub struct Args {
     /// Working directory in the guest.
     #[arg(short, long, default_value = "/work")]
     workdir: String,
+    /// Send stdin to the command (the default when stdin is a pipe or a file).
+    #[arg(short, long)]
+    interactive: bool,
+    /// Give the command a terminal (with -i: an interactive shell, `berth exec -it A -- bash`).
+    #[arg(short, long)]
+    tty: bool,
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
 }
@@ -35,18 +41,42 @@ impl ExecIo for Std {
     }
 }
 
+/// The command runs with the attempt's own environment (its proxy, `$BERTH_PROMPT`, its
+/// caches and secrets' variables), as the attempt's command does.
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let mut client = berth_core::connect_live(&ctx.store(), args.attempt)?;
-    let status = client.exec(
+    let stdin_is_tty = crate::terminal::is_tty(0);
+    let mut env = vec![("BERTH_ATTEMPT".into(), args.attempt.to_string())];
+    let pty = if args.tty {
+        let (rows, cols) = crate::terminal::size(1)
+            .or_else(|| crate::terminal::size(0))
+            .unwrap_or((24, 80));
+        let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
+        env.push(("TERM".into(), term));
+        Some(berth_core::WinSize { rows, cols })
+    } else {
+        None
+    };
+    // Like `docker exec`: -i sends stdin; so does a pipe or a file (never a terminal unasked,
+    // which would wait for the user).
+    let send_stdin = args.interactive || !stdin_is_tty;
+    let stdin: Option<Box<dyn std::io::Read + Send>> =
+        send_stdin.then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
+    let _raw = (args.tty && args.interactive && stdin_is_tty)
+        .then(crate::terminal::RawMode::enable)
+        .flatten();
+    let status = client.exec_with_stdin(
         ExecRequest {
             argv: args.command,
-            env: vec![("BERTH_ATTEMPT".into(), args.attempt.to_string())],
+            env,
             cwd: Some(args.workdir),
             user: None,
-            pty: None,
+            pty,
         },
+        stdin,
         &mut Std,
     )?;
+    drop(_raw);
     Ok(ExitCode::from(status.shell_code().clamp(0, 255) as u8))
 }
