@@ -106,6 +106,49 @@ fn mistakes_are_refused_before_anything_is_made_with_what_works_instead() {
     );
 }
 
+/// Values a machine cannot honour are refused at once, naming the flag.
+#[test]
+fn impossible_values_are_refused_naming_the_flag() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let cpus = std::thread::available_parallelism().unwrap().get() + 1;
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--boot-timeout".into(), "0".into()], "--boot-timeout"),
+        (
+            vec!["--max-memory-share".into(), "5".into()],
+            "--max-memory-share",
+        ),
+        (vec!["--cpus".into(), cpus.to_string()], "--cpus"),
+    ];
+    for (flags, named) in cases {
+        for verb in [&["run", "--repo"][..], &["task", "new", "--repo"]] {
+            let out = env
+                .berth()
+                .args(verb)
+                .arg(&repo)
+                .args(&flags)
+                .args(["--", "true"])
+                .output()
+                .unwrap();
+            let shown = text(&out);
+            assert!(!out.status.success(), "{flags:?}: {shown}");
+            assert!(shown.contains(named), "{flags:?}: {shown}");
+        }
+    }
+    let out = env
+        .berth()
+        .args(["vm", "run", "--memory", "65536", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success() && text(&out).contains("MiB"),
+        "{}",
+        text(&out)
+    );
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[]");
+}
+
 #[test]
 fn unknown_ids_are_errors_everywhere() {
     let env = TestEnv::new();

@@ -61,6 +61,7 @@ impl Context {
         memory_mib: u32,
         vm: &crate::commands::supervise::VmArgs,
     ) -> Result<berth_core::VmSettings> {
+        vm.check_cpus()?;
         Ok(berth_core::VmSettings {
             image: self.image()?,
             host: host_image_inputs(),

@@ -24,6 +24,19 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` on one line of a table: controls escaped, a newline or tab shown as `\n` / `\t`,
+/// and at most `max` characters (then `…`), so a title cannot break or repaint a listing.
+pub fn table_cell(text: &str, max: usize) -> String {
+    let one_line = escape_controls(text)
+        .replace('\n', "\\n")
+        .replace('\t', "\\t");
+    let mut out: String = one_line.chars().take(max).collect();
+    if one_line.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 /// What an approval question is about, from the proxy's `host` and `port`: a network name
 /// (`evil.test:443`) or, for `secret:<name>` (which no network question can be: those are
 /// plain host names), the use of that secret. For "allow {subject}?".

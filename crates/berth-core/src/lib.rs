@@ -51,7 +51,9 @@ pub use cache::{
 };
 pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
-pub use display::{approval_subject, approval_text, escape_controls, notification_text};
+pub use display::{
+    approval_subject, approval_text, escape_controls, notification_text, table_cell,
+};
 pub use editor::{
     DEFAULT_EDITOR, EDITOR_CONFIRMED_SETTING, EDITOR_SETTING, Opened, confirm_editor_command,
     editor_command, editor_needing_confirmation, open_in_editor, set_editor_command,

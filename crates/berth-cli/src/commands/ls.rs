@@ -74,7 +74,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             a.files_changed.map(|f| f.to_string()).unwrap_or("-".into()),
             db.denied_requests(a.id).unwrap_or(0),
             store.share_sandbox(a.id).unwrap_or_else(|| "-".into()),
-            berth_core::escape_controls(title)
+            berth_core::table_cell(title, 60)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -39,6 +39,8 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
+    // What the machine cannot give is refused before anything is made.
+    args.vm.check_cpus()?;
     let store = ctx.store();
     let (repo, command, title, secrets, planned) = if args.demo {
         let repo = demo::ensure_demo_repo(&ctx.data.root().join("demo"))?;
@@ -106,7 +108,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     eprintln!(
         "berth: task {} \"{}\": {} attempt(s) on {} at {} ({})",
         task.id,
-        task.title,
+        berth_core::table_cell(&task.title, 80),
         task.attempts,
         repo.display(),
         args.task.base,
@@ -252,11 +254,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     })
 }
 
-/// The command's first line, shortened: a readable title for listings.
+/// The command as a title (whole, like an explicit one: listings shorten it for display,
+/// `--json` and the app get all of it), capped at 1,000 characters.
 pub fn default_title(command: &[String]) -> String {
     let joined = command.join(" ");
-    let first = joined.lines().next().unwrap_or("");
-    let mut title: String = first.chars().take(60).collect();
+    let mut title: String = joined.chars().take(1000).collect();
     if title.len() < joined.len() {
         title.push('…');
     }

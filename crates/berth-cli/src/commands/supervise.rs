@@ -20,17 +20,44 @@ pub struct VmArgs {
     /// Guest CPUs per attempt.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub cpus: u32,
-    /// Seconds to wait for a guest to boot.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds to wait for a guest to boot (1-3600).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub boot_timeout: u64,
     /// Refuse to start attempts that would take running attempts past this share of the
-    /// host's memory.
-    #[arg(long, default_value_t = 0.75)]
+    /// host's memory (more than 0, at most 1).
+    #[arg(long, default_value_t = 0.75, value_parser = memory_share)]
     pub max_memory_share: f64,
+}
+
+fn memory_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a share of memory: a number above 0 and at most 1, e.g. 0.75"
+        )),
+    }
+}
+
+impl VmArgs {
+    /// Refuses more guest CPUs than this machine has: a VM with more vCPUs than host CPUs
+    /// only gets slower.
+    pub fn check_cpus(&self) -> anyhow::Result<()> {
+        let host = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as u32;
+        if self.cpus > host {
+            anyhow::bail!(
+                "--cpus {}: this machine has {host} CPU(s); give an attempt at most {host}",
+                self.cpus
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Starts the attempt's supervisor (see `berth_core::spawn_supervisor`).
 pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32> {
+    vm.check_cpus()?;
     let opts = SuperviseOptions {
         accel: vm.accel.map(|a| a.to_string()),
         cpus: vm.cpus,

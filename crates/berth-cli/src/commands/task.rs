@@ -37,6 +37,8 @@ pub struct NewArgs {
 pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     let TaskCommand::New(args) = cmd;
     ctx.reconcile();
+    // What the machine cannot give is refused before anything is made.
+    args.vm.check_cpus()?;
     // A folder inside a repo means that repo, as for `berth repo add` and git itself.
     let repo = berth_core::repo_root(&args.repo)?;
     if args.command.is_empty() {
@@ -90,12 +92,22 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             prepared.task.id,
             ids.join(" ")
         );
-        println!("  berth ls            watch them");
-        println!(
-            "  berth attach {}    their terminal (Ctrl-] detaches)",
-            ids[0]
-        );
-        println!("  berth logs -f {}   their output", ids[0]);
+        let hints = [
+            ("berth ls".to_string(), "watch them"),
+            (
+                format!("berth attach {}", ids[0]),
+                "its terminal (Ctrl-] detaches)",
+            ),
+            (format!("berth logs -f {}", ids[0]), "its output"),
+            (
+                format!("berth exec -it {} -- bash", ids[0]),
+                "a shell beside it",
+            ),
+        ];
+        let width = hints.iter().map(|(c, _)| c.len()).max().unwrap_or(0);
+        for (cmd, what) in hints {
+            println!("  {cmd:<width$}   {what}");
+        }
     }
     if prepared.left_out_uncommitted {
         eprintln!(

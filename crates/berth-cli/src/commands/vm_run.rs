@@ -47,8 +47,8 @@ pub struct Args {
     /// Run the command under a pseudo-terminal (with -i: an interactive shell).
     #[arg(short, long)]
     tty: bool,
-    /// Seconds to wait for the guest to boot.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds to wait for the guest to boot (1-3600).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     boot_timeout: u64,
     /// Seconds of silence after which a running guest counts as hung.
     #[arg(long, default_value_t = 30)]
@@ -77,6 +77,19 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         None => None,
     };
     let policy = args.net.policy(&ctx.store(), None)?;
+    // What the machine cannot give is refused before anything boots.
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as u32;
+    if args.cpus > host_cpus {
+        anyhow::bail!("--cpus {}: this machine has {host_cpus} CPU(s)", args.cpus);
+    }
+    berth_core::check_memory(
+        &ctx.store(),
+        args.memory as u64,
+        crate::context::host_memory_mib(),
+        0.9,
+    )?;
     let image = ImageStore::new(ctx.data.images()).latest(&args.image)?;
     let choice = accel::choose(&host_cpu(), args.accel);
     let say = args.verbose || terminal::is_tty(2);
