@@ -173,6 +173,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             with_env: true,
             secrets,
             agent,
+            cpus: 1,
         },
         now_ms,
     )

@@ -364,3 +364,40 @@ fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
     );
     assert_eq!(berth_tests::git(&repo, &["rev-parse", "berth/1/1"]), head);
 }
+
+/// `berth start` boots an attempt again with its own CPUs (and memory), not the defaults.
+#[test]
+fn start_keeps_the_attempts_cpus() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "run",
+            "--repo",
+            ".",
+            "--cpus",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "echo cpus=$(nproc)",
+        ])
+        .output()
+        .unwrap();
+    assert!(text(&run).contains("cpus=2"), "{}", text(&run));
+    let start = env.berth().args(["start", "1.1"]).output().unwrap();
+    assert!(start.status.success(), "{}", text(&start));
+    let mut logs = String::new();
+    for _ in 0..240 {
+        let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+        let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+        if ls[0]["state"] == "exited" {
+            logs = text(&env.berth().args(["logs", "1.1"]).output().unwrap());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(logs.matches("cpus=2").count(), 2, "{logs}");
+}

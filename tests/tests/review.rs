@@ -39,6 +39,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             with_env: false,
             secrets: Vec::new(),
             agent: None,
+            cpus: 1,
         },
         now_ms,
     )

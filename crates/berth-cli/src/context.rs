@@ -68,7 +68,7 @@ impl Context {
             qemu_img: self.qemu_config()?.qemu_img,
             accel: berth_core::host::accel::choose(&host_cpu(), vm.accel).accel,
             memory_mib,
-            cpus: vm.cpus,
+            cpus: vm.cpus(),
             boot: berth_core::host::session::BootOptions {
                 run_root: self.data.run(),
                 logs_dir: self.data.logs(),

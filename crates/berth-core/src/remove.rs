@@ -167,6 +167,7 @@ mod tests {
                 with_env: false,
                 secrets: Vec::new(),
                 agent: None,
+                cpus: 1,
             },
             clock,
         )

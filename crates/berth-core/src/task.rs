@@ -46,6 +46,8 @@ pub struct NewTask<'a> {
     /// The coding agent the attempts run (see `agents.rs`): its CLI is installed on the
     /// attempt's root before it boots (`agent_layer.rs`). Its command is `command`.
     pub agent: Option<crate::agents::AgentPreset>,
+    /// Guest CPUs per attempt.
+    pub cpus: u32,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -171,6 +173,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
                 .as_ref()
                 .map(|a| serde_json::to_string(a).unwrap_or_default())
                 .unwrap_or_default(),
+            cpus: new.cpus.max(1),
         };
         db.save_attempt(&rec)?;
         audit(

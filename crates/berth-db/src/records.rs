@@ -151,6 +151,8 @@ pub struct AttemptRecord {
     pub secrets: String,
     /// The coding agent the attempt runs, as JSON (`berth_core::AgentPreset`); empty: none.
     pub agent: String,
+    /// Guest CPUs.
+    pub cpus: u32,
 }
 
 impl AttemptRecord {
@@ -182,7 +184,7 @@ pub fn task_from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
 
 pub const ATTEMPT_COLUMNS: &str = "task_id, n, state, repo, base, start_commit, command, memory_mib, \
     exit_code, error, branch, pulled_head, files_changed, insertions, deletions, supervisor_pid, \
-    supervisor_start, created_at, updated_at, policy, env, secrets, agent";
+    supervisor_start, created_at, updated_at, policy, env, secrets, agent, cpus";
 
 pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
     Ok(AttemptRecord {
@@ -211,6 +213,7 @@ pub fn attempt_from_row(r: &Row) -> rusqlite::Result<AttemptRecord> {
         env: r.get(20)?,
         secrets: r.get(21)?,
         agent: r.get(22)?,
+        cpus: r.get(23)?,
     })
 }
 
@@ -231,7 +234,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
     tx.execute(
         &format!(
             "INSERT OR REPLACE INTO attempts ({ATTEMPT_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
         ),
         params![
             a.id.task,
@@ -257,6 +260,7 @@ pub fn upsert_attempt(tx: &rusqlite::Transaction, a: &AttemptRecord) -> Result<(
             a.env,
             a.secrets,
             a.agent,
+            a.cpus,
         ],
     )?;
     Ok(())
@@ -319,6 +323,7 @@ mod tests {
             env: String::new(),
             secrets: String::new(),
             agent: String::new(),
+            cpus: 1,
         };
         db.save_attempt(&rec).unwrap();
         assert_eq!(db.attempt(rec.id).unwrap(), rec);

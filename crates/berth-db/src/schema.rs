@@ -78,6 +78,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE attempts ADD COLUMN secrets TEXT NOT NULL DEFAULT '';",
     // 7: the coding agent each attempt runs (JSON: its preset as resolved; empty: none)
     "ALTER TABLE attempts ADD COLUMN agent TEXT NOT NULL DEFAULT '';",
+    // 8: guest CPUs per attempt (`berth start` boots it again with them)
+    "ALTER TABLE attempts ADD COLUMN cpus INTEGER NOT NULL DEFAULT 1;",
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), DbError> {

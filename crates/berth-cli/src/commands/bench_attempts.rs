@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
     berth_core::init_repo_with_files(&repo, &[("a.txt", "a\n", false)], "bench\n")?;
     let vm = VmArgs {
         accel: None,
-        cpus: 1,
+        cpus: Some(1),
         boot_timeout: 600,
         max_memory_share: 0.9,
     };
@@ -64,6 +64,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 with_env: false,
                 secrets: Vec::new(),
                 agent: None,
+                cpus: 1,
             },
             now_ms,
         )?;

@@ -31,7 +31,7 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
     let plan = plan_env(&store, &repo, "HEAD")?.expect("the bench repo has an [env]");
     let vm = VmArgs {
         accel: None,
-        cpus: 1,
+        cpus: Some(1),
         boot_timeout: 120,
         max_memory_share: 0.75,
     };

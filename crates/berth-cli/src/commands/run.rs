@@ -101,6 +101,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             with_env: true,
             secrets,
             agent: planned.and_then(|p| p.agent),
+            cpus: args.vm.cpus(),
         },
         now_ms,
     )?;

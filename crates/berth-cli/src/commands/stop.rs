@@ -56,7 +56,10 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<ExitCode> {
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
-    spawn_supervisor(ctx, args.attempt, &args.vm)?;
+    // Its own CPUs unless the user gives others (its memory is its record's too).
+    let mut vm = args.vm.clone();
+    vm.cpus = vm.cpus.or(Some(rec.cpus));
+    spawn_supervisor(ctx, args.attempt, &vm)?;
     println!(
         "{} booting again on its workspace (was {})",
         args.attempt, rec.state

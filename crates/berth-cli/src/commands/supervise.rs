@@ -17,9 +17,9 @@ pub struct VmArgs {
     /// Force the accelerator (default: kvm where it is fast, else tcg).
     #[arg(long)]
     pub accel: Option<Accel>,
-    /// Guest CPUs per attempt.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    pub cpus: u32,
+    /// Guest CPUs per attempt (default 1; `berth start` keeps the attempt's own).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub cpus: Option<u32>,
     /// Seconds to wait for a guest to boot (1-3600).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub boot_timeout: u64,
@@ -45,13 +45,17 @@ impl VmArgs {
         let host = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1) as u32;
-        if self.cpus > host {
+        if self.cpus() > host {
             anyhow::bail!(
                 "--cpus {}: this machine has {host} CPU(s); give an attempt at most {host}",
-                self.cpus
+                self.cpus()
             );
         }
         Ok(())
+    }
+
+    pub fn cpus(&self) -> u32 {
+        self.cpus.unwrap_or(1)
     }
 }
 
@@ -60,7 +64,7 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
     vm.check_cpus()?;
     let opts = SuperviseOptions {
         accel: vm.accel.map(|a| a.to_string()),
-        cpus: vm.cpus,
+        cpus: vm.cpus(),
         boot_timeout_s: vm.boot_timeout,
     };
     Ok(berth_core::spawn_supervisor(

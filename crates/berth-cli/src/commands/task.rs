@@ -74,6 +74,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             with_env: true,
             secrets: planned.secrets,
             agent: planned.agent,
+            cpus: args.vm.cpus(),
         },
         now_ms,
     )?;
