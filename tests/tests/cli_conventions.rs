@@ -350,6 +350,22 @@ fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
     let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
     let error = ls[0]["error"].as_str().unwrap_or("");
     assert!(error.contains("refused"), "{ls}");
+    // `ls` shows the repo and the error, and filters by state, task and repo.
+    let human = text(&env.berth().args(["ls"]).output().unwrap());
+    assert!(human.contains("REPO") && human.contains("ERROR"), "{human}");
+    assert!(human.contains("its result was refused"), "{human}");
+    let by = |args: &[&str]| text(&env.berth().arg("ls").args(args).output().unwrap());
+    assert!(by(&["--state", "exited"]).contains("1.1"));
+    assert!(by(&["--state", "live"]).contains("no attempt matches"));
+    assert!(
+        by(&["--task", "1", "--repo"]).contains("error"),
+        "--repo needs a path"
+    );
+    assert!(by(&["--task", "9"]).contains("no task 9"));
+    assert!(by(&["--state", "sleeping"]).contains("one of"));
+    let mut here = env.berth();
+    here.current_dir(&repo).args(["ls", "--repo", "."]);
+    assert!(text(&here.output().unwrap()).contains("1.1"));
 
     // The default cap takes it; pulling it again changes nothing and needs no --force.
     let first = env.berth().args(["pull", "1.1"]).output().unwrap();
@@ -400,4 +416,59 @@ fn start_keeps_the_attempts_cpus() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     assert_eq!(logs.matches("cpus=2").count(), 2, "{logs}");
+}
+
+/// Shell completions and manual pages come from the CLI's own definitions; `berth help
+/// config` documents berth.toml.
+#[test]
+fn completions_man_pages_and_the_berth_toml_help_are_there() {
+    let env = TestEnv::new();
+    for (shell, marker) in [
+        ("bash", "_berth()"),
+        ("zsh", "#compdef berth"),
+        ("fish", "complete -c berth"),
+    ] {
+        let out = env.berth().args(["completions", shell]).output().unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && script.contains(marker),
+            "{shell}: {script:.200}"
+        );
+        assert!(
+            script.contains("install"),
+            "{shell}: the agent verbs are missing"
+        );
+        // (clap_complete's bash script names hidden commands too; zsh and fish do not.)
+        assert!(
+            shell == "bash" || !script.contains("__supervise"),
+            "{shell}: internal commands leak"
+        );
+    }
+    let dir = env.home.path().join("man");
+    let out = env
+        .berth()
+        .args(["man", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for page in [
+        "berth.1",
+        "berth-run.1",
+        "berth-agent-install.1",
+        "berth-exec.1",
+    ] {
+        let body = std::fs::read_to_string(dir.join(page)).unwrap_or_default();
+        assert!(body.contains(".TH"), "{page}");
+    }
+    let help = text(&env.berth().args(["help", "config"]).output().unwrap());
+    for section in [
+        "[network]",
+        "[env]",
+        "[cache]",
+        "[secrets]",
+        "[agents.NAME]",
+    ] {
+        assert!(help.contains(section), "{section}: {help}");
+    }
 }

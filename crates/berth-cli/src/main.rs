@@ -9,7 +9,7 @@ mod terminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Exit code for berth's own failures (as `docker run` does), distinct from the guest
 /// command's codes.
@@ -76,7 +76,8 @@ enum Command {
     /// Secrets for agents: values in the OS keyring, used through each attempt's gateway.
     #[command(subcommand)]
     Secret(commands::secret::SecretCommand),
-    /// Show or change a setting (editor).
+    /// Show or change a setting (editor), or trust a repo's berth.toml.
+    #[command(after_long_help = commands::config::BERTH_TOML_HELP)]
     Config(commands::config::Args),
     /// Run commands in throwaway VMs.
     #[command(subcommand)]
@@ -84,6 +85,10 @@ enum Command {
     /// Measure Berth.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Shell completions for bash, zsh, fish, elvish or powershell, on stdout.
+    Completions(commands::completions::CompletionsArgs),
+    /// The manual pages (berth.1 on stdout, or every page into --dir).
+    Man(commands::completions::ManArgs),
     /// Internal: an attempt's supervisor.
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),
@@ -101,6 +106,17 @@ fn main() -> ExitCode {
     if let Command::Bridge { socket } = &cli.command {
         return commands::bridge::run(socket);
     }
+    // Generated from the definitions alone: they need no data directory.
+    let cli = match cli.command {
+        Command::Completions(args) => {
+            return report(commands::completions::completions(Cli::command(), args));
+        }
+        Command::Man(args) => return report(commands::completions::man(Cli::command(), args)),
+        command => Cli {
+            data_dir: cli.data_dir,
+            command,
+        },
+    };
     if let Command::Guard { run_dir } = &cli.command {
         berth_core::host::guard::run_guard(run_dir);
         return ExitCode::SUCCESS;
@@ -137,8 +153,15 @@ fn main() -> ExitCode {
         Command::Agent(cmd) => commands::agent::run(&ctx, cmd),
         Command::Vm(cmd) => commands::vm::run(&ctx, cmd),
         Command::Bench(cmd) => commands::bench::run(&ctx, cmd),
-        Command::Guard { .. } | Command::Bridge { .. } => unreachable!("handled above"),
+        Command::Guard { .. }
+        | Command::Bridge { .. }
+        | Command::Completions(_)
+        | Command::Man(_) => unreachable!("handled above"),
     };
+    report(result)
+}
+
+fn report(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => fail(e),
@@ -163,4 +186,39 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command and every argument a user can see says what it is for (`--help`, the
+    /// man pages and the completions are made from these).
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.is_hide_set() || ["help", "version"].contains(&arg.get_id().as_str()) {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() || sub.get_name() == "help" {
+                    continue;
+                }
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (the command)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "berth", &mut missing);
+        assert!(missing.is_empty(), "no help for:\n{}", missing.join("\n"));
+    }
 }

@@ -22,6 +22,7 @@ pub enum AgentCommand {
         /// it is one).
         #[arg(long)]
         repo: Option<PathBuf>,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -29,6 +30,7 @@ pub enum AgentCommand {
     /// script runs here), checked against its SHA-512, and installed by a setup VM with no
     /// network on what the repo's attempts boot on (its environment, or the image).
     Install {
+        /// The agent (`berth agent ls` lists them).
         name: String,
         /// Another version than the preset's pin; attempts run this one from now on.
         #[arg(long)]
@@ -36,6 +38,7 @@ pub enum AgentCommand {
         /// The repo (default: the current directory's, if it is one; else on the image).
         #[arg(long)]
         repo: Option<PathBuf>,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
         #[command(flatten)]

@@ -40,6 +40,7 @@ fn perform(action: Action, held: &Mutex<Option<Vec<u8>>>) {
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
 }
 

@@ -9,7 +9,9 @@ use crate::context::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
+    /// Machine-readable output (JSON).
     #[arg(long)]
     json: bool,
     /// Check the hash chain: fails if any event was edited, removed or reordered.

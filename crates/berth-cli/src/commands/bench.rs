@@ -18,10 +18,13 @@ pub enum BenchCommand {
         /// Boots of each kind.
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Force the accelerator (default: kvm where it is fast, else tcg).
         #[arg(long)]
         accel: Option<Accel>,
+        /// Guest memory, MiB.
         #[arg(long, default_value_t = 512)]
         memory: u32,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -33,6 +36,7 @@ pub enum BenchCommand {
         /// Small requests for the latency median.
         #[arg(long, default_value_t = 500)]
         requests: u32,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -41,6 +45,7 @@ pub enum BenchCommand {
         /// Guest memory per attempt, MiB.
         #[arg(long, default_value_t = 512)]
         memory: u32,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -52,6 +57,7 @@ pub enum BenchCommand {
         /// Boots of each kind.
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
@@ -60,8 +66,10 @@ pub enum BenchCommand {
         /// MiB of history in the large repo.
         #[arg(long, default_value_t = 1024)]
         history_mib: u64,
+        /// How many runs to measure.
         #[arg(long, default_value_t = 5)]
         runs: u32,
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },

@@ -11,6 +11,36 @@ use berth_core::{
 
 use crate::context::Context;
 
+/// `berth help config`: the repo's `berth.toml`, section by section.
+pub const BERTH_TOML_HELP: &str = "\
+berth.toml, at a repo's top folder, travels with the repo. It is the repo's word (an agent can
+write it): what in it widens a guest's reach counts only after `berth config trust --repo R`
+(or the app's dialog) for that exact content; a changed file asks again.
+
+[network]                                the attempts' network (default: none)
+mode = \"allowlist\"                       off | allowlist | open
+allow = [\"example.com\", \"*.example.org:443\"]
+resolve = { \"svc.test\" = \"127.0.0.1\" }   the only way to reach a loopback/private address
+egress_budget = \"50MiB\"
+
+[env]                                    the attempts' environment, built once per change
+suite = \"bookworm\"                       Debian release; default: the host's
+packages = [\"jq\", \"cargo\"]               Debian packages, from the host's apt sources
+setup = [\"cargo fetch --locked\"]         run once in a setup VM, as agent in /work
+[env.network]                            the setup steps' network; same keys as [network]
+
+[cache]                                  a cache disk per repo, warm for every attempt
+presets = [\"cargo\", \"npm\", \"pip\", \"go\"]
+size = \"8GiB\"
+
+[secrets]
+bind = [\"anthropic:approve=task\"]        your secrets (berth secret), bound to every attempt
+
+[agents.NAME]                            a custom agent, with the fields of Berth's presets
+                                         (`berth agent ls --json` shows them)
+
+Unknown keys are refused; a bad value names its line and key.";
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The setting: `editor` (the command "Open in editor" runs; the checkout's path is

@@ -55,7 +55,10 @@ pub enum EnvCommand {
         json: bool,
     },
     /// Remove a built environment (by id, as `env ls` shows it).
-    Rm { id: String },
+    Rm {
+        /// The environment's id, or its first characters (`berth env ls` shows them).
+        id: String,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: EnvCommand) -> Result<ExitCode> {

@@ -12,6 +12,7 @@ use crate::context::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
     /// Working directory in the guest.
     #[arg(short, long, default_value = "/work")]
@@ -22,6 +23,7 @@ pub struct Args {
     /// Give the command a terminal (with -i: an interactive shell, `berth exec -it A -- bash`).
     #[arg(short, long)]
     tty: bool,
+    /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
 }

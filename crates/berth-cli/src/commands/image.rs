@@ -23,6 +23,7 @@ pub enum ImageCommand {
     },
     /// List built images.
     Ls {
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },

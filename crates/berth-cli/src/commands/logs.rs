@@ -12,6 +12,7 @@ use crate::context::Context;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
     /// Keep printing new output until the attempt ends.
     #[arg(short, long)]

@@ -8,16 +8,57 @@ use crate::context::{Context, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Machine-readable output (JSON).
     #[arg(long)]
     json: bool,
+    /// Only attempts in these states (repeatable): created, booting, running, exited,
+    /// failed, stopped; `live` means booting or running.
+    #[arg(long, value_name = "STATE")]
+    state: Vec<String>,
+    /// Only this task's attempts.
+    #[arg(long, value_name = "N")]
+    task: Option<u32>,
+    /// Only attempts on this repo (a folder inside it counts).
+    #[arg(long, value_name = "PATH")]
+    repo: Option<std::path::PathBuf>,
 }
+
+const STATES: &[&str] = &[
+    "created", "booting", "running", "exited", "failed", "stopped", "live",
+];
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
     let db = store.db()?;
     let tasks = db.tasks()?;
-    let attempts = db.attempts()?;
+    if let Some(bad) = args.state.iter().find(|s| !STATES.contains(&s.as_str())) {
+        anyhow::bail!("--state {bad}: one of {}", STATES.join(", "));
+    }
+    if let Some(t) = args.task
+        && !tasks.iter().any(|x| x.id == t)
+    {
+        anyhow::bail!("no task {t}; `berth ls` lists them");
+    }
+    let repo = args
+        .repo
+        .as_deref()
+        .map(berth_core::repo_root)
+        .transpose()?;
+    let attempts: Vec<_> = db
+        .attempts()?
+        .into_iter()
+        .filter(|a| args.task.is_none_or(|t| a.id.task == t))
+        .filter(|a| repo.as_ref().is_none_or(|r| &a.repo == r))
+        .filter(|a| {
+            args.state.is_empty()
+                || args
+                    .state
+                    .iter()
+                    .any(|s| s == a.state.as_str() || (s == "live" && a.state.is_live()))
+        })
+        .collect();
+    let filtered = !args.state.is_empty() || args.task.is_some() || repo.is_some();
     let now = now_ms() / 1000;
     if args.json {
         let list: Vec<_> = attempts
@@ -43,6 +84,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "insertions": a.insertions,
                     "deletions": a.deletions,
                     "memory_mib": a.memory_mib,
+                    "cpus": a.cpus,
                     "denied_requests": db.denied_requests(a.id).unwrap_or(0),
                 })
             })
@@ -50,13 +92,17 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if attempts.is_empty() && filtered {
+        println!("no attempt matches");
+        return Ok(ExitCode::SUCCESS);
+    }
     if attempts.is_empty() {
         println!("no tasks yet; `berth task new --repo PATH -- CMD` or `berth run --demo`");
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  TITLE",
-        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES", "DENIED", "SHARE"
+        "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  {:<16}  {:<30}  ERROR",
+        "ATTEMPT", "STATE", "AGE", "EXIT", "BRANCH", "FILES", "DENIED", "SHARE", "REPO", "TITLE"
     );
     for a in &attempts {
         let title = tasks
@@ -64,8 +110,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             .find(|t| t.id == a.id.task)
             .map(|t| t.title.as_str())
             .unwrap_or("");
+        let repo_name = a
+            .repo
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         println!(
-            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  {}",
+            "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  {:<16}  {:<30}  {}",
             a.id.to_string(),
             a.state.as_str(),
             age(now.saturating_sub(a.created_at)),
@@ -74,7 +125,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             a.files_changed.map(|f| f.to_string()).unwrap_or("-".into()),
             db.denied_requests(a.id).unwrap_or(0),
             store.share_sandbox(a.id).unwrap_or_else(|| "-".into()),
-            berth_core::table_cell(title, 60)
+            berth_core::table_cell(&repo_name, 16),
+            berth_core::table_cell(title, 30),
+            berth_core::table_cell(a.error.as_deref().unwrap_or("-"), 60)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -12,6 +12,7 @@ pub mod bench_env;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod cache;
+pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod diff;

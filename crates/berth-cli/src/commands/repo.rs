@@ -11,7 +11,10 @@ use crate::context::{Context, now_ms};
 #[derive(clap::Subcommand)]
 pub enum RepoCommand {
     /// Add the git repository at PATH (any folder inside it works).
-    Add { path: PathBuf },
+    Add {
+        /// The repository's folder (a folder inside it counts).
+        path: PathBuf,
+    },
     /// The repos and their branches.
     Ls {
         /// Machine-readable output.
@@ -19,7 +22,10 @@ pub enum RepoCommand {
         json: bool,
     },
     /// Forget a repo (its tasks and branches stay).
-    Rm { path: PathBuf },
+    Rm {
+        /// The repository's folder, as `berth repo ls` shows it.
+        path: PathBuf,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: RepoCommand) -> Result<ExitCode> {

@@ -11,6 +11,7 @@ use crate::context::{Context, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// An attempt (e.g. 3.1) or a whole task (e.g. 3).
     target: Target,
     /// Delete even running attempts and attempts whose work was not pulled into the repo.
     #[arg(long)]

@@ -17,8 +17,8 @@ use crate::context::{Context, host_memory_mib, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The git repository to work on.
-    #[arg(long, value_name = "PATH", required_unless_present = "demo")]
+    /// The git repository to work on (default: the one the current directory is in).
+    #[arg(long, value_name = "PATH")]
     repo: Option<PathBuf>,
     #[command(flatten)]
     task: super::task_args::TaskArgs,
@@ -60,7 +60,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             None,
         )
     } else {
-        let repo = args.repo.clone().unwrap_or_default();
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
         // A folder inside a repo means that repo, as for `berth repo add` and git itself.
         let repo = berth_core::repo_root(&repo)?;
         let planned = args.task.plan(&store, &repo, &args.command)?;

@@ -16,6 +16,7 @@ pub enum SecretCommand {
     /// Store a secret: its value from stdin, or typed at a prompt that does not echo
     /// (never from an argument).
     Set {
+        /// The secret's name (letters, digits, - and _).
         name: String,
         /// The only place the value is ever sent: https://host[:port][/base/path].
         #[arg(long)]
@@ -37,11 +38,15 @@ pub enum SecretCommand {
     },
     /// The secrets: names, upstreams, when added and last used; never a value.
     Ls {
+        /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
     },
     /// Remove a secret's value from the keyring and its record.
-    Rm { name: String },
+    Rm {
+        /// The secret's name, as `berth secret ls` shows it.
+        name: String,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: SecretCommand) -> Result<ExitCode> {

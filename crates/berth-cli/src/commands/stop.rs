@@ -10,11 +10,13 @@ use crate::context::{Context, host_memory_mib, now_ms};
 
 #[derive(clap::Args)]
 pub struct StopArgs {
+    /// An attempt (e.g. 3.1) or a whole task (e.g. 3).
     target: Target,
 }
 
 #[derive(clap::Args)]
 pub struct StartArgs {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
     #[command(flatten)]
     vm: VmArgs,

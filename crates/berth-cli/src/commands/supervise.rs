@@ -79,6 +79,7 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
 /// `berth __supervise ID`: the supervisor process.
 #[derive(clap::Args)]
 pub struct SuperviseArgs {
+    /// The attempt, e.g. 3.1.
     attempt: AttemptId,
     #[command(flatten)]
     vm: VmArgs,

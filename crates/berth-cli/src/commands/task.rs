@@ -18,8 +18,8 @@ pub enum TaskCommand {
 
 #[derive(clap::Args)]
 pub struct NewArgs {
-    /// The git repository to work on.
-    #[arg(long, value_name = "PATH")]
+    /// The git repository to work on (default: the one the current directory is in).
+    #[arg(long, value_name = "PATH", default_value = ".")]
     repo: PathBuf,
     #[command(flatten)]
     task: super::task_args::TaskArgs,
@@ -27,6 +27,7 @@ pub struct NewArgs {
     vm: VmArgs,
     #[command(flatten)]
     net: super::net::NetArgs,
+    /// Machine-readable output (JSON).
     #[arg(long)]
     json: bool,
     /// The command each attempt runs in /work, under a terminal (`berth attach` to it).

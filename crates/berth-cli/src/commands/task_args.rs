@@ -35,6 +35,7 @@ pub struct TaskArgs {
 /// What the attempts run: the command after `--`, or with `--agent` the preset's, whose
 /// prompt (the words after `--`) becomes the task's title.
 pub struct Planned {
+    /// The command and its arguments.
     pub command: Vec<String>,
     pub title: Option<String>,
     pub secrets: Vec<berth_core::SecretUse>,
