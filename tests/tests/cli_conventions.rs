@@ -472,3 +472,60 @@ fn completions_man_pages_and_the_berth_toml_help_are_there() {
         assert!(help.contains(section), "{section}: {help}");
     }
 }
+
+/// `berth stop` on an attempt a foreground `berth run` runs: that attempt stops, `berth run`
+/// reports it and exits on its own (never killed), and exec/attach explain where it runs.
+#[test]
+fn stop_reaches_an_attempt_that_berth_run_runs() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "run",
+            "--repo",
+            ".",
+            "--",
+            "sh",
+            "-c",
+            "echo go-$((6*7)); sleep 120",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = false;
+    for _ in 0..600 {
+        let logs = env.berth().args(["logs", "1.1"]).output().unwrap();
+        if String::from_utf8_lossy(&logs.stdout).contains("go-42") {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(ready, "the command never started");
+    let exec = env
+        .berth()
+        .args(["exec", "1.1", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&exec).contains("runs under `berth run`"),
+        "{}",
+        text(&exec)
+    );
+    let stop = env.berth().args(["stop", "1.1"]).output().unwrap();
+    assert!(stop.status.success(), "{}", text(&stop));
+    let out = run.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "berth run was killed: {shown}"
+    );
+    assert!(shown.contains("stopped"), "{shown}");
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls[0]["state"], "stopped", "{ls}");
+}

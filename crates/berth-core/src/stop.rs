@@ -18,12 +18,34 @@ pub fn stop_attempt(store: &Store, id: AttemptId, clock: Clock) -> Result<bool, 
     if !rec.state.is_live() {
         return Ok(false);
     }
-    if let Ok(client) = SupervisorClient::connect(&store.socket(id)) {
-        let _ = client.stop();
+    let supervised = match SupervisorClient::connect(&store.socket(id)) {
+        Ok(client) => {
+            let _ = client.stop();
+            true
+        }
+        Err(_) => false,
+    };
+    if !supervised && !supervisor_gone(&rec) {
+        // A `berth run` process runs it (no socket): ask it, through a file it watches, to
+        // stop this attempt only; it records the stop and goes on with its others.
+        let _ = std::fs::write(store.stop_request(id), b"");
     }
+    let ended = |store: &Store| {
+        supervisor_gone(&rec)
+            || store
+                .db()
+                .and_then(|db| db.attempt(id))
+                .is_ok_and(|a| !a.state.is_live())
+    };
     let deadline = Instant::now() + STOP_GRACE;
-    while !supervisor_gone(&rec) && Instant::now() < deadline {
+    while !ended(store) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if !supervised && ended(store) {
+        // The `berth run` process stopped it and keeps running for its other attempts.
+        let _ = std::fs::remove_file(store.stop_request(id));
+        reconcile(store, clock)?;
+        return Ok(true);
     }
     if !supervisor_gone(&rec)
         && let Some(pid) = rec.supervisor_pid

@@ -48,6 +48,12 @@ impl Store {
     pub fn output_log(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("output.log")
     }
+    /// Where `berth stop` asks a `berth run` process (which has no supervisor socket) to
+    /// stop one of its attempts.
+    pub fn stop_request(&self, id: AttemptId) -> PathBuf {
+        self.attempt_dir(id).join("stop-requested")
+    }
+
     pub fn socket(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("supervisor.sock")
     }

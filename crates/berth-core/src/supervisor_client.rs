@@ -182,6 +182,12 @@ pub fn connect_live(
         let rec = store.db().and_then(|db| db.attempt(id));
         match rec {
             Ok(r) if !r.state.is_live() => not_running(&r),
+            Ok(r) if r.supervisor_pid.is_some() => crate::task::TaskError::Refused(format!(
+                "{id} runs under `berth run` (pid {}), which shows its output in that \
+                 terminal; attach and exec work on attempts started with `berth task new` \
+                 (`berth stop {id}` stops it)",
+                r.supervisor_pid.unwrap_or(0)
+            )),
             _ => crate::task::TaskError::Refused(format!(
                 "{id} is {} but its supervisor does not answer; `berth ls` checks on it",
                 rec.map(|r| r.state.to_string()).unwrap_or_default()

@@ -152,6 +152,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     );
                     // Kept like a supervised attempt's, for `berth logs` and the app.
                     io.log = berth_core::open_output_log(&store.output_log(rec.id)).ok();
+                    let request = store.stop_request(rec.id);
+                    let _ = std::fs::remove_file(&request);
+                    io.stop_request = Some(request);
                     s.spawn(move || {
                         let r = run_attempt(store, hv, settings, rec.id, now_ms, &mut io)
                             .map(|st| st.map(|s| s.shell_code()))
@@ -274,6 +277,10 @@ struct PrefixIo {
     /// `berth run` has no PTY to add the CR).
     log: Option<berth_core::host::logfile::RotatingLog>,
     stop: Arc<AtomicBool>,
+    /// `berth stop` of this attempt alone (see `Store::stop_request`), and when it was last
+    /// looked for.
+    stop_request: Option<std::path::PathBuf>,
+    checked: std::time::Instant,
     console: Arc<Mutex<()>>,
     out: Vec<u8>,
     err: Vec<u8>,
@@ -285,6 +292,8 @@ impl PrefixIo {
             prefix,
             log: None,
             stop,
+            stop_request: None,
+            checked: std::time::Instant::now(),
             console,
             out: Vec::new(),
             err: Vec::new(),
@@ -355,6 +364,15 @@ impl ExecIo for PrefixIo {
         self.emit(true, format!("[guest agent: {words}]\n").as_bytes(), false);
     }
     fn interrupted(&mut self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        if self.stop.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self.checked.elapsed() >= std::time::Duration::from_millis(200) {
+            self.checked = std::time::Instant::now();
+            if self.stop_request.as_ref().is_some_and(|p| p.exists()) {
+                return true;
+            }
+        }
+        false
     }
 }
