@@ -332,6 +332,13 @@ fn commands_on_an_ended_attempt_say_what_it_is_and_terminal_editors_get_the_term
 fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
     let env = TestEnv::new();
     let repo = simple_repo(&env);
+    // A submodule the attempts will not get: said at start.
+    berth_tests::commit_file(
+        &repo,
+        ".gitmodules",
+        "[submodule \"lib\"]\n\tpath = lib\n\turl = ../lib\n",
+        "submodule",
+    );
     let run = env
         .berth()
         .current_dir(&repo)
@@ -339,13 +346,14 @@ fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
         .args([
             "sh",
             "-c",
-            "head -c 5000 /dev/zero > big.bin; echo ok > small.txt",
+            "head -c 5000 /dev/zero > big.bin; echo ok > small.txt; echo line-1; echo line-2",
         ])
         .output()
         .unwrap();
     let shown = text(&run);
     assert_eq!(run.status.code(), Some(125), "{shown}");
     assert!(shown.contains("(refused)"), "{shown}");
+    assert!(shown.contains("submodules"), "{shown}");
     let ls = env.berth().args(["ls", "--json"]).output().unwrap();
     let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
     let error = ls[0]["error"].as_str().unwrap_or("");
@@ -367,9 +375,28 @@ fn a_refused_result_is_a_failure_and_a_second_pull_is_up_to_date() {
     here.current_dir(&repo).args(["ls", "--repo", "."]);
     assert!(text(&here.output().unwrap()).contains("1.1"));
 
-    // The default cap takes it; pulling it again changes nothing and needs no --force.
-    let first = env.berth().args(["pull", "1.1"]).output().unwrap();
+    // --json on diff and pull, pull by task, logs --tail.
+    let diff = env
+        .berth()
+        .args(["diff", "1.1", "--json"])
+        .output()
+        .unwrap();
+    let diff: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(diff["files_changed"], 2, "{diff}");
+    assert!(diff["patch"].as_str().unwrap().contains("small.txt"));
+    let tail = text(
+        &env.berth()
+            .args(["logs", "1.1", "--tail", "1"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(tail.trim(), "line-2", "{tail}");
+    // The default cap takes it (the whole task pulled); pulling it again changes nothing and
+    // needs no --force.
+    let first = env.berth().args(["pull", "1", "--json"]).output().unwrap();
     assert!(first.status.success(), "{}", text(&first));
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(first[0]["branch"], "berth/1/1", "{first}");
     let head = berth_tests::git(&repo, &["rev-parse", "berth/1/1"]);
     let again = env.berth().args(["pull", "1.1"]).output().unwrap();
     assert!(again.status.success(), "{}", text(&again));
@@ -461,6 +488,15 @@ fn completions_man_pages_and_the_berth_toml_help_are_there() {
         let body = std::fs::read_to_string(dir.join(page)).unwrap_or_default();
         assert!(body.contains(".TH"), "{page}");
     }
+    let doctor = env.berth().args(["doctor", "--json"]).output().unwrap();
+    let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert!(
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["check"] == "accelerator")
+    );
     let help = text(&env.berth().args(["help", "config"]).output().unwrap());
     for section in [
         "[network]",

@@ -23,7 +23,7 @@ pub fn compare_attempts(
     let (ra, rb) = (db.attempt(a)?, db.attempt(b)?);
     if ra.repo != rb.repo {
         return Err(TaskError::Refused(format!(
-            "{a} and {b} work on different repos ({} and {}); compare attempts of one task",
+            "{a} and {b} work on different repos ({} and {}); compare attempts of one repo",
             ra.repo.display(),
             rb.repo.display()
         )));

@@ -57,6 +57,8 @@ pub struct PreparedTask {
     pub attempts: Vec<AttemptRecord>,
     /// The user's working tree had uncommitted changes that the attempts do not include.
     pub left_out_uncommitted: bool,
+    /// The base has submodules (`.gitmodules`): attempts get their folders empty.
+    pub has_submodules: bool,
 }
 
 /// Appends a host-side audit event for `id`.
@@ -73,7 +75,10 @@ pub fn audit(
 pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<PreparedTask, TaskError> {
     // The base is checked before anything is written: a repo with no commits, or a base it
     // does not have, leaves no task, no attempt directory and no added repo behind.
-    berth_git::resolve_commit(new.repo, new.base_ref)?;
+    let base_commit = berth_git::resolve_commit(new.repo, new.base_ref)?;
+    let has_submodules = berth_git::files_at(new.repo, base_commit, &[".gitmodules"], 1 << 20)
+        .map(|f| !f.is_empty())
+        .unwrap_or(false);
     // The environment is planned before anything is written: a refusal leaves no task.
     let env = match new.with_env {
         true => crate::env::plan_env(store, new.repo, new.base_ref)?,
@@ -193,6 +198,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
         task,
         attempts,
         left_out_uncommitted: left_out,
+        has_submodules,
     })
 }
 

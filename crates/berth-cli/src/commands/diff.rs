@@ -19,17 +19,33 @@ pub struct Args {
     /// Only the summary line.
     #[arg(long)]
     stat: bool,
+    /// Machine-readable output: the patch and its counts.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     limits: super::pull::LimitArgs,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
+    ctx.reconcile();
     let store = ctx.store();
     let limits = args.limits.limits();
     let (patch, (files, ins, del)) = match args.against {
         Some(other) => compare_attempts(&store, other, args.attempt, &limits)?,
         None => diff_attempt(&store, args.attempt, &limits)?,
     };
+    if args.json {
+        let out = serde_json::json!({
+            "attempt": args.attempt,
+            "against": args.against,
+            "files_changed": files,
+            "insertions": ins,
+            "deletions": del,
+            "patch": if args.stat { None } else { Some(&patch) },
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if !args.stat {
         // The patch is the guest's text: on a terminal its control characters are shown,
         // not obeyed (ESC sequences, CR overwrites, OSC 52 clipboard writes).

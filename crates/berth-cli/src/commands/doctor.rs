@@ -12,13 +12,22 @@ use berth_core::host::rundir::RunDir;
 use crate::context::{Context, find_agent, find_tool, find_virtiofsd, host_cpu};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Machine-readable output: each check, whether it passed, and what it found.
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
+pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let mut ok = true;
+    let mut checks = Vec::new();
     let mut line = |good: bool, what: &str, detail: String| {
         ok &= good;
-        println!("{} {what:<13} {detail}", if good { "ok  " } else { "FAIL" });
+        if args.json {
+            checks.push(serde_json::json!({"check": what, "ok": good, "detail": detail}));
+        } else {
+            println!("{} {what:<13} {detail}", if good { "ok  " } else { "FAIL" });
+        }
     };
 
     let choice = accel::choose(&host_cpu(), None);
@@ -95,7 +104,16 @@ pub fn run(ctx: &Context, _args: Args) -> Result<ExitCode> {
         ),
         Err(e) => line(false, "image", e.to_string()),
     }
-    println!("     {:<13} {}", "data dir", ctx.data.root().display());
+    if args.json {
+        let out = serde_json::json!({
+            "ok": ok,
+            "checks": checks,
+            "data_dir": ctx.data.root(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("     {:<13} {}", "data dir", ctx.data.root().display());
+    }
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

@@ -1,4 +1,5 @@
-//! `berth logs ATTEMPT [-f]`: the attempt's output from the start, then live.
+//! `berth logs ATTEMPT [-f] [-n N]`: the attempt's output from the start (or its last N
+//! lines), then live.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -17,6 +18,44 @@ pub struct Args {
     /// Keep printing new output until the attempt ends.
     #[arg(short, long)]
     follow: bool,
+    /// Only the last N lines of what is there now (then, with -f, what comes).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    tail: Option<u32>,
+}
+
+/// The offset in `path` from which its last `n` lines start, and how many of those lines it
+/// holds (fewer when the file is shorter). Reads backwards a block at a time.
+fn tail_offset(path: &std::path::Path, n: usize) -> std::io::Result<(u64, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut end = len;
+    let mut newlines = 0usize;
+    // A last line without its newline counts as a line.
+    let mut skip_last = true;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let block = &mut buf[..(end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(block)?;
+        for (i, b) in block.iter().enumerate().rev() {
+            if *b != b'\n' {
+                skip_last = false;
+                continue;
+            }
+            if skip_last && start + i as u64 == len - 1 {
+                skip_last = false;
+                continue;
+            }
+            newlines += 1;
+            if newlines == n {
+                return Ok((start + i as u64 + 1, n));
+            }
+        }
+        end = start;
+    }
+    Ok((0, newlines + usize::from(len > 0)))
 }
 
 /// Read at most this much at a time: the log is streamed, never loaded whole.
@@ -29,11 +68,30 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     db.attempt(args.attempt)?; // a clear error for an unknown attempt
     let path = store.output_log(args.attempt);
     let mut out = std::io::stdout().lock();
-    // The older half of a rotated log first, streamed.
-    if let Ok(mut older) = std::fs::File::open(RotatingLog::older(&path)) {
-        std::io::copy(&mut older, &mut out)?;
-    }
     let mut pos = 0u64;
+    let older_path = RotatingLog::older(&path);
+    match args.tail {
+        Some(n) => {
+            let n = n as usize;
+            // The last n lines: from the current half, and the older one if it falls short.
+            let (at, have) = tail_offset(&path, n).unwrap_or((0, 0));
+            if have < n
+                && let Ok((older_at, _)) = tail_offset(&older_path, n - have)
+                && let Ok(mut older) = std::fs::File::open(&older_path)
+            {
+                use std::io::{Seek, SeekFrom};
+                older.seek(SeekFrom::Start(older_at))?;
+                std::io::copy(&mut older, &mut out)?;
+            }
+            pos = at;
+        }
+        None => {
+            // The older half of a rotated log first, streamed.
+            if let Ok(mut older) = std::fs::File::open(&older_path) {
+                std::io::copy(&mut older, &mut out)?;
+            }
+        }
+    }
     // Everything there is now, a chunk at a time (a rotation restarts at 0).
     let mut drain = |out: &mut std::io::StdoutLock| -> Result<()> {
         loop {
@@ -57,5 +115,29 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(200));
         ctx.reconcile();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_offset;
+
+    #[test]
+    fn the_tail_starts_at_the_nth_last_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("log");
+        std::fs::write(&p, "a\r\nb\r\nc\r\n").unwrap();
+        let text = std::fs::read(&p).unwrap();
+        let from = |n| {
+            let (at, _) = tail_offset(&p, n).unwrap();
+            String::from_utf8_lossy(&text[at as usize..]).into_owned()
+        };
+        assert_eq!(from(1), "c\r\n");
+        assert_eq!(from(2), "b\r\nc\r\n");
+        assert_eq!(from(9), "a\r\nb\r\nc\r\n");
+        assert_eq!(tail_offset(&p, 9).unwrap().1, 3);
+        std::fs::write(&p, "a\nno newline").unwrap();
+        let (at, _) = tail_offset(&p, 1).unwrap();
+        assert_eq!(at, 2);
     }
 }

@@ -10,11 +10,14 @@ use crate::context::{Context, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The attempt, e.g. 3.1.
-    attempt: AttemptId,
-    /// Branch name to create (default berth/<task>/<n>).
+    /// An attempt (e.g. 3.1), or a task (e.g. 3): each of its attempts that changed something.
+    target: super::target::Target,
+    /// Branch name to create (default berth/<task>/<n>; only for one attempt).
     #[arg(long)]
     branch: Option<String>,
+    /// Machine-readable output: per attempt, its branch, head and counts, or its error.
+    #[arg(long)]
+    json: bool,
     /// Replace the branch if it exists (never one that is checked out; says which commits
     /// it takes off the branch).
     #[arg(long)]
@@ -47,33 +50,97 @@ impl LimitArgs {
 pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
+    let ids = args.target.attempts(&store.db()?)?;
+    if ids.len() > 1 && args.branch.is_some() {
+        anyhow::bail!(
+            "--branch names one branch: pull one attempt with it, e.g. {}",
+            ids[0]
+        );
+    }
+    let mut results = Vec::new();
+    let mut failed = false;
+    for id in ids {
+        match pull_one(ctx, &store, id, &args) {
+            Ok(v) => results.push(v),
+            Err(e) if args.target.is_task() => {
+                failed = true;
+                if !args.json {
+                    eprintln!("berth: attempt {id} was not pulled: {e:#}");
+                }
+                results.push(serde_json::json!({"attempt": id, "error": format!("{e:#}")}));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if args.json {
+        let out = match (args.target.is_task(), results.as_slice()) {
+            (false, [one]) => one.clone(),
+            _ => serde_json::Value::Array(results),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(if failed {
+        ExitCode::from(crate::BERTH_FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Pulls one attempt, saying what happened (unless `--json`); its JSON record.
+fn pull_one(
+    ctx: &Context,
+    store: &berth_core::Store,
+    attempt: AttemptId,
+    args: &Args,
+) -> Result<serde_json::Value> {
     let pulled = pull_attempt(
-        &store,
-        args.attempt,
+        store,
+        attempt,
         args.branch.as_deref(),
         args.force,
         &args.limits.limits(),
         now_ms,
     )?;
+    let record = serde_json::json!({
+        "attempt": attempt,
+        "branch": pulled.imported.as_ref().map(|i| &i.branch),
+        "head": pulled.imported.as_ref().map(|i| i.head.to_string()),
+        "commits": pulled.imported.as_ref().map(|i| i.commits),
+        "files_changed": pulled.imported.as_ref().map(|i| i.files_changed),
+        "insertions": pulled.imported.as_ref().map(|i| i.insertions),
+        "deletions": pulled.imported.as_ref().map(|i| i.deletions),
+        "up_to_date": pulled.up_to_date,
+        "warnings": pulled.warnings,
+    });
+    let say = !args.json;
     if pulled.up_to_date
         && let Some(i) = &pulled.imported
     {
-        println!("{} is already up to date as {}", args.attempt, i.branch);
-        return Ok(ExitCode::SUCCESS);
+        if say {
+            println!("{attempt} is already up to date as {}", i.branch);
+        }
+        return Ok(record);
     }
+    if !say {
+        if let Some(i) = &pulled.imported {
+            berth_core::refresh_cache_after_pull(&ctx.exe, store, attempt, &i.head.to_string())?;
+        }
+        return Ok(record);
+    }
+    let args_attempt = attempt;
     for w in &pulled.warnings {
         eprintln!(
             "berth: attempt {}: {}",
-            args.attempt,
+            args_attempt,
             berth_core::escape_controls(w)
         );
     }
-    let rec = store.db()?.attempt(args.attempt)?;
+    let rec = store.db()?.attempt(args_attempt)?;
     if let Some(i) = &pulled.imported
         && let Some(pid) = berth_core::refresh_cache_after_pull(
             &ctx.exe,
-            &store,
-            args.attempt,
+            store,
+            args_attempt,
             &i.head.to_string(),
         )?
     {
@@ -108,7 +175,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     match pulled.imported {
         Some(i) => println!(
             "pulled {} into {} as {} ({} commit(s), {} file(s), +{}/-{})",
-            args.attempt,
+            args_attempt,
             rec.repo.display(),
             i.branch,
             i.commits,
@@ -118,8 +185,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         ),
         None => println!(
             "attempt {} changed nothing; no branch was made",
-            args.attempt
+            args_attempt
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(record)
 }

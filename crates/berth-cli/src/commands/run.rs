@@ -74,6 +74,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         let (command, secrets) = (planned.command.clone(), planned.secrets.clone());
         (repo, command, title, secrets, Some(planned))
     };
+    if interactive_shell(&command) {
+        eprintln!(
+            "berth: note: `berth run` gives its command no terminal, so an interactive shell \
+             exits at once; for one, use `berth task new -- bash` and `berth attach`, or \
+             `berth exec -it ATTEMPT -- bash` beside a running attempt"
+        );
+    }
     let mut policy = args.net.policy(&store, Some(&repo))?;
     if let Some(p) = &planned {
         policy = p.policy(policy)?;
@@ -115,6 +122,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         args.task.base,
         &task.base[..12.min(task.base.len())]
     );
+    if prepared.has_submodules {
+        eprintln!(
+            "berth: note: the repo has submodules (.gitmodules); attempts do not get them: \
+             their folders are empty in the guest"
+        );
+    }
     if prepared.left_out_uncommitted {
         eprintln!(
             "berth: note: the repo has uncommitted changes; the attempts start from {} without \
@@ -258,6 +271,21 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     })
 }
 
+/// A shell started for people (`bash`, `bash -l`, `zsh -i`), not to run a script.
+fn interactive_shell(command: &[String]) -> bool {
+    let Some(first) = command.first() else {
+        return false;
+    };
+    let name = std::path::Path::new(first)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ["sh", "bash", "zsh", "fish", "dash", "ksh"].contains(&name.as_str())
+        && command[1..]
+            .iter()
+            .all(|a| a.starts_with('-') && (a.starts_with("--") || !a.contains('c')))
+}
+
 /// The command as a title (whole, like an explicit one: listings shorten it for display,
 /// `--json` and the app get all of it), capped at 1,000 characters.
 pub fn default_title(command: &[String]) -> String {
@@ -374,5 +402,21 @@ impl ExecIo for PrefixIo {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interactive_shell;
+
+    #[test]
+    fn an_interactive_shell_is_told_apart_from_a_script() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(interactive_shell(&v(&["bash", "-l"])));
+        assert!(interactive_shell(&v(&["/bin/zsh"])));
+        assert!(!interactive_shell(&v(&["bash", "-lc", "make"])));
+        assert!(!interactive_shell(&v(&["sh", "-c", "true"])));
+        assert!(!interactive_shell(&v(&["bash", "script.sh"])));
+        assert!(!interactive_shell(&v(&["make", "-j"])));
     }
 }

@@ -28,6 +28,10 @@ impl FromStr for Target {
 }
 
 impl Target {
+    pub fn is_task(&self) -> bool {
+        matches!(self, Target::Task(_))
+    }
+
     /// The attempts named, in order; an error if there are none.
     pub fn attempts(&self, db: &Db) -> Result<Vec<AttemptId>> {
         let ids: Vec<AttemptId> = match self {

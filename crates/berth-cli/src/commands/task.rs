@@ -111,6 +111,12 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             println!("  {cmd:<width$}   {what}");
         }
     }
+    if prepared.has_submodules {
+        eprintln!(
+            "berth: note: the repo has submodules (.gitmodules); attempts do not get them: \
+             their folders are empty in the guest"
+        );
+    }
     if prepared.left_out_uncommitted {
         eprintln!(
             "berth: note: the repo has uncommitted changes; the attempts start from {} without \
