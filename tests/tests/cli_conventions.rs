@@ -324,6 +324,13 @@ fn commands_on_an_ended_attempt_say_what_it_is_and_terminal_editors_get_the_term
     assert!(ran.starts_with("tty "), "vim got no terminal: {ran}");
     assert!(ran.contains("berth-1-1"), "{ran}");
     assert!(text(&out).contains("edited"), "{}", text(&out));
+    assert!(berth_tests::git(&repo, &["worktree", "list"]).contains("berth-1-1"));
+
+    // Removing the attempt removes its clean checkout too: the branch can be deleted.
+    let rm = env.berth().args(["rm", "1.1"]).output().unwrap();
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(!berth_tests::git(&repo, &["worktree", "list"]).contains("berth-1-1"));
+    berth_tests::git(&repo, &["branch", "-D", "berth/1/1"]);
 }
 
 /// A result the pull refuses (a file over the size cap) is a failure: `berth run` exits

@@ -109,6 +109,12 @@ pub fn remove_attempt(
         std::fs::remove_dir_all(&dir)
             .map_err(|e| TaskError::Refused(format!("cannot remove {}: {e}", dir.display())))?;
     }
+    // Its "Open in editor" checkout goes too (unless it holds the user's own edits), so the
+    // user's repo does not keep a worktree that blocks deleting the branch.
+    let repo = store.db()?.attempt(id)?.repo;
+    let kept = berth_git::remove_checkout(&repo, &format!("berth-{}-{}", id.task, id.n))
+        .ok()
+        .flatten();
     let mut db = store.db()?;
     audit(
         &mut db,
@@ -119,6 +125,7 @@ pub fn remove_attempt(
             "event": "removed",
             "force": blocker.is_some(),
             "discarded": blocker.as_ref().map(|b| b.confirm.clone()),
+            "checkout_kept": kept,
         }),
     )?;
     db.delete_attempt(id)?;

@@ -66,6 +66,37 @@ pub fn check_out_branch(
     })
 }
 
+/// Removes the linked worktree `name` of `repo` (an "Open in editor" checkout) when it holds
+/// no uncommitted edits, so the user's repo does not keep it registered (which blocks `git
+/// branch -D`). Returns why it was kept, if it was.
+pub fn remove_checkout(repo: &Path, name: &str) -> Result<Option<String>, GitError> {
+    let r = Repository::open(repo).map_err(|source| GitError::NotARepo {
+        path: repo.to_path_buf(),
+        cause: source.into(),
+    })?;
+    let Ok(wt) = r.find_worktree(name) else {
+        return Ok(None);
+    };
+    let path = wt.path().to_path_buf();
+    if wt.validate().is_ok() {
+        let tree = Repository::open(&path)?;
+        let mut opts = git2::StatusOptions::new();
+        opts.include_untracked(true).include_ignored(false);
+        if !tree.statuses(Some(&mut opts))?.is_empty() {
+            return Ok(Some(format!(
+                "the checkout {} has edits of yours; it is kept (remove it with `git worktree \
+                 remove`)",
+                path.display()
+            )));
+        }
+        std::fs::remove_dir_all(&path).map_err(crate::error::io("cannot remove", &path))?;
+    }
+    wt.prune(Some(
+        WorktreePruneOptions::new().working_tree(true).valid(true),
+    ))?;
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ mod limits;
 mod refs;
 mod workspace;
 
-pub use checkout::{Checkout, check_out_branch};
+pub use checkout::{Checkout, check_out_branch, remove_checkout};
 pub use collect::{Collected, collect, diff_patch, tree_of};
 pub use compare::diff_between;
 pub use error::GitError;
