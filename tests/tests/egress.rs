@@ -379,6 +379,14 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
             Message::ApprovalRequest { id, host, port } => {
                 assert_eq!((host.as_str(), port), ("other.test", p));
                 assert!(asked < 3, "asked again after 'always'");
+                if asked == 0 {
+                    // While the question waits, `berth ls` says so and names it.
+                    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+                    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+                    assert_eq!(ls[0]["waiting_for"][0], format!("other.test:{p}"), "{ls}");
+                    let human = env.berth().arg("ls").output().unwrap();
+                    assert!(String::from_utf8_lossy(&human.stdout).contains("waiting"));
+                }
                 client
                     .writer()
                     .send(&Message::Approve {
@@ -398,6 +406,9 @@ fn an_unlisted_name_waits_for_the_attached_user_once_deny_always() {
             .to_string()
     };
     assert!(line(1).ends_with("hello from svc"), "{seen}");
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls[0]["waiting_for"], serde_json::json!([]), "{ls}");
     assert!(
         line(2).contains("was not approved: denied by the user"),
         "{seen}"

@@ -54,6 +54,18 @@ impl Store {
         self.attempt_dir(id).join("stop-requested")
     }
 
+    /// Present while an approval question of the attempt waits: what it is about.
+    pub fn waiting_marker(&self, id: AttemptId) -> PathBuf {
+        self.attempt_dir(id).join("waiting-approval")
+    }
+
+    /// What the attempt's open approval questions are about (`host:port`), if any wait.
+    pub fn waiting_for(&self, id: AttemptId) -> Vec<String> {
+        std::fs::read_to_string(self.waiting_marker(id))
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
     pub fn socket(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("supervisor.sock")
     }

@@ -69,6 +69,26 @@ struct Desk {
     attached: Mutex<Vec<Sink>>,
     pending: Mutex<HashMap<u32, Pending>>,
     next: AtomicU32,
+    /// While a question waits: a file naming what it is about (`berth ls` shows the attempt
+    /// as waiting for approval); gone when none waits.
+    marker: Option<std::path::PathBuf>,
+}
+
+impl Desk {
+    /// Writes (or removes) the waiting marker from the questions open now.
+    fn mark(&self, pending: &HashMap<u32, Pending>) {
+        let Some(path) = &self.marker else { return };
+        if pending.is_empty() {
+            let _ = std::fs::remove_file(path);
+        } else {
+            let mut open: Vec<String> = pending
+                .values()
+                .map(|(_, host, port)| format!("{host}:{port}"))
+                .collect();
+            open.sort();
+            let _ = std::fs::write(path, open.join("\n"));
+        }
+    }
 }
 
 /// An approval request waiting for its answer: where to send it, and what it was about.
@@ -86,10 +106,11 @@ impl Desk {
                 return rx;
             }
             let id = desk.next.fetch_add(1, Ordering::SeqCst) + 1;
-            desk.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, (tx, host.to_string(), port));
+            {
+                let mut pending = desk.pending.lock().unwrap_or_else(|e| e.into_inner());
+                pending.insert(id, (tx, host.to_string(), port));
+                desk.mark(&pending);
+            }
             for sink in attached.iter() {
                 let _ = sink.try_send(Message::ApprovalRequest {
                     id,
@@ -132,6 +153,7 @@ impl Desk {
             for id in &gone {
                 pending.remove(id);
             }
+            self.mark(&pending);
             gone
         };
         for id in expired {
@@ -217,7 +239,11 @@ pub fn supervise<H: Hypervisor>(
             json!({"supervisor_pid": pid}),
         )?
     };
-    let desk = Arc::new(Desk::default());
+    let desk = Arc::new(Desk {
+        marker: Some(store.waiting_marker(id)),
+        ..Desk::default()
+    });
+    let _ = std::fs::remove_file(store.waiting_marker(id));
     // Building the environment can take minutes: its progress goes where the attempt's
     // output goes (`berth logs`, attach, the app's card).
     let mut env_log = crate::output_log::open(&store.output_log(id)).ok();
@@ -571,12 +597,12 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
 
 /// A user's answer to an approval request; "always" is kept for the whole task.
 fn answer(hub: &Hub, id: u32, decision: &str) {
-    let pending = hub
-        .desk
-        .pending
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&id);
+    let pending = {
+        let mut open = hub.desk.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let one = open.remove(&id);
+        hub.desk.mark(&open);
+        one
+    };
     let Some((tx, host, port)) = pending else {
         return; // answered already (another client was quicker) or timed out
     };

@@ -86,6 +86,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "memory_mib": a.memory_mib,
                     "cpus": a.cpus,
                     "denied_requests": db.denied_requests(a.id).unwrap_or(0),
+                    // Names an approval question waits on (an attached `berth attach` or the
+                    // app answers it).
+                    "waiting_for": if a.state.is_live() { store.waiting_for(a.id) } else { Vec::new() },
                 })
             })
             .collect();
@@ -118,7 +121,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         println!(
             "{:<8} {:<8} {:>5} {:>5}  {:<14} {:>5} {:>6}  {:<9}  {:<16}  {:<30}  {}",
             a.id.to_string(),
-            a.state.as_str(),
+            if a.state.is_live() && !store.waiting_for(a.id).is_empty() {
+                "waiting"
+            } else {
+                a.state.as_str()
+            },
             age(now.saturating_sub(a.created_at)),
             a.exit_code.map(|c| c.to_string()).unwrap_or("-".into()),
             a.branch.clone().unwrap_or("-".into()),
