@@ -572,3 +572,38 @@ fn stop_reaches_an_attempt_that_berth_run_runs() {
     let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
     assert_eq!(ls[0]["state"], "stopped", "{ls}");
 }
+
+/// With --include-uncommitted, the user's own edits are the attempt's starting point, not
+/// its work: an attempt that changes nothing counts 0 files; its own change counts alone.
+#[test]
+fn the_users_uncommitted_edits_are_not_counted_as_the_attempts_work() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    std::fs::write(repo.join("a.txt"), "the user's edit\n").unwrap();
+    std::fs::write(repo.join("mine.txt"), "also the user's\n").unwrap();
+    for cmd in ["true", "echo agent > agent.txt"] {
+        let run = env
+            .berth()
+            .current_dir(&repo)
+            .args(["run", "--include-uncommitted", "--", "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", text(&run));
+    }
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    for (i, files) in [(0, 0), (1, 1)] {
+        assert_eq!(ls[i]["files_changed"], files, "{ls}");
+    }
+    let diff = env
+        .berth()
+        .args(["diff", "2.1", "--json"])
+        .output()
+        .unwrap();
+    let diff: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let patch = diff["patch"].as_str().unwrap();
+    assert!(
+        patch.contains("agent.txt") && !patch.contains("mine.txt"),
+        "{patch}"
+    );
+}

@@ -71,7 +71,7 @@ fn a_change_made_in_the_vm_lands_as_a_branch_with_the_trailer() {
     );
     git(&repo, &["fsck", "--strict"]);
 
-    // `berth diff` shows the same change; pulling again refuses to overwrite the branch.
+    // `berth diff` shows the same change; pulling the same result again changes nothing.
     let diff = env.berth().args(["diff", "1.1"]).output().unwrap();
     let diff = String::from_utf8_lossy(&diff.stdout);
     assert!(
@@ -79,8 +79,16 @@ fn a_change_made_in_the_vm_lands_as_a_branch_with_the_trailer() {
         "{diff}"
     );
     let again = env.berth().args(["pull", "1.1"]).output().unwrap();
-    assert_eq!(again.status.code(), Some(125));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already up to date"));
+    // A branch of that name that is not this result is never overwritten without --force.
+    let other = env
+        .berth()
+        .args(["pull", "1.1", "--branch", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("already exists"));
     // --force never moves a checked-out branch (its index and files would be left behind),
     // and says which commits a move takes off a branch.
     git(&repo, &["checkout", "-q", "berth/1/1"]);
@@ -337,7 +345,8 @@ fn rewritten_history_is_refused_and_nothing_is_imported() {
         stderr.contains("does not descend from the base commit"),
         "{stderr}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("(not pulled)"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(refused)"));
+    assert_eq!(out.status.code(), Some(125), "a refused result fails the run");
     assert!(!git(&repo, &["for-each-ref"]).contains("berth/"));
 
     let out = run(

@@ -680,7 +680,7 @@ pub fn diff_attempt(
     let collected = collect(store, &rec, limits)?;
     Ok(berth_git::diff_patch(
         &store.host_git(id),
-        collected.base,
+        collected.start,
         collected.head,
     )?)
 }

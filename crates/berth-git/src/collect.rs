@@ -19,6 +19,10 @@ pub struct Collected {
     /// The result commit, in the host repository.
     pub head: Oid,
     pub base: Oid,
+    /// Where the attempt's own work starts: the base, or the snapshot of the user's
+    /// uncommitted changes on it (`--include-uncommitted`). Counts and diffs start here, so
+    /// the user's own edits are not shown as the attempt's work.
+    pub start: Oid,
     /// New commits from the base (exclusive) to the head, oldest first.
     pub commits: Vec<Oid>,
     /// Whether Berth committed uncommitted leftovers.
@@ -83,9 +87,16 @@ pub fn collect(
         commits.push(id);
     }
     host.reference(RESULT_REF, head, true, "berth: collected result")?;
+    // The snapshot counts as the start only if the result builds on it.
+    let start = if start != base && commits.contains(&start) {
+        start
+    } else {
+        base
+    };
     Ok(Collected {
         head,
         base,
+        start,
         commits,
         committed_leftovers: leftovers.is_some(),
         warnings,

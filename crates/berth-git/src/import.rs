@@ -150,7 +150,12 @@ pub fn import(
         }),
         _ => None,
     };
-    let old_tree = user.find_commit(collected.base)?.tree()?;
+    // The attempt's own work: from its start (the snapshot of the user's edits, if any).
+    let from = mapped
+        .get(&collected.start)
+        .copied()
+        .unwrap_or(collected.base);
+    let old_tree = user.find_commit(from)?.tree()?;
     let new_tree = user.find_commit(last)?.tree()?;
     let stats = user
         .diff_tree_to_tree(Some(&old_tree), Some(&new_tree), None)?
