@@ -346,7 +346,11 @@ fn rewritten_history_is_refused_and_nothing_is_imported() {
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("(refused)"));
-    assert_eq!(out.status.code(), Some(125), "a refused result fails the run");
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "a refused result fails the run"
+    );
     assert!(!git(&repo, &["for-each-ref"]).contains("berth/"));
 
     let out = run(
