@@ -149,6 +149,34 @@ fn impossible_values_are_refused_naming_the_flag() {
     assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[]");
 }
 
+/// `--accel kvm` where Berth would not pick KVM (this CI host: nested, no vmx/svm) warns
+/// before anything boots.
+#[test]
+fn forcing_a_slow_kvm_warns_first() {
+    let env = TestEnv::new();
+    let doctor = env.berth().args(["doctor", "--json"]).output().unwrap();
+    let doctor: serde_json::Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    let accel = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "accelerator")
+        .map(|c| c["detail"].to_string())
+        .unwrap_or_default();
+    let out = env
+        .berth()
+        .args(["agent", "install", "no-such-agent", "--accel", "kvm"])
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    if accel.starts_with("\"tcg") {
+        assert!(shown.contains("warning: --accel kvm"), "{accel}: {shown}");
+    } else {
+        assert!(!shown.contains("warning: --accel kvm"), "{accel}: {shown}");
+    }
+    assert!(shown.contains("no agent preset 'no-such-agent'"), "{shown}");
+}
+
 #[test]
 fn unknown_ids_are_errors_everywhere() {
     let env = TestEnv::new();
@@ -585,10 +613,25 @@ fn the_users_uncommitted_edits_are_not_counted_as_the_attempts_work() {
         let run = env
             .berth()
             .current_dir(&repo)
-            .args(["run", "--include-uncommitted", "--", "sh", "-c", cmd])
+            .args([
+                "run",
+                "--json",
+                "--include-uncommitted",
+                "--",
+                "sh",
+                "-c",
+                cmd,
+            ])
             .output()
             .unwrap();
         assert!(run.status.success(), "{}", text(&run));
+        // --json: the summary as records.
+        let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(summary[0]["exit_code"], 0, "{summary}");
+        assert!(
+            summary[0]["branch"].as_str().unwrap().starts_with("berth/"),
+            "{summary}"
+        );
     }
     let ls = env.berth().args(["ls", "--json"]).output().unwrap();
     let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();

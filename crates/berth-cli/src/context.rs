@@ -62,6 +62,7 @@ impl Context {
         vm: &crate::commands::supervise::VmArgs,
     ) -> Result<berth_core::VmSettings> {
         vm.check_cpus()?;
+        warn_slow_kvm(vm.accel);
         Ok(berth_core::VmSettings {
             image: self.image()?,
             host: host_image_inputs(),
@@ -234,4 +235,20 @@ pub fn keyring() -> berth_core::Keyring {
         std::env::var("BERTH_KEYRING").ok().as_deref(),
         std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
     )
+}
+
+/// `--accel kvm` on a host where Berth would not pick KVM (a nested host without vmx/svm):
+/// guests there may crawl until the boot timeout with an empty console, so say so first.
+pub fn warn_slow_kvm(forced: Option<berth_core::host::Accel>) {
+    use berth_core::host::accel::choose;
+    if forced == Some(berth_core::host::Accel::Kvm) {
+        let auto = choose(&host_cpu(), None);
+        if auto.accel != berth_core::host::Accel::Kvm {
+            eprintln!(
+                "berth: warning: --accel kvm on a host where Berth picks {} ({}); guests may \
+                 boot very slowly or time out (`berth doctor` says why)",
+                auto.accel, auto.reason
+            );
+        }
+    }
 }

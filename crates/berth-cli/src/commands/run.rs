@@ -26,6 +26,10 @@ pub struct Args {
     /// fixes it. Needs no API key.
     #[arg(long, conflicts_with = "repo")]
     demo: bool,
+    /// Machine-readable summary at the end: per attempt its exit code, branch, counts and
+    /// error (the attempts' own output still streams to the terminal).
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     vm: super::supervise::VmArgs,
     #[command(flatten)]
@@ -239,21 +243,58 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             };
         rows.push((rec.id.to_string(), exit, branch, files, lines));
     }
-    println!(
-        "{:<8} {:<7} {:<20} {:>5}  LINES",
-        "ATTEMPT", "EXIT", "BRANCH", "FILES"
-    );
-    for (id, exit, branch, files, lines) in &rows {
-        println!("{id:<8} {exit:<7} {branch:<20} {files:>5}  {lines}");
-    }
-    if let Some((_, _, branch, _, _)) = rows.iter().find(|r| r.2.starts_with("berth/")) {
-        println!();
+    if args.json {
+        // The same summary for programs: one record per attempt, as `ls --json` has it.
+        let db = store.db()?;
+        let list: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(rec, outcome)| {
+                let a = db.attempt(rec.id).ok();
+                serde_json::json!({
+                    "id": rec.id,
+                    "task": rec.id.task,
+                    "exit_code": outcome.as_ref().ok().copied().flatten(),
+                    "state": a.as_ref().map(|a| a.state),
+                    "branch": a.as_ref().and_then(|a| a.branch.clone()),
+                    "files_changed": a.as_ref().and_then(|a| a.files_changed),
+                    "insertions": a.as_ref().and_then(|a| a.insertions),
+                    "deletions": a.as_ref().and_then(|a| a.deletions),
+                    "error": a.as_ref().and_then(|a| a.error.clone())
+                        .or_else(|| outcome.as_ref().err().cloned()),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
         println!(
-            "Look at it:  git -C {} log -p {}..{branch}",
-            repo.display(),
-            &task.base[..12.min(task.base.len())]
+            "{:<8} {:<7} {:<20} {:>5}  LINES",
+            "ATTEMPT", "EXIT", "BRANCH", "FILES"
         );
-        println!("Merge it:    git -C {} merge {branch}", repo.display());
+        for (id, exit, branch, files, lines) in &rows {
+            println!("{id:<8} {exit:<7} {branch:<20} {files:>5}  {lines}");
+        }
+        // How to look at and merge each result, not only the first.
+        let branches: Vec<&String> = rows
+            .iter()
+            .map(|r| &r.2)
+            .filter(|b| b.starts_with("berth/"))
+            .collect();
+        if let Some(first) = branches.first() {
+            println!();
+            let base = &task.base[..12.min(task.base.len())];
+            for branch in &branches {
+                println!(
+                    "Look at it:  git -C {} log -p {base}..{branch}",
+                    repo.display()
+                );
+            }
+            let merge = if branches.len() > 1 {
+                "Merge one:"
+            } else {
+                "Merge it: "
+            };
+            println!("{merge}   git -C {} merge {first}", repo.display());
+        }
     }
     if !many {
         if refused {

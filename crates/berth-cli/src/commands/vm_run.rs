@@ -91,6 +91,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         0.9,
     )?;
     let image = ImageStore::new(ctx.data.images()).latest(&args.image)?;
+    crate::context::warn_slow_kvm(args.accel);
     let choice = accel::choose(&host_cpu(), args.accel);
     let say = args.verbose || terminal::is_tty(2);
     let name = berth_core::random_id("vm")?;
