@@ -650,3 +650,56 @@ fn the_users_uncommitted_edits_are_not_counted_as_the_attempts_work() {
         "{patch}"
     );
 }
+
+/// Detaching (Ctrl-]) while a guest program holds the alternate screen with the cursor
+/// hidden gives the user's terminal back: out of the alternate screen, cursor shown.
+#[test]
+fn detaching_gives_the_terminal_back() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let task = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--", "sh", "-c"])
+        .arg("printf 'full-screen\\033[?1049h\\033[?25l'; sleep 120")
+        .output()
+        .unwrap();
+    assert!(task.status.success(), "{}", text(&task));
+    for _ in 0..600 {
+        let logs = env.berth().args(["logs", "1.1"]).output().unwrap();
+        if String::from_utf8_lossy(&logs.stdout).contains("full-screen") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let berth = env.berth();
+    let mut line: Vec<String> = vec![berth.get_program().to_string_lossy().into_owned()];
+    line.extend(berth.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.extend(["attach".into(), "1.1".into()]);
+    let mut script = std::process::Command::new("script")
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .envs(berth.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    use std::io::Write;
+    let mut stdin = script.stdin.take().unwrap();
+    stdin.write_all(&[0x1d]).unwrap();
+    stdin.flush().unwrap();
+    let out = script.wait_with_output().unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let entered = shown
+        .rfind("\x1b[?1049h")
+        .expect("the guest's screen was replayed");
+    let left = shown
+        .rfind("\x1b[?1049l")
+        .expect("the terminal was not given back");
+    assert!(left > entered, "{shown:?}");
+    assert!(
+        shown[entered..].contains("\x1b[?25h"),
+        "cursor left hidden: {shown:?}"
+    );
+    let _ = env.berth().args(["stop", "1"]).output();
+}

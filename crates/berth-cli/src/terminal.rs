@@ -16,6 +16,28 @@ pub fn size(fd: RawFd) -> Option<(u16, u16)> {
     (rc == 0 && ws.ws_row > 0).then_some((ws.ws_row, ws.ws_col))
 }
 
+/// The attributes raw mode replaced, for [`restore`] on a path that exits at once.
+static SAVED: std::sync::Mutex<Option<libc::termios>> = std::sync::Mutex::new(None);
+
+/// Gives the user's terminal back as Berth found it: its saved attributes, and the screen
+/// state a guest program may have left (`less`/`top` in the alternate screen, the cursor
+/// hidden, colours on). For detaching or ending while such a program runs.
+pub fn restore() {
+    if let Some(t) = *SAVED.lock().unwrap_or_else(|e| e.into_inner()) {
+        // SAFETY: restores attributes tcgetattr filled for stdin.
+        unsafe {
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+        }
+    }
+    if is_tty(1) {
+        use std::io::Write;
+        // Leave the alternate screen, show the cursor, reset colours, normal keypad.
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(b"\x1b[?1049l\x1b[?25h\x1b[0m\x1b[?1l\x1b>");
+        let _ = out.flush();
+    }
+}
+
 /// Puts stdin in raw mode until dropped.
 pub struct RawMode {
     saved: libc::termios,
@@ -30,6 +52,7 @@ impl RawMode {
             return None;
         }
         let saved = t;
+        *SAVED.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
         // SAFETY: cfmakeraw edits the struct in place; tcsetattr reads it.
         unsafe {
             libc::cfmakeraw(&mut t);

@@ -91,7 +91,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                             });
                         }
                         Action::Detach => {
-                            // Closing our end ends the session on the supervisor's side.
+                            // Closing our end ends the session on the supervisor's side; the
+                            // terminal is given back first, whatever the guest left on it.
+                            crate::terminal::restore();
                             std::process::exit(0);
                         }
                         other => perform(other, &held),
@@ -154,6 +156,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             Ok(_) => {}
             Err(SupervisorError::Ended) => {
                 drop(_raw);
+                crate::terminal::restore();
                 // The attempt's own exit code is attach's (as `docker attach` does).
                 let rec = store.db().and_then(|db| db.attempt(args.attempt)).ok();
                 let code = rec.as_ref().and_then(|r| r.exit_code);
