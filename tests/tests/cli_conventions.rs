@@ -478,6 +478,38 @@ fn start_keeps_the_attempts_cpus() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
     assert_eq!(logs.matches("cpus=2").count(), 2, "{logs}");
+
+    // The user moves the repo: pull says how to go on, and --repo takes the new place (only
+    // a repo that has the task's base).
+    let moved = env.home.path().join("moved");
+    std::fs::rename(&repo, &moved).unwrap();
+    let lost = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(text(&lost).contains("--repo NEW_PATH"), "{}", text(&lost));
+    let stranger = berth_tests::repo_with(&env.home.path().join("stranger"), "main", "x", "y\n");
+    let wrong = env
+        .berth()
+        .args(["pull", "1.1", "--repo"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    assert!(
+        text(&wrong).contains("not the repo this task was made on"),
+        "{}",
+        text(&wrong)
+    );
+    let found = env
+        .berth()
+        .args(["pull", "1.1", "--repo"])
+        .arg(&moved)
+        .output()
+        .unwrap();
+    assert!(found.status.success(), "{}", text(&found));
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(
+        ls[0]["repo"],
+        moved.canonicalize().unwrap().display().to_string()
+    );
 }
 
 /// Shell completions and manual pages come from the CLI's own definitions; `berth help

@@ -85,8 +85,8 @@ pub use supervisor::{STOPPED_BY_USER, supervise};
 pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError, connect_live};
 pub use task::{
     NewTask, PreparedTask, Pulled, TaskError, Unpulled, VmSettings, attempt_request, audit,
-    check_memory, diff_attempt, prepare_task, pull_attempt, reconcile, run_attempt, set_state,
-    unpulled_work,
+    check_memory, diff_attempt, move_attempt_repo, prepare_task, pull_attempt, reconcile,
+    run_attempt, set_state, unpulled_work,
 };
 pub use trust::{
     RepoConfigView, describe_policy, repo_config, repo_policy, trust_repo_config, widenings,

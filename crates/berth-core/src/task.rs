@@ -578,6 +578,39 @@ pub(crate) fn collect(
     )?)
 }
 
+/// The user moved the repo of attempt `id`'s task to `repo`: the task and its attempts point
+/// there from now on. Refused unless `repo` is a repository that has the task's base commit
+/// (the same project, not another one).
+pub fn move_attempt_repo(
+    store: &Store,
+    id: AttemptId,
+    repo: &Path,
+    clock: Clock,
+) -> Result<(), TaskError> {
+    let rec = store.db()?.attempt(id)?;
+    let root = crate::repos::repo_root(repo)?;
+    if root == rec.repo {
+        return Ok(());
+    }
+    if berth_git::resolve_commit(&root, &rec.base).is_err() {
+        return Err(TaskError::Refused(format!(
+            "{} has no commit {}, the base of {id}: it is not the repo this task was made on",
+            root.display(),
+            &rec.base[..12.min(rec.base.len())]
+        )));
+    }
+    let mut db = store.db()?;
+    db.move_task_repo(id.task, &root)?;
+    audit(
+        &mut db,
+        clock,
+        id,
+        "lifecycle",
+        json!({"event": "repo moved", "from": rec.repo, "to": root}),
+    )?;
+    Ok(())
+}
+
 /// Collects the attempt's result and imports it into its repo as `branch` (default
 /// `berth/<task>/<n>`). Refuses to overwrite an existing branch unless `force`.
 pub fn pull_attempt(
@@ -594,6 +627,13 @@ pub fn pull_attempt(
         return Err(TaskError::Refused(format!(
             "attempt {id} is still {}; `berth stop {id}` first, or wait for it to finish",
             rec.state
+        )));
+    }
+    if !rec.repo.join(".git").exists() {
+        return Err(TaskError::Refused(format!(
+            "the repo {} is not there any more; if it moved, pull with `berth pull {id} --repo \
+             NEW_PATH`",
+            rec.repo.display()
         )));
     }
     let collected = collect(store, &rec, limits)?;

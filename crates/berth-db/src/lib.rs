@@ -157,6 +157,22 @@ impl Db {
         })
     }
 
+    /// Points a task and its attempts at `repo` (the user moved the repository).
+    pub fn move_task_repo(&mut self, id: u32, repo: &std::path::Path) -> Result<(), DbError> {
+        let path = repo.to_string_lossy().into_owned();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE tasks SET repo = ?1 WHERE id = ?2",
+                params![path, id],
+            )?;
+            tx.execute(
+                "UPDATE attempts SET repo = ?1 WHERE task_id = ?2",
+                params![path, id],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn task(&self, id: u32) -> Result<TaskRecord, DbError> {
         self.conn
             .query_row(

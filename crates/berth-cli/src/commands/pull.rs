@@ -18,6 +18,10 @@ pub struct Args {
     /// Machine-readable output: per attempt, its branch, head and counts, or its error.
     #[arg(long)]
     json: bool,
+    /// The repo moved: pull into it here (it must have the task's base commit); the task
+    /// points there from now on.
+    #[arg(long, value_name = "PATH")]
+    repo: Option<std::path::PathBuf>,
     /// Replace the branch if it exists (never one that is checked out; says which commits
     /// it takes off the branch).
     #[arg(long)]
@@ -51,6 +55,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
     let ids = args.target.attempts(&store.db()?)?;
+    if let Some(repo) = &args.repo {
+        berth_core::move_attempt_repo(&store, ids[0], repo, now_ms)?;
+    }
     if ids.len() > 1 && args.branch.is_some() {
         anyhow::bail!(
             "--branch names one branch: pull one attempt with it, e.g. {}",
