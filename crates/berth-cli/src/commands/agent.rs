@@ -65,7 +65,7 @@ pub fn run(ctx: &Context, cmd: AgentCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<10}  {:<12}  {:<30}  {:<22}  INSTALLED",
+                "{:<10}  {:<12}  {:<40}  {:<22}  INSTALLED",
                 "AGENT", "LABEL", "PACKAGE", "SECRET"
             );
             for a in agents {
@@ -75,7 +75,7 @@ pub fn run(ctx: &Context, cmd: AgentCommand) -> Result<ExitCode> {
                     .map(|i| format!("{} on {}", i.version, i.on))
                     .collect();
                 println!(
-                    "{:<10}  {:<12}  {:<30}  {:<22}  {}",
+                    "{:<10}  {:<12}  {:<40}  {:<22}  {}",
                     a.name,
                     a.label,
                     format!("{}@{}", a.package, a.version),
