@@ -39,7 +39,9 @@ pub struct AttemptDto {
     insertions: Option<u32>,
     deletions: Option<u32>,
     memory_mib: u32,
+    cpus: u32,
     denied_requests: u64,
+    waiting_for: Vec<String>,
 }
 
 #[tauri::command(async)]
@@ -70,7 +72,13 @@ pub fn state(app: State<'_, App>) -> Res<Vec<AttemptDto>> {
             insertions: a.insertions,
             deletions: a.deletions,
             memory_mib: a.memory_mib,
+            cpus: a.cpus,
             denied_requests: db.denied_requests(a.id).unwrap_or(0),
+            waiting_for: if a.state.is_live() {
+                app.store.waiting_for(a.id)
+            } else {
+                Vec::new()
+            },
         })
         .collect())
 }

@@ -21,7 +21,10 @@ export interface Attempt {
   insertions: number | null;
   deletions: number | null;
   memory_mib: number;
+  cpus: number;
   denied_requests: number;
+  /** What its open approval questions are about (host and port), while any wait. */
+  waiting_for: string[];
 }
 
 export interface TaskView {
