@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+# CI builds once from scratch: incremental caches would only take disk (gigabytes of it).
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+disk() { echo "==> disk: $(df -h --output=avail . | tail -1 | tr -d ' ') free here; target/ $(du -sh target 2>/dev/null | cut -f1)"; }
+disk
 
 echo "==> install-deps' QEMU version choice (unit tests on recorded apt-cache policy output)"
 bash scripts/tests/qemu-apt.test.sh
@@ -19,6 +23,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+disk
 echo "==> cargo test"
 # Real-VM tests are heavy under TCG on a 2-core machine: run two test threads at most.
 # Secrets go to the kernel keyring in tests (no desktop Secret Service here): one session
@@ -38,4 +43,5 @@ for run in 1 2; do
 done
 echo "==> the .deb: Tauri's bundler (debug profile here; packaging/build-deb.sh makes the release one)"
 packaging/check-deb.sh "$(packaging/build-deb.sh --debug)"
+disk
 echo "==> all gates and tests passed in ${SECONDS}s"

@@ -182,6 +182,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             secrets,
             agent,
             cpus: 1,
+            history: berth_core::history_depth(&app.store).map_err(|e| e.to_string())?,
         },
         now_ms,
     )

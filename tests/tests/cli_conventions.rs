@@ -735,3 +735,205 @@ fn detaching_gives_the_terminal_back() {
     );
     let _ = env.berth().args(["stop", "1"]).output();
 }
+
+/// The guest's repo has the base's recent history (for `git log` and `git blame`), as deep
+/// as `--history` or the user's setting says, shallow past that; a commit made on it comes
+/// back as usual.
+#[test]
+fn the_guest_repo_has_history_for_log_and_blame() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    for n in 2..=4 {
+        berth_tests::commit_file(&repo, "a.txt", &format!("v{n}\n"), &format!("c{n}"));
+    }
+    let script = "git log --format=%s | tr '\\n' ' '; echo; \
+                  git blame --porcelain a.txt | grep -c '^summary'; \
+                  git rev-parse -q --verify HEAD~3 >/dev/null || echo no-HEAD~3; \
+                  echo v5 > a.txt && git commit -qam c5 && echo committed";
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--history", "3", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    let shown = text(&run);
+    assert_eq!(run.status.code(), Some(0), "{shown}");
+    // Log and blame reach back three commits (blame's one line, from c4) and stop there.
+    assert!(shown.contains("c4 c3 c2 \n1\nno-HEAD~3\n"), "{shown}");
+    assert!(shown.contains("committed"), "{shown}");
+    // The attempt's commit sits on the user's history, not on a cut-off copy of it.
+    let parent = berth_tests::git(&repo, &["rev-parse", "berth/1/1~1"]);
+    assert_eq!(parent, berth_tests::git(&repo, &["rev-parse", "main"]));
+    assert_eq!(
+        berth_tests::git(&repo, &["rev-list", "--count", "berth/1/1"]).trim(),
+        "5"
+    );
+
+    // The user's setting is the default; a bad depth is refused before anything is made.
+    let set = env
+        .berth()
+        .args(["config", "history", "1"])
+        .output()
+        .unwrap();
+    assert!(set.status.success(), "{}", text(&set));
+    let one = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--", "sh", "-c", "git log --oneline | wc -l"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&one.stdout).starts_with("1\n"),
+        "{}",
+        text(&one)
+    );
+    let zero = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--history", "0", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(zero.status.code(), Some(125), "{}", text(&zero));
+    assert!(text(&zero).contains("history 0"), "{}", text(&zero));
+    let bad = env
+        .berth()
+        .args(["config", "history", "lots"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("a number of commits"), "{}", text(&bad));
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(
+        ls.as_array().unwrap().len(),
+        2,
+        "nothing made for --history 0: {ls}"
+    );
+}
+
+/// Single-quotes `word` for `sh -c`.
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// `berth run` on a terminal asks about a name not on the allowlist there, like `attach`
+/// does for `task new`: "always" holds for the rest of the task, "deny" refuses; while a
+/// question waits, `ls` says so. Without a terminal it is denied at once, and said so.
+#[test]
+fn berth_run_asks_on_its_terminal_about_unlisted_names() {
+    use std::io::{Read as _, Write as _};
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let svc = berth_tests::LoopbackHttp::start("svc");
+    let p = svc.port;
+    let guest = format!(
+        "for h in other.test other.test third.test; do \
+         echo \"got-$h $(curl -sS -m 90 http://$h:{p}/)\"; done"
+    );
+    let berth = env.berth();
+    let mut line: Vec<String> = vec![berth.get_program().to_string_lossy().into_owned()];
+    line.extend(berth.get_args().map(|a| a.to_string_lossy().into_owned()));
+    line.extend(
+        [
+            "run",
+            "--network",
+            "allowlist",
+            "--resolve",
+            "other.test=127.0.0.1",
+            "--resolve",
+            "third.test=127.0.0.1",
+            "--",
+            "sh",
+            "-c",
+            &guest,
+        ]
+        .map(String::from),
+    );
+    let line: Vec<String> = line.iter().map(|w| sh_quote(w)).collect();
+    let mut script = std::process::Command::new("script")
+        .args(["-qfec", &line.join(" "), "/dev/null"])
+        .envs(berth.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .current_dir(&repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut out = script.stdout.take().unwrap();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = script.stdin.take().unwrap();
+    let questions = |s: &str| s.matches("Allow it?").count();
+    let wait_for = |n: usize| {
+        assert!(
+            berth_tests::wait_until(std::time::Duration::from_secs(300), || questions(
+                &seen.lock().unwrap()
+            ) >= n),
+            "no question {n}: {}",
+            seen.lock().unwrap()
+        );
+    };
+    wait_for(1);
+    assert!(seen.lock().unwrap().contains("other.test"));
+    let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls[0]["waiting_for"][0], format!("other.test:{p}"), "{ls}");
+    stdin.write_all(b"always\n").unwrap();
+    wait_for(2);
+    stdin.write_all(b"deny\n").unwrap();
+    let status = script.wait().unwrap();
+    reader.join().unwrap();
+    let shown = seen.lock().unwrap().clone();
+    assert!(status.success(), "{shown}");
+    assert_eq!(questions(&shown), 2, "asked again after always: {shown}");
+    let got: Vec<&str> = shown.lines().filter(|l| l.starts_with("got-")).collect();
+    assert_eq!(got.len(), 3, "{shown}");
+    assert!(got[0].trim_end().ends_with("hello from svc"), "{shown}");
+    assert!(got[1].trim_end().ends_with("hello from svc"), "{shown}");
+    assert!(
+        got[2].contains("was not approved: denied by the user"),
+        "{shown}"
+    );
+    let audit = env
+        .berth()
+        .args(["audit", "1.1", "--json"])
+        .output()
+        .unwrap();
+    let audit: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let decisions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "approval")
+        .map(|e| e["data"]["decision"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(decisions, ["always", "deny"], "{audit}");
+
+    // No terminal: denied at once, and said so before anything runs.
+    let piped = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--network", "allowlist", "--resolve"])
+        .arg("other.test=127.0.0.1")
+        .args(["--", "sh", "-c"])
+        .arg(format!("curl -sS -m 90 http://other.test:{p}/"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let shown = text(&piped);
+    assert!(shown.contains("no terminal to ask on"), "{shown}");
+    assert!(shown.contains("is not on the allowlist"), "{shown}");
+    assert!(!shown.contains("Allow it?"), "{shown}");
+}

@@ -40,6 +40,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             secrets: Vec::new(),
             agent: None,
             cpus: 1,
+            history: 1,
         },
         now_ms,
     )

@@ -153,7 +153,12 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
             data: input.as_bytes().to_vec(),
         })
         .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         while !seen.contains(want) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {want:?} in {seen:?}"
+            );
             if let Message::Stdout { id: 0, data } = client.recv().unwrap() {
                 seen.push_str(&String::from_utf8_lossy(&data));
             }
@@ -174,6 +179,28 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
         "echo cols=$(tput cols) lines=$(tput lines)\n",
         "cols=120 lines=40",
     );
+    // A second terminal attaches: the screen takes its size; when it leaves, the size goes
+    // back to the terminal still attached.
+    let other = SupervisorClient::connect(&socket).unwrap();
+    other
+        .attach(Some(WinSize {
+            rows: 50,
+            cols: 150,
+        }))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    expect(&mut client, "echo size=$(stty size)\n", "size=50 150");
+    drop(other);
+    // Once the supervisor has seen it leave (its "attach end" is audited after the resize).
+    assert!(berth_tests::wait_until(Duration::from_secs(60), || {
+        let audit: Value = serde_json::from_str(&ok(&env, &["audit", "1.1", "--json"])).unwrap();
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "attach" && e["data"]["phase"] == "end")
+    }));
+    expect(&mut client, "echo back=$(stty size)\n", "back=40 120");
     drop(client); // detach
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(state(&env, "1.1"), "running");

@@ -485,7 +485,7 @@ fn run_setup<H: Hypervisor>(
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), TaskError> {
     let work = staging.join("work");
-    berth_git::create_workspace(&plan.repo, &plan.base, &work, false)?;
+    berth_git::create_workspace(&plan.repo, &plan.base, &work, false, 1)?;
     let name = format!("setup-{}-{}", plan.short_id(), std::process::id());
     let network = plan.setup_policy.mode != Mode::Off;
     // What the steps reached through the proxy, shown after each step.

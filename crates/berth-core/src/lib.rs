@@ -7,6 +7,7 @@
 mod agent_install;
 mod agent_layer;
 mod agents;
+mod approvals;
 mod cache;
 mod config;
 mod data_dir;
@@ -18,8 +19,10 @@ mod env_activity;
 mod env_build;
 mod env_config;
 mod env_status;
+mod history;
 mod id;
 mod output_log;
+mod pty_sizes;
 mod remove;
 mod repos;
 mod review;
@@ -42,9 +45,11 @@ pub use agents::{
     AgentPreset, AgentView, agent_command, agent_preset, agent_presets, choose_agent_version,
     list_agents, resolve_agent, with_agent_allow,
 };
+pub use approvals::{AnswerSlot, approver_from, record_approval};
 pub use berth_db::{
     AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
 };
+pub use berth_egress::{Approval, Approver};
 pub use cache::{
     CacheView, cache_dir, cache_disk_usage, current_generation as current_cache_generation,
     list_caches, remove_cache,
@@ -66,6 +71,7 @@ pub use env::{
 pub use env_activity::{ActivityState, EnvActivity, env_activity};
 pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
 pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
+pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, set_history_depth};
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
@@ -111,7 +117,7 @@ pub mod host {
 /// directly (the proxy alone, workspace creation and import alone).
 pub mod bench {
     pub use berth_egress::EgressProxy;
-    pub use berth_git::{Oid, collect, create_workspace, import};
+    pub use berth_git::{DEFAULT_HISTORY, Oid, collect, create_workspace, import};
 }
 
 /// The caller's clock: milliseconds since the Unix epoch.

@@ -175,6 +175,7 @@ mod tests {
                 secrets: Vec::new(),
                 agent: None,
                 cpus: 1,
+                history: 1,
             },
             clock,
         )

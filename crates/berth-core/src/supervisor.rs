@@ -208,6 +208,10 @@ struct Hub {
     store: Store,
     id: AttemptId,
     clock: Clock,
+    /// The attached terminals' sizes; the PTY follows the latest (see `pty_sizes.rs`).
+    sizes: Mutex<crate::pty_sizes::TerminalSizes>,
+    /// Numbers the clients, for `sizes`.
+    clients: std::sync::atomic::AtomicU64,
 }
 
 /// Runs the attempt until its command exits or it is stopped. `stop` is set by a client's
@@ -294,6 +298,8 @@ pub fn supervise<H: Hypervisor>(
         store: store.clone(),
         id,
         clock,
+        sizes: Mutex::default(),
+        clients: Default::default(),
     });
     let socket = store.socket(id);
     let _ = std::fs::remove_file(&socket);
@@ -498,11 +504,20 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
     }));
     let mut mine: HashMap<u32, ExecControl> = HashMap::new();
     let mut attached = false;
+    let me = hub.clients.fetch_add(1, Ordering::SeqCst);
+    let sized = |size: WinSize| {
+        let s = hub
+            .sizes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set(me, size);
+        let _ = hub.main.resize(s.rows, s.cols);
+    };
     while let Ok(msg) = reader.read_message() {
         match msg {
             Message::Attach { size } => {
                 if let Some(s) = size {
-                    let _ = hub.main.resize(s.rows, s.cols);
+                    sized(s);
                 }
                 replay(&hub.store.output_log(hub.id), &sink);
                 hub.desk
@@ -553,9 +568,7 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
             Message::Stdin { id: 0, data } if attached => {
                 let _ = hub.main.stdin(&data);
             }
-            Message::Resize { id: 0, size } if attached => {
-                let _ = hub.main.resize(size.rows, size.cols);
-            }
+            Message::Resize { id: 0, size } if attached => sized(size),
             Message::Stdin { id, data } => {
                 if let Some(c) = mine.get(&id) {
                     let _ = c.stdin(&data);
@@ -584,6 +597,14 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
             _ => break,
         }
     }
+    let back = hub
+        .sizes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .leave(me);
+    if let Some(s) = back {
+        let _ = hub.main.resize(s.rows, s.cols);
+    }
     if attached && let Ok(mut db) = hub.store.db() {
         let _ = audit(
             &mut db,
@@ -606,30 +627,8 @@ fn answer(hub: &Hub, id: u32, decision: &str) {
     let Some((tx, host, port)) = pending else {
         return; // answered already (another client was quicker) or timed out
     };
-    let (approval, decision) = match decision {
-        "once" => (Approval::Once, "once"),
-        "always" => (Approval::Always, "always"),
-        _ => (Approval::Deny("denied by the user".into()), "deny"),
-    };
-    if let Ok(mut db) = hub.store.db() {
-        let data = json!({"host": host, "port": port, "decision": decision});
-        let _ = audit(&mut db, hub.clock, hub.id, "approval", data);
-        if approval == Approval::Always
-            && berth_egress::askable(&host)
-            && let Ok(attempts) = db.task_attempts(hub.id.task)
-        {
-            // From the parsed name and port the proxy asked about, never re-parsed text.
-            let rule = berth_egress::exact_rule(&host, port);
-            for a in attempts {
-                let mut policy = crate::egress::attempt_policy(&a.policy);
-                if !policy.allow.contains(&rule) {
-                    policy.allow.push(rule.clone());
-                }
-                let json = serde_json::to_string(&policy).unwrap_or_default();
-                let _ = db.update_attempt(a.id, |r| r.policy = json);
-            }
-        }
-    }
+    let (approval, decision) =
+        crate::approvals::record_approval(&hub.store, hub.clock, hub.id, &host, port, decision);
     let _ = tx.send(approval);
     hub.desk.closed(id, decision);
 }

@@ -48,6 +48,9 @@ pub struct NewTask<'a> {
     pub agent: Option<crate::agents::AgentPreset>,
     /// Guest CPUs per attempt.
     pub cpus: u32,
+    /// Commits of the base's history each workspace gets (1: the base alone); see
+    /// [`history_depth`].
+    pub history: u32,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -124,6 +127,7 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
                     new.base_ref,
                     &store.workspace(id),
                     new.include_uncommitted,
+                    new.history,
                 )?)
             });
         let CreatedWorkspace {
@@ -470,12 +474,14 @@ pub(crate) fn attempt_env(rec: &AttemptRecord) -> Result<Option<crate::env::EnvP
 /// Boots the attempt's VM on its workspace, runs its command as `agent` in /work in this
 /// process, records the exit code, and stops the VM (`berth run`; `berth task new` uses a
 /// detached supervisor instead). An interruption stops the VM and keeps the workspace.
+/// `approver` answers questions about unlisted names (`None`: denied at once).
 pub fn run_attempt<H: Hypervisor>(
     store: &Store,
     hv: &H,
     settings: &VmSettings,
     id: AttemptId,
     clock: Clock,
+    approver: Option<berth_egress::Approver>,
     io: &mut dyn ExecIo,
 ) -> Result<Option<ExitStatus>, TaskError> {
     let mut db = store.db()?;
@@ -485,10 +491,9 @@ pub fn run_attempt<H: Hypervisor>(
         a.supervisor_start = berth_vm::rundir::start_time(pid);
     })?;
     let rec = set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
-    // Nobody attaches to `berth run`: unlisted names are denied at once (no approver).
     let mut progress = |line: &str| io.stderr(format!("[berth] {line}\n").as_bytes());
     let (mut session, _proxy) =
-        boot_attempt(store, hv, settings, &rec, clock, None, &mut progress)?;
+        boot_attempt(store, hv, settings, &rec, clock, approver, &mut progress)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
     let request = attempt_request(store, &rec, &db.task(id.task)?.title, None);
     audit(

@@ -21,9 +21,14 @@ pub struct CreatedWorkspace {
     pub left_out_uncommitted: bool,
 }
 
-/// Creates `dest` as a standalone repository holding only `base` (its commit and tree, no
-/// history: the pack is built from the tree, so creation does not grow with the repository's
-/// history), checked out on branch `berth`. The user's repository is only read.
+/// How many commits of history a workspace gets by default: enough for `git log` and `git
+/// blame` on recent work, small enough that creating one stays quick.
+pub const DEFAULT_HISTORY: u32 = 50;
+
+/// Creates `dest` as a standalone repository holding `base` and the commits up to `history`
+/// generations deep (1: the base alone), each with its tree, marked shallow at its edge (so
+/// the guest's git knows there is more and never asks for it), checked out on branch
+/// `berth`. Nothing in it names the user's repository. The user's repository is only read.
 ///
 /// With `include_uncommitted`, the user's uncommitted changes (tracked and untracked, minus
 /// ignored files) become one snapshot commit on top of the base in the workspace; the user's
@@ -33,6 +38,7 @@ pub fn create_workspace(
     base: &str,
     dest: &Path,
     include_uncommitted: bool,
+    history: u32,
 ) -> Result<CreatedWorkspace, GitError> {
     let user = Repository::open(repo_path).map_err(|source| GitError::NotARepo {
         path: repo_path.to_path_buf(),
@@ -55,8 +61,11 @@ pub fn create_workspace(
         cfg.set_str("user.name", AGENT_NAME)?;
         cfg.set_str("user.email", AGENT_EMAIL)?;
     }
+    let (commits, edge) = history_of(&user, base_commit.id(), history.max(1))?;
     let mut pb = user.packbuilder()?;
-    pb.insert_commit(base_commit.id())?;
+    for c in &commits {
+        pb.insert_commit(*c)?;
+    }
     let snapshot_tree = if include_uncommitted && dirty {
         let tree = snapshot_tree(&user)?;
         pb.insert_tree(tree)?;
@@ -87,10 +96,12 @@ pub fn create_workspace(
         }
         None => base_commit.id(),
     };
-    // Only the base commit is here, not its parents: tell the guest's git it is shallow.
-    let shallow = dest.join(".git/shallow");
-    std::fs::write(&shallow, format!("{}\n", base_commit.id()))
-        .map_err(io("cannot write", &shallow))?;
+    // The commits whose parents are not here: the guest's git sees the history end there.
+    if !edge.is_empty() {
+        let shallow = dest.join(".git/shallow");
+        let text: String = edge.iter().map(|c| format!("{c}\n")).collect();
+        std::fs::write(&shallow, text).map_err(io("cannot write", &shallow))?;
+    }
     ws.reference(WORKSPACE_BRANCH, start, true, "berth: start of the attempt")?;
     ws.set_head(WORKSPACE_BRANCH)?;
     ws.checkout_head(Some(CheckoutBuilder::new().force()))?;
@@ -100,6 +111,40 @@ pub fn create_workspace(
         start,
         left_out_uncommitted: dirty && !include_uncommitted,
     })
+}
+
+/// The commits at most `depth` generations from `base` (the base is the first), breadth
+/// first over every parent, and those among them with a parent left out (the shallow edge).
+fn history_of(user: &Repository, base: Oid, depth: u32) -> Result<(Vec<Oid>, Vec<Oid>), GitError> {
+    let mut seen = std::collections::HashSet::from([base]);
+    let mut order = vec![base];
+    let mut frontier = vec![base];
+    for _ in 1..depth {
+        let mut next = Vec::new();
+        for c in &frontier {
+            for p in user.find_commit(*c)?.parent_ids() {
+                if seen.insert(p) {
+                    next.push(p);
+                }
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        order.extend(&next);
+        frontier = next;
+    }
+    let mut edge = Vec::new();
+    for c in &order {
+        if user
+            .find_commit(*c)?
+            .parent_ids()
+            .any(|p| !seen.contains(&p))
+        {
+            edge.push(*c);
+        }
+    }
+    Ok((order, edge))
 }
 
 fn is_dirty(repo: &Repository) -> Result<bool, GitError> {

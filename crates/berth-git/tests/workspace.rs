@@ -37,7 +37,7 @@ fn a_workspace_is_standalone_and_never_points_back_to_the_user_repo() {
     let user = d.path().join("user-repo-xyz");
     repo(&user);
     let ws = d.path().join("ws");
-    let created = create_workspace(&user, "main", &ws, false).unwrap();
+    let created = create_workspace(&user, "main", &ws, false, 1).unwrap();
     assert_eq!(created.base, created.start);
     assert!(!created.left_out_uncommitted);
     assert_eq!(std::fs::read_to_string(ws.join("a.txt")).unwrap(), "a\n");
@@ -63,12 +63,70 @@ fn a_workspace_is_standalone_and_never_points_back_to_the_user_repo() {
             }
         }
     }
+    // The base is a root commit: nothing was left out, so nothing is marked shallow.
+    assert!(!ws.join(".git/shallow").exists());
+}
+
+/// `git` run on a fresh workspace (never on one a guest has touched).
+fn git_in(ws: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(ws)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_workspace_has_the_asked_history_marked_shallow_at_its_edge() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("r");
+    repo(&user);
+    let r = git2::Repository::open(&user).unwrap();
+    let sig = git2::Signature::now("t", "t@t.invalid").unwrap();
+    let mut ids = vec![r.head().unwrap().target().unwrap()];
+    for n in 2..=5 {
+        std::fs::write(user.join("a.txt"), format!("v{n}\n")).unwrap();
+        let mut index = r.index().unwrap();
+        index.add_path(Path::new("a.txt")).unwrap();
+        index.write().unwrap();
+        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
+        let parent = r.find_commit(*ids.last().unwrap()).unwrap();
+        let msg = format!("commit {n}\n");
+        ids.push(
+            r.commit(Some("HEAD"), &sig, &sig, &msg, &tree, &[&parent])
+                .unwrap(),
+        );
+    }
+    // Three generations: the base and two parents; the third is the edge.
+    let ws = d.path().join("w3");
+    create_workspace(&user, "main", &ws, false, 3).unwrap();
+    let log = git_in(&ws, &["log", "--format=%s"]);
+    assert_eq!(log, "commit 5\ncommit 4\ncommit 3\n");
     assert_eq!(
-        std::fs::read_to_string(ws.join(".git/shallow"))
-            .unwrap()
-            .trim(),
-        created.base.to_string()
+        std::fs::read_to_string(ws.join(".git/shallow")).unwrap(),
+        format!("{}\n", ids[2])
     );
+    // Blame reaches back to the edge; the earlier object is not in the workspace.
+    assert_eq!(git_in(&ws, &["show", "HEAD~2:a.txt"]), "v3\n");
+    assert!(
+        git2::Repository::open(&ws)
+            .unwrap()
+            .find_commit(ids[1])
+            .is_err()
+    );
+    // One generation: the base alone, as before.
+    let ws1 = d.path().join("w1");
+    create_workspace(&user, "main", &ws1, false, 1).unwrap();
+    assert_eq!(git_in(&ws1, &["log", "--format=%s"]), "commit 5\n");
+    // More than there is: the whole history, nothing shallow.
+    let all = d.path().join("wall");
+    create_workspace(&user, "main", &all, false, 100).unwrap();
+    assert_eq!(git_in(&all, &["rev-list", "--count", "HEAD"]), "5\n");
+    assert!(!all.join(".git/shallow").exists());
+    assert!(!all_text_under(&all).contains(&user.display().to_string()));
 }
 
 #[test]
@@ -76,13 +134,14 @@ fn a_missing_base_and_a_non_repo_are_clear_errors() {
     let d = tempfile::tempdir().unwrap();
     let user = d.path().join("r");
     repo(&user);
-    let err = create_workspace(&user, "no-such-branch", &d.path().join("w1"), false).unwrap_err();
+    let err =
+        create_workspace(&user, "no-such-branch", &d.path().join("w1"), false, 1).unwrap_err();
     assert!(
         err.to_string()
             .contains("has no commit 'no-such-branch'; pass --base"),
         "{err}"
     );
-    let err = create_workspace(d.path(), "main", &d.path().join("w2"), false).unwrap_err();
+    let err = create_workspace(d.path(), "main", &d.path().join("w2"), false, 1).unwrap_err();
     assert!(err.to_string().contains("is not a git repository"), "{err}");
 }
 
@@ -95,7 +154,7 @@ fn uncommitted_changes_are_snapshotted_only_when_asked_and_the_user_repo_is_unto
     std::fs::write(user.join("new.txt"), "untracked\n").unwrap();
     let index_before = std::fs::read(user.join(".git/index")).unwrap();
 
-    let plain = create_workspace(&user, "main", &d.path().join("w1"), false).unwrap();
+    let plain = create_workspace(&user, "main", &d.path().join("w1"), false, 1).unwrap();
     assert!(plain.left_out_uncommitted);
     assert_eq!(
         std::fs::read_to_string(d.path().join("w1/a.txt")).unwrap(),
@@ -103,7 +162,7 @@ fn uncommitted_changes_are_snapshotted_only_when_asked_and_the_user_repo_is_unto
     );
     assert!(!d.path().join("w1/new.txt").exists());
 
-    let with = create_workspace(&user, "main", &d.path().join("w2"), true).unwrap();
+    let with = create_workspace(&user, "main", &d.path().join("w2"), true, 1).unwrap();
     assert!(!with.left_out_uncommitted);
     assert_ne!(with.start, with.base);
     assert_eq!(

@@ -65,6 +65,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
                 secrets: Vec::new(),
                 agent: None,
                 cpus: 1,
+                history: 1,
             },
             now_ms,
         )?;

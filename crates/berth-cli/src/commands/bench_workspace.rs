@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use berth_core::Limits;
-use berth_core::bench::{collect, create_workspace, import};
+use berth_core::bench::{DEFAULT_HISTORY, collect, create_workspace, import};
 
 /// Small files both repos have at their tip, so their checkouts are the same size.
 const TIP_FILES: usize = 20;
@@ -73,7 +73,7 @@ pub fn run(root: &Path, history_mib: u64, runs: u32, json: bool) -> Result<()> {
 
 fn time_create(repo: &Path, dest: &Path) -> Result<Duration> {
     let t = Instant::now();
-    create_workspace(repo, "main", dest, false)?;
+    create_workspace(repo, "main", dest, false, DEFAULT_HISTORY)?;
     Ok(t.elapsed())
 }
 

@@ -44,7 +44,8 @@ Unknown keys are refused; a bad value names its line and key.";
 #[derive(clap::Args)]
 pub struct Args {
     /// The setting: `editor` (the command "Open in editor" runs; the checkout's path is
-    /// appended); or `trust`, which trusts the repo's berth.toml as it is now (what in it
+    /// appended); `history` (commits of the base's history each attempt's repo gets, default
+    /// 50; `--history` overrides it for one task); or `trust`, which trusts the repo's berth.toml as it is now (what in it
     /// widens a guest's reach takes effect only then; a changed file asks again). Without
     /// it, every setting is shown.
     key: Option<String>,
@@ -68,7 +69,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let store = ctx.store();
     let visual = std::env::var("VISUAL").ok();
     match args.key.as_deref() {
-        None => println!("editor = {}", editor_command(&store, visual.as_deref())?),
+        None => {
+            println!("editor = {}", editor_command(&store, visual.as_deref())?);
+            println!("history = {}", berth_core::history_depth(&store)?);
+        }
         Some(EDITOR_SETTING) => {
             if args.unset {
                 set_editor_command(&store, None, true)?;
@@ -77,8 +81,21 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
             println!("{}", editor_command(&store, visual.as_deref())?);
         }
+        Some(berth_core::HISTORY_SETTING) => {
+            if args.unset {
+                berth_core::set_history_depth(&store, None)?;
+            } else if let Some(v) = &args.value {
+                let n: u32 = v.trim().parse().with_context(|| {
+                    format!("history {v:?}: give a number of commits (1: the base alone)")
+                })?;
+                berth_core::set_history_depth(&store, Some(n))?;
+            }
+            println!("{}", berth_core::history_depth(&store)?);
+        }
         Some("trust") => return trust(ctx, &args),
-        Some(other) => bail!("there is no setting '{other}'; the settings are: editor, trust"),
+        Some(other) => {
+            bail!("there is no setting '{other}'; the settings are: editor, history, trust")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,7 @@ pub mod pull;
 pub mod repo;
 pub mod rm;
 pub mod run;
+mod run_ask;
 pub mod secret;
 pub mod stop;
 pub mod supervise;

@@ -91,6 +91,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     }
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
+    // Questions about unlisted names are asked on this terminal; without one nobody could
+    // answer them, so they are denied at once.
+    let ask = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    if !ask && policy.mode == berth_core::Mode::Allowlist {
+        eprintln!(
+            "berth: note: no terminal to ask on, so names not on the allowlist are denied at \
+             once (add --allow NAME, or use `berth task new` and answer in `berth attach`)"
+        );
+    }
     let image = ctx.image()?;
     check_memory(
         &store,
@@ -113,6 +122,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             secrets,
             agent: planned.and_then(|p| p.agent),
             cpus: args.vm.cpus(),
+            history: args.task.history(&store)?,
         },
         now_ms,
     )?;
@@ -172,8 +182,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     let request = store.stop_request(rec.id);
                     let _ = std::fs::remove_file(&request);
                     io.stop_request = Some(request);
+                    let approver = ask.then(|| {
+                        super::run_ask::terminal_approver(store.clone(), rec.id, console.clone())
+                    });
                     s.spawn(move || {
-                        let r = run_attempt(store, hv, settings, rec.id, now_ms, &mut io)
+                        let r = run_attempt(store, hv, settings, rec.id, now_ms, approver, &mut io)
                             .map(|st| st.map(|s| s.shell_code()))
                             .map_err(|e| e.to_string());
                         io.finish();

@@ -76,6 +76,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             secrets: planned.secrets,
             agent: planned.agent,
             cpus: args.vm.cpus(),
+            history: args.task.history(&store)?,
         },
         now_ms,
     )?;

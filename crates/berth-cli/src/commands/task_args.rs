@@ -30,6 +30,12 @@ pub struct TaskArgs {
     /// With --agent: start the agent's own terminal UI instead of a headless run.
     #[arg(long, requires = "agent")]
     pub interactive: bool,
+    /// Commits of the base's history each attempt's repo gets, for `git log` and `git blame`
+    /// (1: the base alone). The guest's repo is shallow at that depth: commits further back
+    /// are not in it, and nothing in it points to your repo. Default: `berth config history`,
+    /// else 50.
+    #[arg(long, value_name = "N")]
+    pub history: Option<u32>,
 }
 
 /// What the attempts run: the command after `--`, or with `--agent` the preset's, whose
@@ -53,6 +59,14 @@ impl Planned {
 }
 
 impl TaskArgs {
+    /// The history depth: `--history`, else the user's setting.
+    pub fn history(&self, store: &berth_core::Store) -> anyhow::Result<u32> {
+        Ok(match self.history {
+            Some(n) => berth_core::check_history(n)?,
+            None => berth_core::history_depth(store)?,
+        })
+    }
+
     /// The command, title and secrets, from `--agent` or the command after `--`.
     pub fn plan(
         &self,
