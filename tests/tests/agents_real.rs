@@ -162,6 +162,23 @@ fn run_real_agent(agent: Agent) {
         .collect();
     assert!(denied.is_empty(), "denied: {denied:?}");
     assert!(!String::from_utf8_lossy(&audit.stdout).contains(VALUE));
+    forget_layers(agent.name);
+}
+
+/// Frees the disk an agent's layers take in the shared test images (hundreds of MiB each;
+/// CI machines have little), except Claude Code's, which the app's E2E runs next.
+fn forget_layers(name: &str) {
+    if name == "claude" {
+        return;
+    }
+    let layers = berth_tests::target_dir().join("berth-test-data/images/envs/agents");
+    for dir in std::fs::read_dir(&layers).into_iter().flatten().flatten() {
+        let manifest = std::fs::read(dir.path().join("manifest.json")).unwrap_or_default();
+        let m: serde_json::Value = serde_json::from_slice(&manifest).unwrap_or_default();
+        if m["agent"] == name {
+            let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
 }
 
 #[test]

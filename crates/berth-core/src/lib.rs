@@ -117,7 +117,7 @@ pub mod host {
 /// directly (the proxy alone, workspace creation and import alone).
 pub mod bench {
     pub use berth_egress::EgressProxy;
-    pub use berth_git::{DEFAULT_HISTORY, Oid, collect, create_workspace, import};
+    pub use berth_git::{BaseObjects, DEFAULT_HISTORY, Oid, collect, create_workspace, import};
 }
 
 /// The caller's clock: milliseconds since the Unix epoch.

@@ -45,6 +45,12 @@ impl Store {
     pub fn host_git(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("host.git")
     }
+    /// The name of the pack Berth wrote into the workspace at creation (host-side: the
+    /// guest cannot change it), whose objects `host.git` reads from the user's repo.
+    pub fn base_pack(&self, id: AttemptId) -> PathBuf {
+        self.attempt_dir(id).join("base-pack")
+    }
+
     pub fn output_log(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("output.log")
     }

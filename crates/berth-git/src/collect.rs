@@ -31,6 +31,19 @@ pub struct Collected {
     pub warnings: Vec<String>,
 }
 
+/// The user's repository, standing in for the pack Berth wrote into the workspace when it
+/// made it: `host.git` reads those objects from the user's object store (host-side; the
+/// guest never reaches it) instead of copying them out of the workspace again, so a large
+/// base is not stored a third time per attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct BaseObjects<'a> {
+    /// The user's repository (only read).
+    pub repo: &'a Path,
+    /// That pack's name (`pack-<hex>`, see [`crate::CreatedWorkspace::pack`]), kept on the
+    /// host's side: a file of that name in the workspace is not copied, whatever it holds.
+    pub pack: &'a str,
+}
+
 /// Collects the workspace's result into `host_git` (a bare repository only the host uses).
 ///
 /// The guest's commits are used when its `HEAD` can be read safely; otherwise the result
@@ -38,6 +51,12 @@ pub struct Collected {
 /// committed on top with the host's config (the workspace's `.git/config` is never read;
 /// symlinks are stored as links, never followed), dated `leftovers_at` (Unix seconds, the
 /// caller's clock: this library reads none). Idempotent.
+///
+/// With `shared`, the base's objects are read from the user's repository (see
+/// [`BaseObjects`]); the guest's own commits must still come from the workspace. Should
+/// anything fail that way (the user's repository moved, or pruned what the attempt
+/// started from), the collect is done again copying everything, which decides.
+#[allow(clippy::too_many_arguments)]
 pub fn collect(
     workspace: &Path,
     host_git: &Path,
@@ -46,13 +65,58 @@ pub fn collect(
     attempt: &str,
     limits: &Limits,
     leftovers_at: i64,
+    shared: Option<BaseObjects>,
 ) -> Result<Collected, GitError> {
-    let host = open_or_init_bare(host_git)?;
+    let first = collect_once(
+        workspace,
+        host_git,
+        base,
+        start,
+        attempt,
+        limits,
+        leftovers_at,
+        shared,
+    );
+    match first {
+        Err(_) if shared.is_some() => collect_once(
+            workspace,
+            host_git,
+            base,
+            start,
+            attempt,
+            limits,
+            leftovers_at,
+            None,
+        ),
+        done => done,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn collect_once(
+    workspace: &Path,
+    host_git: &Path,
+    base: Oid,
+    start: Oid,
+    attempt: &str,
+    limits: &Limits,
+    leftovers_at: i64,
+    shared: Option<BaseObjects>,
+) -> Result<Collected, GitError> {
+    let alternates = host_git.join("objects/info/alternates");
+    let user_objects = shared.and_then(|b| user_objects(b.repo));
+    let skip = user_objects.as_ref().and(shared.map(|b| b.pack));
+    // Without the user's objects first: the guest's HEAD and new commits must be its own.
+    open_or_init_bare(host_git)?;
+    if alternates.exists() {
+        std::fs::remove_file(&alternates).map_err(io("cannot remove", &alternates))?;
+    }
+    copy_guest_objects(workspace, host_git, limits, skip)?;
+    let own = Repository::open_bare(host_git)?;
     let mut warnings = Vec::new();
-    copy_guest_objects(workspace, host_git, limits)?;
 
     let mut head = match read_guest_head(&workspace.join(".git")) {
-        Ok(id) if host.find_commit(id).is_ok() => id,
+        Ok(id) if id == base || id == start || own.find_commit(id).is_ok() => id,
         Ok(id) => {
             warnings.push(format!(
                 "the workspace's HEAD names {id}, which it does not contain; using the start"
@@ -66,7 +130,19 @@ pub fn collect(
             start
         }
     };
-    let mut commits = new_commits(&host, head, base, limits)?;
+    let mut commits = new_commits(&own, head, base, limits)?;
+    drop(own);
+    let host = match &user_objects {
+        Some(dir) => {
+            if let Some(parent) = alternates.parent() {
+                std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+            }
+            std::fs::write(&alternates, format!("{}\n", dir.display()))
+                .map_err(io("cannot write", &alternates))?;
+            Repository::open_bare(host_git)?
+        }
+        None => Repository::open_bare(host_git)?,
+    };
     let mut known = HashSet::new();
     fsck::collect_tree_ids(
         &host,
@@ -103,6 +179,15 @@ pub fn collect(
     })
 }
 
+/// The object store of the user's repository at `repo`, if it is one and its path can be
+/// written into an alternates file.
+fn user_objects(repo: &Path) -> Option<PathBuf> {
+    let r = Repository::open(repo).ok()?;
+    let dir = r.commondir().join("objects");
+    let text = dir.to_str()?;
+    (dir.is_absolute() && dir.is_dir() && !text.contains('\n')).then_some(dir)
+}
+
 fn open_or_init_bare(path: &Path) -> Result<Repository, GitError> {
     if path.join("HEAD").is_file() {
         return Ok(Repository::open_bare(path)?);
@@ -118,7 +203,13 @@ static TEMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::ne
 
 /// Copies the loose objects and packs of `workspace/.git/objects` into `host_git/objects`:
 /// regular files only, never through a symlink, `info/` (alternates) ignored, capped.
-fn copy_guest_objects(workspace: &Path, host_git: &Path, limits: &Limits) -> Result<(), GitError> {
+/// `skip` names the pack Berth wrote at creation (read from the user's repository instead).
+fn copy_guest_objects(
+    workspace: &Path,
+    host_git: &Path,
+    limits: &Limits,
+    skip: Option<&str>,
+) -> Result<(), GitError> {
     for dir in [".git", ".git/objects"] {
         let p = workspace.join(dir);
         let meta = std::fs::symlink_metadata(&p).map_err(io("cannot read", &p))?;
@@ -148,8 +239,13 @@ fn copy_guest_objects(workspace: &Path, host_git: &Path, limits: &Limits) -> Res
         for inner in std::fs::read_dir(entry.path()).map_err(io("cannot list", &entry.path()))? {
             let inner = inner.map_err(io("cannot list", &entry.path()))?;
             let iname = inner.file_name().to_string_lossy().into_owned();
+            let skipped = skip.is_some_and(|p| {
+                iname.strip_suffix(".pack").or(iname.strip_suffix(".idx")) == Some(p)
+            });
             let ok = if name == "pack" {
-                iname.starts_with("pack-") && (iname.ends_with(".pack") || iname.ends_with(".idx"))
+                !skipped
+                    && iname.starts_with("pack-")
+                    && (iname.ends_with(".pack") || iname.ends_with(".idx"))
             } else {
                 iname.len() == 38 && iname.bytes().all(|b| b.is_ascii_hexdigit())
             };

@@ -24,7 +24,7 @@ mod refs;
 mod workspace;
 
 pub use checkout::{Checkout, check_out_branch, remove_checkout};
-pub use collect::{Collected, collect, diff_patch, tree_of};
+pub use collect::{BaseObjects, Collected, collect, diff_patch, tree_of};
 pub use compare::diff_between;
 pub use error::GitError;
 pub use files_at::{files_at, resolve_commit};

@@ -19,6 +19,9 @@ pub struct CreatedWorkspace {
     pub start: Oid,
     /// The user's working tree had uncommitted changes that were *not* included.
     pub left_out_uncommitted: bool,
+    /// The name (`pack-<hex>`) of the pack Berth wrote into the workspace: everything in it
+    /// is in the user's repository too (see [`crate::BaseObjects`]).
+    pub pack: Option<String>,
 }
 
 /// How many commits of history a workspace gets by default: enough for `git log` and `git
@@ -79,6 +82,7 @@ pub fn create_workspace(
     let mut writer = odb.packwriter()?;
     std::io::Write::write_all(&mut writer, &buf).map_err(io("cannot write pack into", dest))?;
     writer.commit()?;
+    let pack = written_pack(&dest.join(".git/objects/pack"));
 
     let start = match snapshot_tree {
         Some(tree_id) => {
@@ -110,7 +114,18 @@ pub fn create_workspace(
         base: base_commit.id(),
         start,
         left_out_uncommitted: dirty && !include_uncommitted,
+        pack,
     })
+}
+
+/// The one pack in a new repository's `objects/pack`.
+fn written_pack(dir: &Path) -> Option<String> {
+    let mut packs = std::fs::read_dir(dir).ok()?.flatten().filter_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        name.strip_suffix(".pack").map(str::to_string)
+    });
+    let one = packs.next()?;
+    packs.next().is_none().then_some(one)
 }
 
 /// The commits at most `depth` generations from `base` (the base is the first), breadth

@@ -66,6 +66,9 @@ pub enum BenchCommand {
         /// MiB of history in the large repo.
         #[arg(long, default_value_t = 1024)]
         history_mib: u64,
+        /// MiB of the one file at the base of the big-file repo.
+        #[arg(long, default_value_t = 200)]
+        big_mib: u64,
         /// How many runs to measure.
         #[arg(long, default_value_t = 5)]
         runs: u32,
@@ -110,6 +113,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
         }
         BenchCommand::Workspace {
             history_mib,
+            big_mib,
             runs,
             json,
         } => {
@@ -117,7 +121,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
                 bail!("--runs must be at least 1");
             }
             let root = tempdir(ctx, "bench-ws")?;
-            let result = super::bench_workspace::run(&root, history_mib, runs, json);
+            let result = super::bench_workspace::run(&root, history_mib, big_mib, runs, json);
             let _ = std::fs::remove_dir_all(&root);
             result?;
             return Ok(ExitCode::SUCCESS);
