@@ -937,3 +937,65 @@ fn berth_run_asks_on_its_terminal_about_unlisted_names() {
     assert!(shown.contains("is not on the allowlist"), "{shown}");
     assert!(!shown.contains("Allow it?"), "{shown}");
 }
+
+/// `berth logs --since` starts at a time: the log keeps a time mark at most once a second
+/// where a write starts, and the flag takes a UTC time or a span back from now.
+#[test]
+fn logs_since_starts_at_a_time() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--", "sh", "-c", "echo early; sleep 3; echo late"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let marks =
+        std::fs::read_to_string(env.data_dir().join("attempts/1.1/output.log.times")).unwrap();
+    // The mark of the write that holds "late": the last one at or before where it is.
+    let log = std::fs::read_to_string(env.data_dir().join("attempts/1.1/output.log")).unwrap();
+    let late_offset = log.find("late").unwrap() as u64;
+    let late_at: u64 = marks
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, at)| (t.parse::<u64>().unwrap(), at.parse::<u64>().unwrap()))
+        .rfind(|(_, at)| *at <= late_offset)
+        .unwrap()
+        .0;
+    let utc = |secs: u64| {
+        let out = std::process::Command::new("date")
+            .args(["-u", "-d", &format!("@{secs}"), "+%Y-%m-%dT%H:%M:%S"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let logs = |since: &str| {
+        let out = env
+            .berth()
+            .args(["logs", "1.1", "--since", since])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let recent = logs(&utc(late_at));
+    assert!(
+        recent.contains("late") && !recent.contains("early"),
+        "{recent:?} ({marks})"
+    );
+    let all = logs("1d");
+    assert!(all.contains("early") && all.contains("late"), "{all:?}");
+    assert_eq!(logs("2099-01-01"), "");
+    let bad = env
+        .berth()
+        .args(["logs", "1.1", "--since", "yesterday"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        text(&bad).contains("a time back from now"),
+        "{}",
+        text(&bad)
+    );
+}

@@ -14,7 +14,7 @@ pub const OUTPUT_CAP: u64 = 32 << 20;
 
 /// Opens an attempt's output log for appending.
 pub fn open(path: &Path) -> std::io::Result<RotatingLog> {
-    RotatingLog::open(path, OUTPUT_CAP)
+    RotatingLog::open_timed(path, OUTPUT_CAP)
 }
 
 /// A chunk of a log read by offset.

@@ -33,7 +33,8 @@ pub use import::{Imported, Replaced, already_imported, import};
 pub use limits::Limits;
 pub use refs::held_by_a_ref;
 pub use workspace::{
-    CreatedWorkspace, DEFAULT_HISTORY, branches, create_workspace, init_repo_with_files, repo_root,
+    CreatedWorkspace, DEFAULT_HISTORY, HISTORY_BUDGET, branches, create_workspace,
+    init_repo_with_files, repo_root,
 };
 
 /// Author and committer of commits Berth makes for an attempt.

@@ -29,7 +29,8 @@ pub struct CreatedWorkspace {
 pub const DEFAULT_HISTORY: u32 = 50;
 
 /// Creates `dest` as a standalone repository holding `base` and the commits up to `history`
-/// generations deep (1: the base alone), each with its tree, marked shallow at its edge (so
+/// generations deep (1: the base alone; fewer when older file versions would pass
+/// [`HISTORY_BUDGET`]), each with its tree, marked shallow at its edge (so
 /// the guest's git knows there is more and never asks for it), checked out on branch
 /// `berth`. Nothing in it names the user's repository. The user's repository is only read.
 ///
@@ -128,24 +129,48 @@ fn written_pack(dir: &Path) -> Option<String> {
     packs.next().is_none().then_some(one)
 }
 
+/// The most bytes of older file versions the history may bring (each generation's files
+/// that differ from what the workspace has already): a repo that rewrote a large binary in
+/// every commit gets fewer generations, not a slow start.
+pub const HISTORY_BUDGET: u64 = 16 << 20;
+
 /// The commits at most `depth` generations from `base` (the base is the first), breadth
-/// first over every parent, and those among them with a parent left out (the shallow edge).
+/// first over every parent, stopping before the generation that would take the older file
+/// versions past [`HISTORY_BUDGET`]; and those among them with a parent left out (the
+/// shallow edge).
 fn history_of(user: &Repository, base: Oid, depth: u32) -> Result<(Vec<Oid>, Vec<Oid>), GitError> {
     let mut seen = std::collections::HashSet::from([base]);
     let mut order = vec![base];
     let mut frontier = vec![base];
+    let mut spent = 0u64;
+    let odb = user.odb()?;
     for _ in 1..depth {
         let mut next = Vec::new();
+        let mut cost = 0u64;
         for c in &frontier {
-            for p in user.find_commit(*c)?.parent_ids() {
-                if seen.insert(p) {
-                    next.push(p);
+            let child = user.find_commit(*c)?;
+            for p in child.parent_ids() {
+                if seen.contains(&p) || next.contains(&p) {
+                    continue;
                 }
+                // What the parent holds that its child does not: the old side of the diff.
+                let parent = user.find_commit(p)?;
+                let diff =
+                    user.diff_tree_to_tree(Some(&parent.tree()?), Some(&child.tree()?), None)?;
+                for d in diff.deltas() {
+                    let old = d.old_file();
+                    if old.exists() && !old.id().is_zero() {
+                        cost += odb.read_header(old.id()).map(|(size, _)| size as u64)?;
+                    }
+                }
+                next.push(p);
             }
         }
-        if next.is_empty() {
+        if next.is_empty() || spent + cost > HISTORY_BUDGET {
             break;
         }
+        spent += cost;
+        seen.extend(&next);
         order.extend(&next);
         frontier = next;
     }

@@ -201,3 +201,40 @@ fn the_checked_out_branch_is_offered_first() {
     r.set_head("refs/heads/zz-feature").unwrap();
     assert_eq!(berth_git::branches(&user).unwrap()[0], "zz-feature");
 }
+
+#[test]
+fn large_rewritten_files_shorten_the_history_instead_of_slowing_the_start() {
+    let d = tempfile::tempdir().unwrap();
+    let user = d.path().join("r");
+    repo(&user);
+    let r = git2::Repository::open(&user).unwrap();
+    let sig = git2::Signature::now("t", "t@t.invalid").unwrap();
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    // Six commits each rewriting a 5 MiB file nobody can compress.
+    for n in 0..6 {
+        let mut data = vec![0u8; 5 << 20];
+        for b in data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        std::fs::write(user.join("blob.bin"), &data).unwrap();
+        let mut index = r.index().unwrap();
+        index.add_path(Path::new("blob.bin")).unwrap();
+        index.write().unwrap();
+        let tree = r.find_tree(index.write_tree().unwrap()).unwrap();
+        let parent = r.head().unwrap().peel_to_commit().unwrap();
+        let msg = format!("blob {n}\n");
+        r.commit(Some("HEAD"), &sig, &sig, &msg, &tree, &[&parent])
+            .unwrap();
+    }
+    let ws = d.path().join("w");
+    create_workspace(&user, "main", &ws, false, 50).unwrap();
+    // 16 MiB of older versions: the base and three generations (15 MiB), not the fourth.
+    assert_eq!(
+        git_in(&ws, &["log", "--format=%s"]),
+        "blob 5\nblob 4\nblob 3\nblob 2\n"
+    );
+    assert_eq!(berth_git::HISTORY_BUDGET, 16 << 20);
+}

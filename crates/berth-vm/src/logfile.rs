@@ -13,6 +13,8 @@ pub struct RotatingLog {
     max: u64,
     file: File,
     len: u64,
+    /// With [`RotatingLog::open_timed`]: `NAME.times`, and when a mark was last written.
+    times: Option<(File, u64)>,
 }
 
 impl RotatingLog {
@@ -25,7 +27,40 @@ impl RotatingLog {
             max: max.max(1),
             file,
             len,
+            times: None,
         })
+    }
+
+    /// Like [`RotatingLog::open`], and keeps `NAME.times`: a line "`<unix seconds>
+    /// <offset>`" at most once a second, where a write starts, so a reader can start at a
+    /// time (`berth logs --since`); it rotates with the log.
+    pub fn open_timed(path: &Path, max: u64) -> std::io::Result<RotatingLog> {
+        let mut log = Self::open(path, max)?;
+        log.times = Some((open_append(&Self::times(path))?, 0));
+        Ok(log)
+    }
+
+    /// The time marks of the log at `path` (see [`RotatingLog::open_timed`]).
+    pub fn times(path: &Path) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".times");
+        PathBuf::from(name)
+    }
+
+    /// Notes that a write starts now at the current length, unless one was noted this second.
+    fn mark(&mut self) -> std::io::Result<()> {
+        let Some((file, last)) = &mut self.times else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if now != *last {
+            *last = now;
+            file.write_all(format!("{now} {}\n", self.len).as_bytes())?;
+        }
+        Ok(())
     }
 
     /// The older half: where the log's earlier bytes went.
@@ -39,6 +74,12 @@ impl RotatingLog {
         std::fs::rename(&self.path, Self::older(&self.path))?;
         self.file = open_append(&self.path)?;
         self.len = 0;
+        if let Some((file, last)) = &mut self.times {
+            let times = Self::times(&self.path);
+            std::fs::rename(&times, Self::times(&Self::older(&self.path)))?;
+            *file = open_append(&times)?;
+            *last = 0;
+        }
         Ok(())
     }
 }
@@ -48,6 +89,7 @@ impl Write for RotatingLog {
         if self.len >= self.max {
             self.rotate()?;
         }
+        self.mark()?;
         let room = (self.max - self.len) as usize;
         let n = self.file.write(&data[..data.len().min(room)])?;
         self.len += n as u64;
@@ -85,6 +127,28 @@ mod tests {
         assert!(now.len() <= 1000 && older.len() == 1000);
         assert!(now.ends_with("09999\n"), "the newest bytes are kept");
         assert!(!older.contains("00000"), "the oldest are gone");
+    }
+
+    #[test]
+    fn time_marks_name_where_writes_start_and_rotate_with_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        let mut log = RotatingLog::open_timed(&path, 10).unwrap();
+        log.write_all(b"abcdef").unwrap();
+        log.write_all(b"gh").unwrap(); // the same second: no second mark
+        let marks = std::fs::read_to_string(RotatingLog::times(&path)).unwrap();
+        let lines: Vec<&str> = marks.lines().collect();
+        assert!(!lines.is_empty() && lines.len() <= 2, "{marks}");
+        assert!(lines[0].ends_with(" 0"), "{marks}");
+        log.write_all(b"ijklmnop").unwrap(); // fills it and rotates
+        let older = RotatingLog::times(&RotatingLog::older(&path));
+        assert!(
+            std::fs::read_to_string(older)
+                .unwrap()
+                .starts_with(lines[0])
+        );
+        let now = std::fs::read_to_string(RotatingLog::times(&path)).unwrap();
+        assert!(now.lines().next().unwrap().ends_with(" 0"), "{now}");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! `berth logs ATTEMPT [-f] [-n N]`: the attempt's output from the start (or its last N
-//! lines), then live.
+//! `berth logs ATTEMPT [-f] [-n N | --since WHEN]`: the attempt's output from the start (or
+//! its last N lines, or what it printed since a time), then live.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,6 +21,20 @@ pub struct Args {
     /// Only the last N lines of what is there now (then, with -f, what comes).
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     tail: Option<u32>,
+    /// Only what it printed since WHEN: a time back from now (90s, 10m, 2h, 1d) or a UTC
+    /// time (2026-11-30T10:00:00), to the second.
+    #[arg(long, value_name = "WHEN", conflicts_with = "tail")]
+    since: Option<String>,
+}
+
+/// Where in the log at `path` output written at `since` (Unix seconds) or later starts,
+/// from its time marks: `None` when nothing there is that recent, or it has no marks.
+fn since_offset(path: &std::path::Path, since: u64) -> Option<u64> {
+    let marks = std::fs::read_to_string(RotatingLog::times(path)).ok()?;
+    marks.lines().find_map(|line| {
+        let (t, at) = line.split_once(' ')?;
+        (t.parse::<u64>().ok()? >= since).then(|| at.parse().ok())?
+    })
 }
 
 /// The offset in `path` from which its last `n` lines start, and how many of those lines it
@@ -70,7 +84,36 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     let mut pos = 0u64;
     let older_path = RotatingLog::older(&path);
+    let since = match &args.since {
+        Some(w) => Some(
+            super::since::parse_since(w, crate::context::now_ms() / 1000)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        None => None,
+    };
+    let marked = RotatingLog::times(&path).exists();
+    if since.is_some() && !marked && path.exists() {
+        eprintln!("berth: this log has no time marks (an older berth wrote it); all of it:");
+    }
+    let since = since.filter(|_| marked);
+    if let Some(since) = since {
+        match since_offset(&older_path, since) {
+            // From there in the older half, then all of the current one.
+            Some(at) => {
+                if let Ok(mut older) = std::fs::File::open(&older_path) {
+                    use std::io::{Seek, SeekFrom};
+                    older.seek(SeekFrom::Start(at))?;
+                    std::io::copy(&mut older, &mut out)?;
+                }
+            }
+            None => {
+                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                pos = since_offset(&path, since).unwrap_or(len);
+            }
+        }
+    }
     match args.tail {
+        _ if since.is_some() => {}
         Some(n) => {
             let n = n as usize;
             // The last n lines: from the current half, and the older one if it falls short.

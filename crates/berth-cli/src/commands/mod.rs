@@ -30,6 +30,7 @@ pub mod rm;
 pub mod run;
 mod run_ask;
 pub mod secret;
+mod since;
 pub mod stop;
 pub mod supervise;
 pub mod target;

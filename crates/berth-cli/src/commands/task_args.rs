@@ -31,9 +31,9 @@ pub struct TaskArgs {
     #[arg(long, requires = "agent")]
     pub interactive: bool,
     /// Commits of the base's history each attempt's repo gets, for `git log` and `git blame`
-    /// (1: the base alone). The guest's repo is shallow at that depth: commits further back
-    /// are not in it, and nothing in it points to your repo. Default: `berth config history`,
-    /// else 50.
+    /// (1: the base alone; fewer when older file versions would pass 16 MiB). The guest's
+    /// repo is shallow at that depth: commits further back are not in it, and nothing in it
+    /// points to your repo. Default: `berth config history`, else 50.
     #[arg(long, value_name = "N")]
     pub history: Option<u32>,
 }
