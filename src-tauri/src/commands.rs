@@ -176,7 +176,8 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             title: &req.title,
             command: &command,
             include_uncommitted: false,
-            memory_mib: 512,
+            // What the agent needs (opencode more than the default).
+            memory_mib: agent.as_ref().map_or(512, |a| a.memory.max(512)),
             policy,
             with_env: true,
             secrets,

@@ -1,4 +1,4 @@
-//! The real Claude Code, Codex, Gemini CLI and aider in real VMs, against a stand-in of their vendor's
+//! The real Claude Code, Codex, Gemini CLI, aider and opencode in real VMs, against a stand-in of their vendor's
 //! API on loopback TLS (`berth_tests::model_api`). Each is installed as a user would
 //! (`berth agent install`: the user's npm fetches the platform package, a setup VM with no
 //! network installs it), its key goes in the OS keyring, and `berth run --agent NAME` runs it
@@ -230,5 +230,18 @@ fn aider_does_a_scripted_edit_through_the_gateway() {
         sent_as: ("authorization", format!("Bearer {VALUE}")),
         shows: &["hello.txt", "Applied edit"],
         runs_command: false,
+    });
+}
+
+#[test]
+fn opencode_does_a_scripted_job_through_the_gateway() {
+    run_real_agent(Agent {
+        name: "opencode",
+        vendor: Vendor::Anthropic,
+        secret: "anthropic",
+        header: "x-api-key",
+        sent_as: ("x-api-key", VALUE.to_string()),
+        shows: &["hello.txt"],
+        runs_command: true,
     });
 }

@@ -53,6 +53,10 @@ pub struct AgentPreset {
     /// settings file its `env` points at.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// Guest memory it needs, MiB (0: the default is enough); its attempts get at least this
+    /// unless `--memory` says otherwise.
+    #[serde(default)]
+    pub memory: u32,
 }
 
 impl AgentPreset {
@@ -92,6 +96,9 @@ impl AgentPreset {
         }
         if !self.secret.is_empty() && !name_ok(&self.secret) {
             return Err(format!("secret: '{}' is not a secret name", self.secret));
+        }
+        if self.memory > 65_536 {
+            return Err(format!("memory: {} MiB is more than 65536", self.memory));
         }
         for (what, v) in [("key_env", &self.key_env), ("url_env", &self.url_env)] {
             if !v.is_empty() && (!ident(v) || v.starts_with("BERTH_")) {

@@ -101,9 +101,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
     }
     let image = ctx.image()?;
+    let memory = args
+        .task
+        .memory(planned.as_ref().and_then(|p| p.agent.as_ref()));
     check_memory(
         &store,
-        args.task.memory as u64 * args.task.attempts as u64,
+        memory as u64 * args.task.attempts as u64,
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
@@ -116,7 +119,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             title: &title,
             command: &command,
             include_uncommitted: args.task.include_uncommitted,
-            memory_mib: args.task.memory,
+            memory_mib: memory,
             policy,
             with_env: true,
             secrets,
@@ -158,7 +161,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
-    let mut settings = ctx.vm_settings(args.task.memory, &args.vm)?;
+    let mut settings = ctx.vm_settings(memory, &args.vm)?;
     settings.image = image;
     let hv = Qemu::new(ctx.qemu_config()?);
     let many = prepared.attempts.len() > 1;

@@ -51,9 +51,10 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     let policy = planned.policy(args.net.policy(&store, Some(&repo))?)?;
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
+    let memory = args.task.memory(planned.agent.as_ref());
     check_memory(
         &store,
-        args.task.memory as u64 * args.task.attempts as u64,
+        memory as u64 * args.task.attempts as u64,
         host_memory_mib(),
         args.vm.max_memory_share,
     )?;
@@ -70,7 +71,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             title: &title,
             command: &planned.command,
             include_uncommitted: args.task.include_uncommitted,
-            memory_mib: args.task.memory,
+            memory_mib: memory,
             policy,
             with_env: true,
             secrets: planned.secrets,

@@ -15,9 +15,10 @@ pub struct TaskArgs {
     /// attempt's side; the repo itself is not touched).
     #[arg(long)]
     pub include_uncommitted: bool,
-    /// Guest memory per attempt, MiB.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(64..=65536))]
-    pub memory: u32,
+    /// Guest memory per attempt, MiB (default 512, or what the --agent needs, e.g. 1536 for
+    /// opencode).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(64..=65536))]
+    pub memory: Option<u32>,
     /// Bind a secret (see `berth secret`): NAME[:approve=each|task|none][:ttl=1h]
     /// [:max-requests=N]. The guest gets a token that works only at this attempt's gateway,
     /// which sets the real value on the host. Repeatable.
@@ -58,7 +59,29 @@ impl Planned {
     }
 }
 
+/// Guest memory per attempt when neither `--memory` nor the agent says.
+pub const DEFAULT_MEMORY: u32 = 512;
+
 impl TaskArgs {
+    /// Guest MiB per attempt: `--memory`, else what the agent needs, else the default. Says
+    /// so when `--memory` is below what the agent needs.
+    pub fn memory(&self, agent: Option<&berth_core::AgentPreset>) -> u32 {
+        let needs = agent.map_or(0, |a| a.memory);
+        match self.memory {
+            Some(m) => {
+                if m < needs {
+                    eprintln!(
+                        "berth: note: {} needs about {needs} MiB; with --memory {m} it may \
+                         crawl (swapping) or be killed",
+                        agent.map_or("the agent", |a| a.label.as_str())
+                    );
+                }
+                m
+            }
+            None => needs.max(DEFAULT_MEMORY),
+        }
+    }
+
     /// The history depth: `--history`, else the user's setting.
     pub fn history(&self, store: &berth_core::Store) -> anyhow::Result<u32> {
         Ok(match self.history {
@@ -114,5 +137,30 @@ impl TaskArgs {
             .iter()
             .map(|s| berth_core::parse_secret_spec(s))
             .collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        task: super::TaskArgs,
+    }
+
+    #[test]
+    fn an_agent_that_needs_more_memory_gets_it_unless_memory_is_given() {
+        let opencode = berth_core::agent_presets()
+            .iter()
+            .find(|a| a.name == "opencode")
+            .unwrap();
+        assert!(opencode.memory > super::DEFAULT_MEMORY);
+        let plain = Cli::parse_from(["t"]).task;
+        assert_eq!(plain.memory(None), super::DEFAULT_MEMORY);
+        assert_eq!(plain.memory(Some(opencode)), opencode.memory);
+        let given = Cli::parse_from(["t", "--memory", "700"]).task;
+        assert_eq!(given.memory(Some(opencode)), 700);
     }
 }
