@@ -999,3 +999,96 @@ fn logs_since_starts_at_a_time() {
         text(&bad)
     );
 }
+
+/// `berth compare` shows a task's attempts side by side; `berth choose --merge` pulls the
+/// winner, fast-forwards the branch the task started from in a clean checkout (never a
+/// dirty one), and stops the task's other attempts, keeping their workspaces.
+#[test]
+fn compare_and_choose_a_winner_merging_into_a_clean_checkout_only() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let new = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--attempts", "2", "--", "sh", "-c"])
+        .arg("echo \"$BERTH_ATTEMPT\" > \"f$BERTH_ATTEMPT.txt\"; [ \"$BERTH_ATTEMPT\" = 1.1 ] || sleep 600")
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{}", text(&new));
+    let compare = || {
+        let out = env
+            .berth()
+            .args(["compare", "1", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert!(
+        berth_tests::wait_until(std::time::Duration::from_secs(300), || {
+            let rows = compare();
+            rows[0]["state"] == "exited" && rows[1]["state"] == "running"
+        }),
+        "{}",
+        compare()
+    );
+    let rows = compare();
+    assert_eq!(rows[0]["id"], "1.1", "{rows}");
+    assert_eq!(rows[0]["exit_code"], 0, "{rows}");
+    assert_eq!(rows[0]["files_changed"], 1, "{rows}");
+    assert_eq!(rows[0]["denied"], 0, "{rows}");
+    assert!(rows[0]["seconds"].is_u64(), "{rows}");
+    let human = text(&env.berth().args(["compare", "1"]).output().unwrap());
+    assert!(human.contains("DENIED") && human.contains("1.2"), "{human}");
+    let unknown = env.berth().args(["compare", "9"]).output().unwrap();
+    assert!(!unknown.status.success(), "{}", text(&unknown));
+
+    // The user has an edit of their own: nothing is merged, their file is as it was.
+    let main_before = berth_tests::git(&repo, &["rev-parse", "main"]);
+    std::fs::write(repo.join("a.txt"), "my own edit\n").unwrap();
+    let dirty = env
+        .berth()
+        .args(["choose", "1.1", "--merge"])
+        .output()
+        .unwrap();
+    assert!(!dirty.status.success(), "{}", text(&dirty));
+    assert!(
+        text(&dirty).contains("changes of yours"),
+        "{}",
+        text(&dirty)
+    );
+    assert_eq!(berth_tests::git(&repo, &["rev-parse", "main"]), main_before);
+    assert_eq!(
+        std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+        "my own edit\n"
+    );
+    assert_eq!(compare()[1]["state"], "running", "nothing was stopped");
+
+    // Clean again: main moves to the winner (its file is in the checkout), the other stops.
+    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+    let chose = env
+        .berth()
+        .args(["choose", "1.1", "--merge", "--json"])
+        .output()
+        .unwrap();
+    assert!(chose.status.success(), "{}", text(&chose));
+    let chose: serde_json::Value = serde_json::from_slice(&chose.stdout).unwrap();
+    assert_eq!(chose["branch"], "berth/1/1", "{chose}");
+    assert_eq!(chose["merged_into"], "main", "{chose}");
+    assert!(
+        chose["how"].as_str().unwrap().starts_with("fast-forward"),
+        "{chose}"
+    );
+    assert_eq!(chose["stopped"][0], "1.2", "{chose}");
+    assert_eq!(
+        berth_tests::git(&repo, &["rev-parse", "main"]),
+        berth_tests::git(&repo, &["rev-parse", "berth/1/1"])
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("f1.1.txt")).unwrap(),
+        "1.1\n"
+    );
+    assert_eq!(berth_tests::git(&repo, &["status", "--porcelain"]), "");
+    assert_eq!(compare()[1]["state"], "stopped");
+    assert!(env.data_dir().join("attempts/1.2/work").is_dir());
+}

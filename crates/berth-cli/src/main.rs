@@ -65,6 +65,10 @@ enum Command {
     Pull(commands::pull::Args),
     /// Show an attempt's changes against its base.
     Diff(commands::diff::Args),
+    /// A task's attempts side by side: state, exit code, time, changes, denials, secrets.
+    Compare(commands::compare::Args),
+    /// Keep an attempt as the task's result: pull it, merge it if asked, stop the others.
+    Choose(commands::choose::Args),
     /// Open an attempt's branch in your editor (pulls it first if needed).
     Open(commands::open::Args),
     /// The repos you work with (the app's Repos section).
@@ -146,6 +150,8 @@ fn main() -> ExitCode {
         Command::Supervise(args) => commands::supervise::run(&ctx, args),
         Command::Pull(args) => commands::pull::run(&ctx, args),
         Command::Diff(args) => commands::diff::run(&ctx, args),
+        Command::Compare(args) => commands::compare::run(&ctx, args),
+        Command::Choose(args) => commands::choose::run(&ctx, args),
         Command::Open(args) => commands::open::run(&ctx, args),
         Command::Repo(cmd) => commands::repo::run(&ctx, cmd),
         Command::Config(args) => commands::config::run(&ctx, args),

@@ -9,6 +9,7 @@ mod agent_layer;
 mod agents;
 mod approvals;
 mod cache;
+mod choose;
 mod config;
 mod data_dir;
 mod display;
@@ -50,10 +51,12 @@ pub use berth_db::{
     AttemptId, AttemptRecord, AttemptState, AuditEvent, Db, DbError, SecretRecord, TaskRecord,
 };
 pub use berth_egress::{Approval, Approver};
+pub use berth_git::Merged;
 pub use cache::{
     CacheView, cache_dir, cache_disk_usage, current_generation as current_cache_generation,
     list_caches, remove_cache,
 };
+pub use choose::{AttemptSummary, Chosen, choose_attempt, compare_task};
 pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
 pub use display::{

@@ -549,7 +549,7 @@ pub fn run_attempt<H: Hypervisor>(
 }
 
 /// The outcome of pulling one attempt.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pulled {
     pub imported: Option<Imported>,
     pub warnings: Vec<String>,

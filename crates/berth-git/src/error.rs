@@ -36,6 +36,9 @@ pub enum GitError {
     BranchCheckedOut { branch: String, at: String },
     #[error("'{0}' is not a valid branch name")]
     BadBranch(String),
+    /// Something Berth will not do to the user's repository, in words that say why.
+    #[error("{0}")]
+    Refused(String),
     #[error("git: {}", .0.message())]
     Git(NoChain),
     #[error("{what} {path}: {source}")]

@@ -20,6 +20,7 @@ mod fsck;
 mod guest_head;
 mod import;
 mod limits;
+mod merge;
 mod refs;
 mod workspace;
 
@@ -31,6 +32,7 @@ pub use files_at::{files_at, resolve_commit};
 pub use git2::Oid;
 pub use import::{Imported, Replaced, already_imported, import};
 pub use limits::Limits;
+pub use merge::{Merged, merge_into, merge_target};
 pub use refs::held_by_a_ref;
 pub use workspace::{
     CreatedWorkspace, DEFAULT_HISTORY, HISTORY_BUDGET, branches, create_workspace,

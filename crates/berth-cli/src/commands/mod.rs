@@ -12,6 +12,8 @@ pub mod bench_env;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod cache;
+pub mod choose;
+pub mod compare;
 pub mod completions;
 pub mod config;
 pub mod demo;
