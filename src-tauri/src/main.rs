@@ -3,6 +3,7 @@
 //! within a second, and the other way round).
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod choose;
 mod commands;
 mod notify;
 mod repos;
@@ -86,6 +87,9 @@ fn main() {
             commands::attempt_approve,
             commands::attempt_compare,
             commands::attempt_open,
+            choose::task_compare,
+            choose::attempt_choose,
+            choose::attempt_followup,
             repos::repos,
             repos::repo_add,
             repos::repo_remove,

@@ -492,7 +492,8 @@ def main():
             win.click("button[name=create]")
             deadline = time.time() + 60
             new = []
-            while not new and time.time() < deadline:
+            # The task's attempts appear one by one (each workspace is made in turn).
+            while len(new) < 2 and time.time() < deadline:
                 new = [t["id"] for t in json.loads(berth(data, "ls", "--json")) if t["id"] not in before]
                 time.sleep(0.5)
             assert len(new) == 2, f"the Claude task's attempts: {new}"
@@ -509,6 +510,36 @@ def main():
             assert git(repo, "show", f"berth/{first.replace('.', '/')}:hello.txt").strip() == "hello from the stand-in model"
             win.shot("22-claude-pulled")
             step("one Claude attempt is pulled: the file its tool call wrote is on the branch")
+
+            # The comparison strip: one row per attempt, with its state and exit code.
+            task = first.split(".")[0]
+            second = sorted(new)[1]
+            for a in sorted(new):
+                win.wait_text(f'[data-strip-row="{a}"]', "done", timeout=60)
+            row = win.text(f'[data-strip-row="{second}"]')
+            assert "0" in row and "Choose" in row, row
+            head_branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()
+            before_merge = git(repo, "rev-parse", head_branch).strip()
+            choose = ("[...document.querySelectorAll(`[data-strip-row='${arguments[0]}'] button`)]"
+                      ".find(b => b.textContent === 'Choose').click();")
+            # A file of the user's in the checkout: Choose (with merge) refuses and changes nothing.
+            (repo / "my-notes.txt").write_text("mine\n")
+            win.js(choose, second)
+            win.wait_text("[role=alert]", "changes of yours", timeout=60)
+            assert git(repo, "rev-parse", head_branch).strip() == before_merge
+            assert (repo / "my-notes.txt").read_text() == "mine\n"
+            win.shot("23-choose-refused-dirty")
+            step("the comparison strip shows both attempts' exit codes; Choose refuses to merge into a checkout with the user's changes")
+
+            (repo / "my-notes.txt").unlink()
+            win.js(choose, second)
+            win.wait_text(".note", f"chose {second}", timeout=120)
+            branch = f"berth/{second.replace('.', '/')}"
+            subprocess.run(["git", "-C", str(repo), "merge-base", "--is-ancestor", branch, head_branch], check=True)
+            assert git(repo, "show", f"{head_branch}:hello.txt").strip() == "hello from the stand-in model"
+            assert git(repo, "status", "--porcelain").strip() == "", "the checkout was left dirty"
+            win.shot("24-chosen-merged")
+            step("Choose pulls the winner and merges it into the task's branch in the clean checkout")
         finally:
             api.stdin.close()
             api.terminate()

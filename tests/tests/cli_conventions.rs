@@ -1092,3 +1092,75 @@ fn compare_and_choose_a_winner_merging_into_a_clean_checkout_only() {
     assert_eq!(compare()[1]["state"], "stopped");
     assert!(env.data_dir().join("attempts/1.2/work").is_dir());
 }
+
+/// `berth prompt` runs a finished attempt again in its workspace with a follow-up as
+/// `$BERTH_PROMPT`; the earlier run's work becomes a commit of its own, and pulling again
+/// updates the attempt's branch without --force.
+#[test]
+fn a_follow_up_prompt_adds_a_step_to_the_same_attempt() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let new = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--title", "first ask", "--", "sh", "-c"])
+        .arg("echo \"$BERTH_PROMPT\" >> log.txt")
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{}", text(&new));
+    let ended = |n: usize| {
+        berth_tests::wait_until(std::time::Duration::from_secs(300), || {
+            let audit = env
+                .berth()
+                .args(["audit", "1.1", "--json"])
+                .output()
+                .unwrap();
+            let events: serde_json::Value =
+                serde_json::from_slice(&audit.stdout).unwrap_or_default();
+            events.as_array().map_or(0, |e| {
+                e.iter()
+                    .filter(|e| e["kind"] == "lifecycle" && e["data"]["event"] == "exited")
+                    .count()
+            }) >= n
+        })
+    };
+    assert!(ended(1));
+    let pull = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(pull.status.success(), "{}", text(&pull));
+
+    let follow = env
+        .berth()
+        .args(["prompt", "1.1", "--", "second", "ask"])
+        .output()
+        .unwrap();
+    assert!(follow.status.success(), "{}", text(&follow));
+    assert!(ended(2));
+    // The branch moves to the newer result: it was exactly what this attempt put there.
+    let again = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/1:log.txt"]),
+        "first ask\nsecond ask\n"
+    );
+    let subjects = berth_tests::git(&repo, &["log", "--format=%s", "main..berth/1/1"]);
+    let subjects: Vec<&str> = subjects.lines().collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert_eq!(subjects[1], "Berth: first ask", "{subjects:?}");
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/1~1:log.txt"]),
+        "first ask\n"
+    );
+    let audit = text(&env.berth().args(["audit", "1.1"]).output().unwrap());
+    assert!(audit.contains("second ask"), "{audit}");
+    let empty = env
+        .berth()
+        .args(["prompt", "1.1", "--", " "])
+        .output()
+        .unwrap();
+    assert!(!empty.status.success());
+    assert!(
+        text(&empty).contains("say what the follow-up asks for"),
+        "{}",
+        text(&empty)
+    );
+}

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
+import type { ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -13,6 +13,12 @@ export const api = {
   resize: (id: string, rows: number, cols: number) => invoke<void>("attempt_resize", { id, rows, cols }),
   diff: (id: string) => invoke<DiffResult>("attempt_diff", { id }),
   compare: (a: string, b: string) => invoke<DiffResult>("attempt_compare", { a, b }),
+  /** The task's attempts side by side (`berth compare`). */
+  compareTask: (task: number) => invoke<AttemptSummary[]>("task_compare", { task }),
+  /** Keeps an attempt as the task's result (`berth choose [--merge]`); says what happened. */
+  choose: (id: string, merge: boolean) => invoke<string>("attempt_choose", { id, merge }),
+  /** A follow-up (`berth prompt`): the attempt runs again in its workspace with `prompt`. */
+  followUp: (id: string, prompt: string) => invoke<string>("attempt_followup", { id, prompt }),
   open: (id: string) => invoke<string>("attempt_open", { id }),
   repos: () => invoke<Repo[]>("repos"),
   addRepo: (path: string) => invoke<string>("repo_add", { path }),

@@ -5,9 +5,9 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
+import type { ApprovalRequest, Attempt, AttemptSummary, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
 import { InputQueue } from "./input";
-import { PRESETS, type PendingApproval, age, approvalText, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, stateTone, taskBadge, waiting } from "./view";
+import { PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -35,6 +35,10 @@ const ui = {
   agents: [] as AgentView[],
   settings: null as Settings | null,
   compare: null as [string, string] | null,
+  /** The selected task's comparison, from the core (`task_compare`). */
+  strip: [] as AttemptSummary[],
+  /** Whether Choose also merges into the branch the task started from. */
+  mergeOnChoose: true,
 };
 
 /** One terminal per attempt, kept across re-renders and view switches. */
@@ -112,6 +116,7 @@ async function refresh() {
     ui.settings = settings;
     await refreshEnvs();
     if (ui.selected == null && ui.tasks.length) ui.selected = ui.tasks[0].id;
+    ui.strip = ui.selected != null ? await api.compareTask(ui.selected).catch(() => [] as AttemptSummary[]) : [];
     render();
   } catch (e) {
     showError(message(e));
@@ -133,7 +138,7 @@ function taskList(): HTMLElement {
   for (const t of ui.tasks) {
     const b = taskBadge(t, ui.approvals);
     list.append(
-      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; render(); } },
+      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; render(); void refresh(); } },
         h("div", {}, h("strong", {}, `${t.id}. ${t.title}`), " ", h("span", { class: `badge ${b.tone}` }, b.label)),
         h("div", { class: "meta" }, `${t.attempts.length} attempt(s) · ${age(t.attempts[0]?.age_s ?? 0)} · ${t.repo}`)));
   }
@@ -305,11 +310,11 @@ function attemptCard(a: Attempt): HTMLElement {
     h("button", { disabled: !enabled, onclick: async () => { try { await f(); } catch (e) { showError(message(e)); } } }, label);
   const live = a.state === "running" || a.state === "booting";
   const ended = a.state === "exited" || a.state === "stopped" || a.state === "failed";
-  const asking = waiting(a.id, ui.approvals);
+  const badge = attemptBadge(a, waiting(a.id, ui.approvals));
   return h("div", { class: "card", "data-attempt-card": a.id },
     h("header", {},
       h("strong", {}, a.id),
-      h("span", { class: `badge ${asking ? "ask" : stateTone(a.state)}` }, asking ? "waiting for approval" : a.state),
+      h("span", { class: `badge ${badge.tone}`, "data-state": a.state }, badge.label),
       h("span", { class: "grow" }),
       h("span", { class: "meta", title: `created ${age(a.age_s)} ago` },
         // A live attempt's time ticks (see the interval below) without re-rendering the card.
@@ -327,6 +332,7 @@ function attemptCard(a: Attempt): HTMLElement {
         : act("Pull as branch", async () => { ui.note = await api.pull(a.id); ui.error = ""; await refresh(); }, !live),
       act("Open in editor", async () => { ui.note = await api.open(a.id); ui.error = ""; await refresh(); }, !live),
       act("Audit", () => showAudit(a.id)),
+      act("Follow up", async () => openFollowUp(a.id), ended),
       act("Stop", () => api.stop(a.id), live),
       act("Delete", async () => {
         // The core refuses to lose work unless the user confirmed exactly what is lost: ask
@@ -337,6 +343,29 @@ function attemptCard(a: Attempt): HTMLElement {
         terminals.delete(a.id);
         await refresh();
       }, !live)));
+}
+
+/** Follow up: a new prompt for a finished attempt, run in its workspace (its earlier work
+ * becomes a commit of its own). Enter sends, Escape closes. */
+function openFollowUp(id: string) {
+  document.getElementById("follow-up")?.remove();
+  const err = h("div", {});
+  const text = h("input", { name: "follow-up-text", placeholder: "what to do next, e.g. now add a test for it" }) as HTMLInputElement;
+  const close = () => { dlg.close(); dlg.remove(); };
+  const dlg = h("dialog", { id: "follow-up", "data-attempt": id },
+    h("h1", {}, `Follow up on ${id}`),
+    h("p", { class: "meta" }, "Its command runs again in the same workspace with this as its prompt; what it did so far becomes a commit of its own."),
+    err,
+    h("form", { onsubmit: async (e: Event) => {
+      e.preventDefault();
+      try { ui.note = await api.followUp(id, text.value); ui.error = ""; close(); await refresh(); }
+      catch (x) { err.replaceChildren(h("div", { class: "error" }, message(x))); }
+    } }, text, h("div", { class: "actions" },
+      h("button", { class: "primary", name: "send-follow-up" }, "Run again"),
+      h("button", { type: "button", name: "cancel", onclick: close }, "Cancel")))) as HTMLDialogElement;
+  document.body.append(dlg);
+  dlg.showModal();
+  text.focus();
 }
 
 /** Delete an attempt that would lose work: pull and delete, delete anyway, or cancel. */
@@ -393,6 +422,38 @@ async function showCompare(a: string, b: string) {
   ui.compare = [a, b];
   ui.review = diffView(`What ${b} did differently from ${a}`, d, { "data-compare": `${a}/${b}` });
   render();
+}
+
+/** One row per attempt of the task (from the core's `task_compare`), each with Choose: pull
+ * it, merge it into the task's branch if asked (never over the user's changes), stop the
+ * others. */
+function comparisonStrip(t: TaskView): HTMLElement | null {
+  const rows = ui.strip.filter((r) => r.id.split(".")[0] === String(t.id));
+  if (rows.length < 2) return null;
+  const cell = (v: string, cls = "") => h("td", { class: cls }, v);
+  const merge = h("input", { type: "checkbox", name: "merge-on-choose", checked: ui.mergeOnChoose,
+    onchange: (e: Event) => { ui.mergeOnChoose = (e.target as HTMLInputElement).checked; } });
+  const table = h("table", { class: "strip", "data-strip": String(t.id) },
+    h("thead", {}, h("tr", {}, ...["Attempt", "State", "Exit", "Time", "Files", "Lines", "Denied", "Secrets", ""].map((x) => h("th", {}, x)))),
+    h("tbody", {}, ...rows.map((r) => {
+      const b = attemptBadge(r);
+      const live = r.state === "running" || r.state === "booting";
+      return h("tr", { "data-strip-row": r.id },
+        cell(r.id),
+        h("td", {}, h("span", { class: `badge ${b.tone}` }, b.label)),
+        cell(r.exit_code != null ? String(r.exit_code) : "-"),
+        cell(r.seconds != null ? age(r.seconds) : "-"),
+        cell(r.files_changed != null ? String(r.files_changed) : "-"),
+        cell(r.insertions != null ? `+${r.insertions}/-${r.deletions ?? 0}` : "-"),
+        cell(String(r.denied), r.denied ? "bad" : ""),
+        cell(String(r.secret_uses)),
+        h("td", {}, h("button", { class: "small", name: "choose", disabled: live, title: live ? "Choose it once it has finished" : `Keep ${r.id} as the result${ui.mergeOnChoose ? " and merge it" : ""}; the other attempts stop`,
+          onclick: async () => {
+            try { ui.note = await api.choose(r.id, ui.mergeOnChoose); ui.error = ""; await refresh(); } catch (e) { showError(message(e)); }
+          } }, "Choose")));
+    })));
+  return h("div", { class: "strip-box" }, table,
+    h("label", { class: "inline meta" }, merge, " Choose also merges into the branch the task started from (never over your uncommitted changes)"));
 }
 
 function compareBar(t: TaskView): HTMLElement | null {
@@ -564,7 +625,10 @@ function render() {
     ui.note ? h("div", { class: "note" }, ui.note) : null);
   if (task) {
     main.append(h("h1", {}, `${task.id}. ${task.title}`), h("div", { class: "meta" }, task.repo));
-    main.append(h("h2", {}, "Attempts"), h("div", { class: "attempts" }, ...task.attempts.map(attemptCard)));
+    main.append(h("h2", {}, "Attempts"));
+    const strip = comparisonStrip(task);
+    if (strip) main.append(strip);
+    main.append(h("div", { class: "attempts" }, ...task.attempts.map(attemptCard)));
     const bar = compareBar(task);
     if (bar) main.append(bar);
     if (ui.review && task.attempts.some((a) => a.id === ui.focus)) main.append(ui.review);

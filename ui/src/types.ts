@@ -27,6 +27,24 @@ export interface Attempt {
   waiting_for: string[];
 }
 
+/** One row of a task's comparison (`berth compare TASK --json`, `task_compare`). */
+export interface AttemptSummary {
+  id: string;
+  state: AttemptState;
+  exit_code: number | null;
+  error: string | null;
+  /** From the start of its command to its end (or now, while it runs). */
+  seconds: number | null;
+  files_changed: number | null;
+  insertions: number | null;
+  deletions: number | null;
+  /** Requests its proxy refused. */
+  denied: number;
+  /** Requests its gateway sent with one of the user's secrets. */
+  secret_uses: number;
+  branch: string | null;
+}
+
 export interface TaskView {
   id: number;
   title: string;

@@ -36,6 +36,20 @@ export function taskBadge(t: TaskView, pending: ApprovalRequest[] = []): { label
   return { label: states[0] ?? "empty", tone: "idle" };
 }
 
+/** What an attempt's badge says, in words that tell the truth: an exit code other than 0
+ * is a failure, a stop by the user is not an error, a question waiting is not work. */
+export function attemptBadge(a: { state: AttemptState; exit_code: number | null; error: string | null }, asking = false): { label: string; tone: "busy" | "ok" | "bad" | "idle" | "ask" } {
+  if (asking) return { label: "waiting for approval", tone: "ask" };
+  switch (a.state) {
+    case "booting": return { label: "booting", tone: "busy" };
+    case "running": return { label: "working", tone: "busy" };
+    case "exited": return a.exit_code === 0 ? { label: "done", tone: "ok" } : { label: `failed (exit ${a.exit_code ?? "?"})`, tone: "bad" };
+    case "failed": return { label: "failed", tone: "bad" };
+    case "stopped": return { label: a.error === "stopped by the user" ? "stopped by you" : "stopped", tone: "idle" };
+    default: return { label: a.state, tone: "idle" };
+  }
+}
+
 export function stateTone(s: AttemptState): string {
   return s === "running" || s === "booting" ? "busy" : s === "exited" ? "ok" : s === "failed" ? "bad" : "idle";
 }

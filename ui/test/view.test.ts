@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { APPROVAL_TIMEOUT_MS, PRESETS, age, approvalText, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { APPROVAL_TIMEOUT_MS, PRESETS, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -103,5 +103,20 @@ describe("review and audit", () => {
     const no = describeEvent({ seq: 3, attempt: "1.1", ts_ms: 0, kind: "secret", data: { decision: "deny", secret: "anthropic", method: "GET", host: "api.test", path: "/x", status: 401, reason: "wrong token" } });
     expect(no.denied).toBe(true);
     expect(no.text).toContain("DENIED use of secret anthropic");
+  });
+});
+
+describe("attempt badges tell the truth", () => {
+  const a = (state: Attempt["state"], exit_code: number | null = null, error: string | null = null) => ({ state, exit_code, error });
+  it("an exit code other than 0 is a failure, with its code", () => {
+    expect(attemptBadge(a("exited", 0))).toEqual({ label: "done", tone: "ok" });
+    for (const code of [1, 2, 127]) expect(attemptBadge(a("exited", code))).toEqual({ label: `failed (exit ${code})`, tone: "bad" });
+  });
+  it("says who stopped it, and that a question waits", () => {
+    expect(attemptBadge(a("stopped", null, "stopped by the user")).label).toBe("stopped by you");
+    expect(attemptBadge(a("stopped", null, "its supervisor died")).label).toBe("stopped");
+    expect(attemptBadge(a("running"), true)).toEqual({ label: "waiting for approval", tone: "ask" });
+    expect(attemptBadge(a("running")).label).toBe("working");
+    expect(attemptBadge(a("failed")).tone).toBe("bad");
   });
 });

@@ -57,6 +57,9 @@ enum Command {
     Stop(commands::stop::StopArgs),
     /// Boot a stopped attempt again on its workspace.
     Start(commands::stop::StartArgs),
+    /// A follow-up: run a finished attempt's command again in its workspace with a new
+    /// prompt ($BERTH_PROMPT); its earlier work becomes a commit of its own.
+    Prompt(commands::prompt::Args),
     /// Delete attempts or tasks (refuses while work is not pulled, unless --force).
     Rm(commands::rm::Args),
     /// An attempt's audit timeline.
@@ -145,6 +148,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(&ctx, args),
         Command::Stop(args) => commands::stop::stop(&ctx, args),
         Command::Start(args) => commands::stop::start(&ctx, args),
+        Command::Prompt(args) => commands::prompt::run(&ctx, args),
         Command::Rm(args) => commands::rm::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args),
         Command::Supervise(args) => commands::supervise::run(&ctx, args),

@@ -20,6 +20,7 @@ mod env_activity;
 mod env_build;
 mod env_config;
 mod env_status;
+mod followup;
 mod history;
 mod id;
 mod output_log;
@@ -74,6 +75,7 @@ pub use env::{
 pub use env_activity::{ActivityState, EnvActivity, env_activity};
 pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
 pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
+pub use followup::{MAX_PROMPT, set_followup};
 pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, set_history_depth};
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};

@@ -266,7 +266,12 @@ pub fn supervise<H: Hypervisor>(
         &mut progress,
     )?;
     drop(env_log);
-    let prompt = store.db()?.task(id.task)?.title;
+    let title = store.db()?.task(id.task)?.title;
+    // A follow-up: what the earlier runs left becomes a commit of its own first.
+    if let Some(previous) = crate::followup::take_followup(store, id, &title) {
+        let _ = crate::followup::commit_step(&mut session.agent, &previous);
+    }
+    let prompt = crate::followup::current_prompt(store, id, &title);
     let request = attempt_request(store, &rec, &prompt, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,

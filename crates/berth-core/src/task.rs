@@ -500,7 +500,12 @@ pub fn run_attempt<H: Hypervisor>(
     let (mut session, _proxy) =
         boot_attempt(store, hv, settings, &rec, clock, approver, &mut progress)?;
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
-    let request = attempt_request(store, &rec, &db.task(id.task)?.title, None);
+    let title = db.task(id.task)?.title;
+    if let Some(previous) = crate::followup::take_followup(store, id, &title) {
+        let _ = crate::followup::commit_step(&mut session.agent, &previous);
+    }
+    let prompt = crate::followup::current_prompt(store, id, &title);
+    let request = attempt_request(store, &rec, &prompt, None);
     audit(
         &mut db,
         clock,
@@ -686,12 +691,20 @@ pub fn pull_attempt(
             up_to_date: true,
         });
     }
+    // A newer result of this attempt (after a follow-up) replaces what it put there last:
+    // the branch is still exactly that, so nothing of the user's is on it.
+    let ours = rec.branch.as_deref() == Some(branch.as_str())
+        && rec
+            .pulled_head
+            .as_deref()
+            .and_then(|p| oid(p).ok())
+            .is_some_and(|p| berth_git::branch_is_at(&rec.repo, &branch, p));
     let imported = berth_git::import(
         &store.host_git(id),
         &collected,
         &rec.repo,
         &branch,
-        force,
+        force || ours,
         &id.to_string(),
     )?;
     if let Some(i) = &imported {

@@ -44,6 +44,15 @@ pub struct Replaced {
 /// Whether `branch` in `repo` is still exactly an earlier pull of this result: it points
 /// at `pulled` (nobody moved it) and that commit's files are those of `head` in `host_git`
 /// (the attempt did nothing since). A second pull is then "already up to date".
+/// Whether local `branch` of the repository at `repo` points at `at`.
+pub fn branch_is_at(repo: &Path, branch: &str, at: Oid) -> bool {
+    Repository::open(repo).ok().and_then(|r| {
+        r.find_reference(&format!("refs/heads/{branch}"))
+            .ok()
+            .and_then(|b| b.target())
+    }) == Some(at)
+}
+
 pub fn already_imported(
     host_git: &Path,
     head: Oid,

@@ -30,7 +30,7 @@ pub use compare::diff_between;
 pub use error::GitError;
 pub use files_at::{files_at, resolve_commit};
 pub use git2::Oid;
-pub use import::{Imported, Replaced, already_imported, import};
+pub use import::{Imported, Replaced, already_imported, branch_is_at, import};
 pub use limits::Limits;
 pub use merge::{Merged, merge_into, merge_target};
 pub use refs::held_by_a_ref;

@@ -37,6 +37,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         &args.limits.limits(),
         now_ms,
     )?;
+    if let Some(i) = &chosen.pulled.imported {
+        // The repo's cache is refreshed on what the user kept (in the background).
+        let _ = berth_core::refresh_cache_after_pull(
+            &ctx.exe,
+            &ctx.store(),
+            args.attempt,
+            &i.head.to_string(),
+        );
+    }
     let branch = chosen.pulled.imported.as_ref().map(|i| i.branch.clone());
     let how = chosen.merged.as_ref().map(|(into, m)| {
         let how = match m {
