@@ -138,7 +138,7 @@ function taskList(): HTMLElement {
   for (const t of ui.tasks) {
     const b = taskBadge(t, ui.approvals);
     list.append(
-      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; render(); void refresh(); } },
+      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; ui.error = ""; ui.note = ""; render(); void refresh(); } },
         h("div", {}, h("strong", {}, `${t.id}. ${t.title}`), " ", h("span", { class: `badge ${b.tone}` }, b.label)),
         h("div", { class: "meta" }, `${t.attempts.length} attempt(s) · ${age(t.attempts[0]?.age_s ?? 0)} · ${t.repo}`)));
   }
@@ -452,8 +452,8 @@ function comparisonStrip(t: TaskView): HTMLElement | null {
             try { ui.note = await api.choose(r.id, ui.mergeOnChoose); ui.error = ""; await refresh(); } catch (e) { showError(message(e)); }
           } }, "Choose")));
     })));
-  return h("div", { class: "strip-box" }, table,
-    h("label", { class: "inline meta" }, merge, " Choose also merges into the branch the task started from (never over your uncommitted changes)"));
+  return h("div", { class: "strip-box" }, h("div", { class: "strip-scroll" }, table),
+    h("label", { class: "strip-merge meta" }, merge, "Choose also merges into the branch the task started from (never over your uncommitted changes)"));
 }
 
 function compareBar(t: TaskView): HTMLElement | null {

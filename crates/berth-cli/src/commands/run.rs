@@ -304,12 +304,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     repo.display()
                 );
             }
-            let merge = if branches.len() > 1 {
-                "Merge one:"
+            if branches.len() > 1 {
+                println!("Compare:     berth compare {}", task.id);
+                println!(
+                    "Keep one:    berth choose ATTEMPT --merge   (e.g. {}; or git -C {} merge {first})",
+                    first.trim_start_matches("berth/").replacen('/', ".", 1),
+                    repo.display()
+                );
             } else {
-                "Merge it: "
-            };
-            println!("{merge}   git -C {} merge {first}", repo.display());
+                println!("Merge it:    git -C {} merge {first}", repo.display());
+            }
         }
     }
     if !many {
