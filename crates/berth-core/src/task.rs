@@ -772,32 +772,66 @@ pub fn reconcile(store: &Store, clock: Clock) -> Result<Vec<AttemptId>, TaskErro
             // Re-check under the write lock: the supervisor may have recorded how the
             // attempt ended between our read and now; that record wins.
             let now = clock() / 1000;
-            let error = "its supervisor died (crashed or was killed); `berth start` boots it again";
+            // Its own last words, when it said why it gave up (no image, a bad record): a
+            // failure the user can act on, not a stop that `berth start` would repeat.
+            let (state, error) = match supervisor_error(store, a.id) {
+                Some(why) => (
+                    AttemptState::Failed,
+                    format!("its supervisor failed: {why}"),
+                ),
+                None => (
+                    AttemptState::Stopped,
+                    "its supervisor died (crashed or was killed); `berth start` boots it again"
+                        .to_string(),
+                ),
+            };
             let (_, marked) = db.update_attempt(a.id, |r| {
                 let same = r.state.is_live()
                     && r.supervisor_pid == a.supervisor_pid
                     && r.supervisor_start == a.supervisor_start;
                 if same {
-                    r.state = AttemptState::Stopped;
-                    r.error = Some(error.to_string());
+                    r.state = state;
+                    r.error = Some(error.clone());
                     r.updated_at = now;
                 }
                 same
             })?;
             if marked {
                 let _ = std::fs::remove_file(store.socket(a.id));
+                let event = if state == AttemptState::Failed {
+                    "failed"
+                } else {
+                    "stopped"
+                };
                 audit(
                     &mut db,
                     clock,
                     a.id,
                     "lifecycle",
-                    json!({"event": "stopped", "error": error}),
+                    json!({"event": event, "error": error}),
                 )?;
                 changed.push(a.id);
             }
         }
     }
     Ok(changed)
+}
+
+/// The error a dead supervisor printed last (`berth: error: ...` in its log), printable and
+/// short; `None` when it said none (it crashed or was killed).
+fn supervisor_error(store: &Store, id: AttemptId) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(store.supervisor_log(id)).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(8192))).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("berth: error: "))?;
+    Some(crate::display::table_cell(line, 300))
 }
 
 /// Refuses an attempt that would push running attempts past `share` of the host's memory.
@@ -870,4 +904,87 @@ pub fn unpulled_work(
         commits: collected.commits.len(),
         head: collected.head.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod reconcile_tests {
+    use berth_db::AttemptState;
+
+    use super::*;
+    use crate::{DataDir, NewTask, prepare_task};
+
+    fn clock() -> u64 {
+        1_700_000_000_000
+    }
+
+    /// A running attempt whose supervisor (a process that has exited) left `log`.
+    fn orphan(dir: &std::path::Path, log: &str) -> (Store, AttemptId) {
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git2::Repository::init(&repo).unwrap();
+        std::fs::write(repo.join("a.txt"), "a\n").unwrap();
+        crate::test_repo::commit_files(&repo, &[], "init");
+        let store = Store::new(DataDir::new(dir.join("data")));
+        let command = vec!["true".to_string()];
+        let task = prepare_task(
+            &store,
+            &NewTask {
+                repo: &repo,
+                base_ref: "HEAD",
+                attempts: 1,
+                title: "t",
+                command: &command,
+                include_uncommitted: false,
+                memory_mib: 256,
+                policy: Default::default(),
+                with_env: false,
+                secrets: Vec::new(),
+                agent: None,
+                cpus: 1,
+                history: 1,
+            },
+            clock,
+        )
+        .unwrap();
+        let id = task.attempts[0].id;
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        let pid = gone.id();
+        gone.wait().unwrap();
+        store
+            .db()
+            .unwrap()
+            .update_attempt(id, |a| {
+                a.state = AttemptState::Running;
+                a.supervisor_pid = Some(pid);
+                a.supervisor_start = Some(1);
+            })
+            .unwrap();
+        std::fs::write(store.supervisor_log(id), log).unwrap();
+        (store, id)
+    }
+
+    #[test]
+    fn a_supervisor_that_said_why_it_gave_up_leaves_a_failure_saying_so() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, id) = orphan(
+            d.path(),
+            "booting\nberth: error: no guest image is built; run `berth image build`\x1b[2J\n",
+        );
+        assert_eq!(reconcile(&store, clock).unwrap(), [id]);
+        let a = store.db().unwrap().attempt(id).unwrap();
+        assert_eq!(a.state, AttemptState::Failed);
+        let error = a.error.unwrap();
+        assert!(error.contains("no guest image is built"), "{error}");
+        assert!(!error.contains('\x1b'), "{error:?}");
+    }
+
+    #[test]
+    fn a_supervisor_that_died_silently_leaves_a_stop() {
+        let d = tempfile::tempdir().unwrap();
+        let (store, id) = orphan(d.path(), "booting\n");
+        reconcile(&store, clock).unwrap();
+        let a = store.db().unwrap().attempt(id).unwrap();
+        assert_eq!(a.state, AttemptState::Stopped);
+        assert!(a.error.unwrap().contains("supervisor died"));
+    }
 }
