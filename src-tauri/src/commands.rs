@@ -42,6 +42,7 @@ pub struct AttemptDto {
     cpus: u32,
     denied_requests: u64,
     waiting_for: Vec<String>,
+    waiting_input: bool,
 }
 
 #[tauri::command(async)]
@@ -79,6 +80,7 @@ pub fn state(app: State<'_, App>) -> Res<Vec<AttemptDto>> {
             } else {
                 Vec::new()
             },
+            waiting_input: a.state.is_live() && app.store.waiting_input(a.id),
         })
         .collect())
 }

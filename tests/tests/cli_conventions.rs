@@ -1164,3 +1164,46 @@ fn a_follow_up_prompt_adds_a_step_to_the_same_attempt() {
         text(&empty)
     );
 }
+
+/// An attempt whose terminal sits quiet at a prompt shows as waiting for input (`ls`,
+/// `compare`, the app); one that printed a whole line and works silently stays working.
+#[test]
+fn a_terminal_quiet_at_a_prompt_is_waiting_for_input() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let new = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--attempts", "2", "--", "sh", "-c"])
+        .arg("if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then exec bash -i; else echo building; exec sleep 600; fi")
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{}", text(&new));
+    let ls = || {
+        let out = env.berth().args(["ls", "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert!(
+        berth_tests::wait_until(
+            std::time::Duration::from_secs(300),
+            || ls()[0]["waiting_input"] == true
+        ),
+        "{}",
+        ls()
+    );
+    // 1.2 has been quiet as long, after a whole line: working.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let rows = ls();
+    assert_eq!(rows[1]["state"], "running", "{rows}");
+    assert_eq!(rows[1]["waiting_input"], false, "{rows}");
+    let human = text(&env.berth().arg("ls").output().unwrap());
+    assert!(human.contains("input"), "{human}");
+    let compare = env
+        .berth()
+        .args(["compare", "1", "--json"])
+        .output()
+        .unwrap();
+    let compare: serde_json::Value = serde_json::from_slice(&compare.stdout).unwrap();
+    assert_eq!(compare[0]["waiting_input"], true, "{compare}");
+    let _ = env.berth().args(["stop", "1"]).output();
+}

@@ -38,11 +38,11 @@ export function taskBadge(t: TaskView, pending: ApprovalRequest[] = []): { label
 
 /** What an attempt's badge says, in words that tell the truth: an exit code other than 0
  * is a failure, a stop by the user is not an error, a question waiting is not work. */
-export function attemptBadge(a: { state: AttemptState; exit_code: number | null; error: string | null }, asking = false): { label: string; tone: "busy" | "ok" | "bad" | "idle" | "ask" } {
+export function attemptBadge(a: { state: AttemptState; exit_code: number | null; error: string | null; waiting_input?: boolean }, asking = false): { label: string; tone: "busy" | "ok" | "bad" | "idle" | "ask" } {
   if (asking) return { label: "waiting for approval", tone: "ask" };
   switch (a.state) {
     case "booting": return { label: "booting", tone: "busy" };
-    case "running": return { label: "working", tone: "busy" };
+    case "running": return a.waiting_input ? { label: "waiting for input", tone: "ask" } : { label: "working", tone: "busy" };
     case "exited": return a.exit_code === 0 ? { label: "done", tone: "ok" } : { label: `failed (exit ${a.exit_code ?? "?"})`, tone: "bad" };
     case "failed": return { label: "failed", tone: "bad" };
     case "stopped": return { label: a.error === "stopped by the user" ? "stopped by you" : "stopped", tone: "idle" };

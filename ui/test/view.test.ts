@@ -6,7 +6,7 @@ function attempt(id: string, state: Attempt["state"], exit: number | null = null
   return {
     id, task: Number(id.split(".")[0]), title: "Fix it", state, repo: "/r", age_s: 5, elapsed_s: 4, share_sandbox: null,
     exit_code: exit, error: null, branch: null, files_changed: null, insertions: null,
-    deletions: null, memory_mib: 512, cpus: 1, denied_requests: 0, waiting_for: [],
+    deletions: null, memory_mib: 512, cpus: 1, denied_requests: 0, waiting_for: [], waiting_input: false,
   };
 }
 
@@ -117,6 +117,7 @@ describe("attempt badges tell the truth", () => {
     expect(attemptBadge(a("stopped", null, "its supervisor died")).label).toBe("stopped");
     expect(attemptBadge(a("running"), true)).toEqual({ label: "waiting for approval", tone: "ask" });
     expect(attemptBadge(a("running")).label).toBe("working");
+    expect(attemptBadge({ ...a("running"), waiting_input: true })).toEqual({ label: "waiting for input", tone: "ask" });
     expect(attemptBadge(a("failed")).tone).toBe("bad");
   });
 });

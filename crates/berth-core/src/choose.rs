@@ -26,6 +26,8 @@ pub struct AttemptSummary {
     /// Requests its gateway sent with one of the user's secrets.
     pub secret_uses: usize,
     pub branch: Option<String>,
+    /// Its terminal sits quiet at a prompt: the user is expected to type.
+    pub waiting_input: bool,
 }
 
 /// Every attempt of `task`, with what its audit says.
@@ -56,7 +58,9 @@ pub fn compare_task(
         }
         let until = ended.or_else(|| a.state.is_live().then(clock));
         let seconds = started.zip(until).map(|(s, e)| e.saturating_sub(s) / 1000);
-        rows.push(summary(&a, seconds, denied, secret_uses));
+        let mut row = summary(&a, seconds, denied, secret_uses);
+        row.waiting_input = a.state.is_live() && store.waiting_input(a.id);
+        rows.push(row);
     }
     Ok(rows)
 }
@@ -79,6 +83,7 @@ fn summary(
         denied,
         secret_uses: secrets,
         branch: a.branch.clone(),
+        waiting_input: false,
     }
 }
 

@@ -23,6 +23,7 @@ mod env_status;
 mod followup;
 mod history;
 mod id;
+mod input_wait;
 mod output_log;
 mod pty_sizes;
 mod remove;

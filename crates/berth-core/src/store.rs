@@ -60,6 +60,16 @@ impl Store {
         self.attempt_dir(id).join("stop-requested")
     }
 
+    /// Present while the attempt's terminal sits quiet at a prompt (see `input_wait.rs`).
+    pub fn input_marker(&self, id: AttemptId) -> PathBuf {
+        self.attempt_dir(id).join("waiting-input")
+    }
+
+    /// Whether the attempt's terminal waits for the user to type.
+    pub fn waiting_input(&self, id: AttemptId) -> bool {
+        self.input_marker(id).exists()
+    }
+
     /// Present while an approval question of the attempt waits: what it is about.
     pub fn waiting_marker(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("waiting-approval")

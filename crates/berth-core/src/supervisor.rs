@@ -325,6 +325,7 @@ pub fn supervise<H: Hypervisor>(
     }
 
     let mut last_check = std::time::Instant::now();
+    let mut input = crate::input_wait::InputWatch::new(store.input_marker(id));
     let outcome = loop {
         if stop.load(Ordering::SeqCst) {
             break Outcome::Stopped;
@@ -335,10 +336,16 @@ pub fn supervise<H: Hypervisor>(
                 break Outcome::Broken(problem);
             }
             desk.expire();
+            input.tick(last_check);
         }
         match session.agent.recv(Duration::from_millis(100)) {
             Ok(None) => {}
             Ok(Some(msg)) => {
+                if let Message::Stdout { id, data } | Message::Stderr { id, data } = &msg
+                    && *id == main.id()
+                {
+                    input.output(data);
+                }
                 if let Some(end) = route(&hub, msg, &mut log, &main) {
                     break end;
                 }
@@ -347,6 +354,7 @@ pub fn supervise<H: Hypervisor>(
         }
     };
     let _ = std::fs::remove_file(&socket);
+    drop(input);
     let final_state = match outcome {
         Outcome::Exited(code) => {
             audit(

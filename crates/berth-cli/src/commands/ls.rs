@@ -89,6 +89,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     // Names an approval question waits on (an attached `berth attach` or the
                     // app answers it).
                     "waiting_for": if a.state.is_live() { store.waiting_for(a.id) } else { Vec::new() },
+                    // Its terminal sits quiet at a prompt: the user is expected to type.
+                    "waiting_input": a.state.is_live() && store.waiting_input(a.id),
                 })
             })
             .collect();
@@ -123,6 +125,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             a.id.to_string(),
             if a.state.is_live() && !store.waiting_for(a.id).is_empty() {
                 "waiting"
+            } else if a.state.is_live() && store.waiting_input(a.id) {
+                "input"
             } else {
                 a.state.as_str()
             },
