@@ -25,7 +25,7 @@ export interface Attempt {
   denied_requests: number;
   /** What its open approval questions are about (host and port), while any wait. */
   waiting_for: string[];
-  /** Its terminal sits quiet at a prompt: the user is expected to type. */
+  /** Its terminal sits quiet at a prompt; the user is expected to type. */
   waiting_input: boolean;
 }
 
@@ -45,7 +45,7 @@ export interface AttemptSummary {
   /** Requests its gateway sent with one of the user's secrets. */
   secret_uses: number;
   branch: string | null;
-  /** Its terminal sits quiet at a prompt: the user is expected to type. */
+  /** Its terminal sits quiet at a prompt; the user is expected to type. */
   waiting_input: boolean;
 }
 
