@@ -1,7 +1,8 @@
 //! Tells the window when the state database changed (any writer: the app, the CLI, a
-//! supervisor), so the views refresh within half a second without polling from JS; raises
-//! OS notifications when attempts finish or fail; stays attached to running attempts so
-//! their approval requests reach the window.
+//! supervisor) or an attempt's terminal started or stopped waiting for input, so the views
+//! refresh within half a second without polling from JS; raises OS notifications when
+//! attempts finish or fail; stays attached to running attempts so their approval requests
+//! reach the window.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,8 +24,13 @@ fn snapshot(app: &App) -> Option<(HashMap<String, Seen>, String)> {
     let mut fingerprint = String::new();
     let mut seen = HashMap::new();
     for a in db.attempts().ok()? {
-        // Pulls change the row but not the state: part of the fingerprint too.
-        fingerprint += &format!("{}:{}:{}:{:?},", a.id, a.state, a.updated_at, a.branch);
+        // Pulls change the row but not the state: part of the fingerprint too; and a live
+        // attempt's terminal waiting for input (a marker file, not a row).
+        let input = a.state.is_live() && app.store.waiting_input(a.id);
+        fingerprint += &format!(
+            "{}:{}:{}:{:?}:{input},",
+            a.id, a.state, a.updated_at, a.branch
+        );
         seen.insert(
             a.id.to_string(),
             Seen {

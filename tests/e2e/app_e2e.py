@@ -540,6 +540,42 @@ def main():
             assert git(repo, "status", "--porcelain").strip() == "", "the checkout was left dirty"
             win.shot("24-chosen-merged")
             step("Choose pulls the winner and merges it into the task's branch in the clean checkout")
+
+            # An idle interactive shell waits for input; a silent command after a whole line works.
+            out = berth(data, "task", "new", "--repo", str(repo), "--title", "idle and busy", "--attempts", "2",
+                        "--", "sh", "-c", 'if [ "${BERTH_ATTEMPT#*.}" = 1 ]; then exec bash -i; else echo building; exec sleep 600; fi')
+            tid = max(int(t["id"].split(".")[0]) for t in json.loads(berth(data, "ls", "--json")))
+            win.click(f'[data-task="{tid}"]')
+            win.wait_text(f'[data-attempt-card="{tid}.1"] .badge', "waiting for input", timeout=300)
+            time.sleep(4)
+            assert "working" in win.text(f'[data-attempt-card="{tid}.2"] .badge'), win.text(f'[data-attempt-card="{tid}.2"] .badge')
+            win.shot("25-waiting-for-input")
+            berth(data, "stop", str(tid))
+            step("an idle shell shows waiting for input, a busy command working")
+
+            # Follow up: a new prompt runs the attempt again in its workspace; two commits.
+            berth(data, "task", "new", "--repo", str(repo), "--title", "first ask", "--",
+                  "sh", "-c", 'echo "$BERTH_PROMPT" >> steps.txt')
+            fid = max(int(t["id"].split(".")[0]) for t in json.loads(berth(data, "ls", "--json")))
+            att = f"{fid}.1"
+            win.click(f'[data-task="{fid}"]')
+            win.wait_text(f'[data-attempt-card="{att}"] .badge', "done", timeout=300)
+            win.press(att, "Follow up", "#follow-up", "Follow up on")
+            win.type_into("#follow-up input[name=follow-up-text]", "second ask\ue007")  # Enter submits
+            win.wait_text(".note", "runs again", timeout=60)
+            deadline = time.time() + 300
+            while sum(1 for e in json.loads(berth(data, "audit", att, "--json"))
+                      if e["kind"] == "lifecycle" and e["data"].get("event") == "exited") < 2:
+                if time.time() > deadline:
+                    raise AssertionError("the follow-up never finished")
+                time.sleep(1)
+            win.press(att, "Pull as branch", ".note", f"as berth/{fid}/1", timeout=120)
+            fb = f"berth/{fid}/1"
+            assert git(repo, "show", f"{fb}:steps.txt") == "first ask\nsecond ask\n"
+            subjects = git(repo, "log", "--format=%s", f"{head_branch}..{fb}").splitlines()
+            assert len(subjects) == 2 and subjects[1] == "Berth: first ask", subjects
+            win.shot("26-follow-up")
+            step("a follow-up prompt from the app produces a second commit on the same attempt")
         finally:
             api.stdin.close()
             api.terminate()
