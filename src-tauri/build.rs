@@ -6,6 +6,7 @@
 const COMMANDS: &[&str] = &[
     "state",
     "repo_branches",
+    "repo_demo",
     "new_task",
     "attempt_log",
     "attempt_input",

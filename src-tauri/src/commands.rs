@@ -90,6 +90,13 @@ pub fn repo_branches(repo: String) -> Res<Vec<String>> {
     berth_core::branches(std::path::Path::new(&repo)).map_err(|e| e.to_string())
 }
 
+/// Whether the scripted demo agent applies to `repo` at `base` (its script is committed
+/// there): the New agent task dialog offers the demo preset only then.
+#[tauri::command(async)]
+pub fn repo_demo(repo: String, base: String) -> bool {
+    berth_core::demo_applies(std::path::Path::new(&repo), &base)
+}
+
 #[derive(Deserialize)]
 pub struct NewTaskRequest {
     repo: String,

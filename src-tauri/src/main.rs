@@ -72,6 +72,7 @@ fn main() {
         .invoke_handler(tauri::generate_handler![
             commands::state,
             commands::repo_branches,
+            commands::repo_demo,
             commands::new_task,
             commands::attempt_log,
             commands::attempt_input,

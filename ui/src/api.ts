@@ -6,6 +6,8 @@ import type { ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
   branches: (repo: string) => invoke<string[]>("repo_branches", { repo }),
+  /** Whether the scripted demo agent's script is committed in `repo` at `base`. */
+  demoApplies: (repo: string, base: string) => invoke<boolean>("repo_demo", { repo, base }),
   newTask: (req: NewTaskRequest) => invoke<string[]>("new_task", { req }),
   /** Output from `offset` on; the log is capped and rotates, so `start` may be 0. */
   log: async (id: string, offset: number) => decodeLogChunk(await invoke<ArrayBuffer>("attempt_log", { id, offset })),

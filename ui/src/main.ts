@@ -516,21 +516,35 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
   // Secrets to bind: each attempt gets its own token for its own gateway.
   const secretBoxes = ui.secrets.map((s) => h("input", { type: "checkbox", name: "bind-secret", value: s.name }) as HTMLInputElement);
   const err = h("div", {});
+  // The scripted demo only where its script is committed (elsewhere it would exit 127).
+  const demoNote = h("div", { class: "meta", "data-demo-note": "" });
+  const checkDemo = async () => {
+    const applies = await api.demoApplies(repo.value, base.value || "HEAD").catch(() => false);
+    const demo = preset.querySelector("option[value=demo]") as HTMLOptionElement | null;
+    if (demo) { demo.disabled = !applies; demo.hidden = !applies; }
+    if (!applies && preset.value === "demo") {
+      preset.value = "custom";
+      command.value = "";
+    }
+    demoNote.textContent = applies ? "" : "This repo has no scripted demo agent: pick an agent preset (Settings → Agents installs one) or type the command each attempt runs, e.g. a shell.";
+  };
   const loadBranches = async () => {
     base.replaceChildren();
     try {
       for (const b of await api.branches(repo.value)) base.append(h("option", { value: b }, b));
+      await checkDemo();
       err.replaceChildren();
     } catch (e) {
       err.replaceChildren(h("div", { class: "error" }, message(e)));
     }
   };
   repo.addEventListener("change", loadBranches);
+  base.addEventListener("change", () => void checkDemo());
   const dlg = h("dialog", { id: "new-task" },
     h("h1", {}, "New agent task"), err,
     field("Repository", repo), h("datalist", { id: "repos" }, ...repos.map((r) => h("option", { value: r }))),
     h("div", { class: "row" }, field("Base branch", base), field("Attempts", attempts)),
-    h("div", { class: "row" }, field("Agent preset", preset), field("Command", command)),
+    h("div", { class: "row" }, field("Agent preset", preset), field("Command", command)), demoNote,
     agentNote, h("label", { class: "chip" }, interactive, " interactive (the agent's own terminal UI)"),
     field("Prompt (the task's title; the command sees it as $BERTH_PROMPT)", title),
     h("div", { class: "row" }, field("Network", network), field("Allowlist", allow)),

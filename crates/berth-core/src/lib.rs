@@ -81,7 +81,7 @@ pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, se
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
-pub use repos::{RepoView, add_repo, list_repos, remove_repo, repo_root};
+pub use repos::{DEMO_AGENT, RepoView, add_repo, demo_applies, list_repos, remove_repo, repo_root};
 pub use review::compare_attempts;
 pub use secrets::{
     Keyring, NewSecret, SecretUse, attempt_secrets, bind_secrets, gateway_url, keyring_for,

@@ -132,3 +132,41 @@ mod tests {
         );
     }
 }
+
+/// Where the bundled demo keeps its scripted agent, in a repo.
+pub const DEMO_AGENT: &str = ".berth/demo-agent.sh";
+
+/// Whether the scripted demo agent applies to `repo` at `base`: its script is in that
+/// commit (the demo repo and copies of it). Elsewhere the demo preset would die with exit 127.
+pub fn demo_applies(repo: &Path, base: &str) -> bool {
+    berth_git::resolve_commit(repo, base)
+        .and_then(|c| berth_git::files_at(repo, c, &[DEMO_AGENT], 1 << 20))
+        .is_ok_and(|found| !found.is_empty())
+}
+
+#[cfg(test)]
+mod demo_tests {
+    #[test]
+    fn the_demo_applies_only_where_its_script_is_committed() {
+        let d = tempfile::tempdir().unwrap();
+        let demo = d.path().join("demo");
+        berth_git::init_repo_with_files(
+            &demo,
+            &[
+                (super::DEMO_AGENT, "echo hi\n", true),
+                ("a.txt", "a\n", false),
+            ],
+            "demo\n",
+        )
+        .unwrap();
+        assert!(super::demo_applies(&demo, "HEAD"));
+        let other = d.path().join("other");
+        berth_git::init_repo_with_files(&other, &[("a.txt", "a\n", false)], "x\n").unwrap();
+        assert!(!super::demo_applies(&other, "HEAD"));
+        // An uncommitted script does not count: attempts start from a commit.
+        std::fs::create_dir_all(other.join(".berth")).unwrap();
+        std::fs::write(other.join(super::DEMO_AGENT), "echo hi\n").unwrap();
+        assert!(!super::demo_applies(&other, "HEAD"));
+        assert!(!super::demo_applies(&d.path().join("nowhere"), "HEAD"));
+    }
+}
