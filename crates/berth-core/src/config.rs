@@ -230,6 +230,22 @@ mod tests {
     }
 
     #[test]
+    fn a_repo_cannot_ask_for_more_of_its_history_in_the_guest() {
+        // Older commits can hold what was deleted since: the depth is the user's alone.
+        for text in [
+            "history = 1000\n",
+            "[git]\nhistory = 1000\n",
+            "[env]\nhistory = 5\n",
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.contains("history") || err.contains("git"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn mistakes_name_the_line_and_the_key() {
         let err = parse("[network]\nmode = \"allowlist\"\nalow = []\n").unwrap_err();
         assert!(err.contains("line 3") && err.contains("alow"), "{err}");

@@ -67,18 +67,8 @@ pub fn collect(
     leftovers_at: i64,
     shared: Option<BaseObjects>,
 ) -> Result<Collected, GitError> {
-    let first = collect_once(
-        workspace,
-        host_git,
-        base,
-        start,
-        attempt,
-        limits,
-        leftovers_at,
-        shared,
-    );
-    match first {
-        Err(_) if shared.is_some() => collect_once(
+    let once = |shared| {
+        collect_once(
             workspace,
             host_git,
             base,
@@ -86,8 +76,11 @@ pub fn collect(
             attempt,
             limits,
             leftovers_at,
-            None,
-        ),
+            shared,
+        )
+    };
+    match once(shared) {
+        Err(_) if shared.is_some() => once(None),
         done => done,
     }
 }

@@ -4,11 +4,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
-use berth_core::{AttemptId, check_memory, set_followup};
+use anyhow::Result;
+use berth_core::{AttemptId, set_followup};
 
-use super::supervise::{VmArgs, spawn_supervisor};
-use crate::context::{Context, host_memory_mib, now_ms};
+use super::supervise::VmArgs;
+use crate::context::{Context, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,25 +25,15 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
     let rec = store.db()?.attempt(args.attempt)?;
-    if rec.state.is_live() {
-        bail!(
-            "attempt {} is still {}; a follow-up runs once it has finished (or type into its \
-             terminal: `berth attach {}`)",
+    // The core refuses a live attempt, an empty or oversized prompt, a lost workspace.
+    super::stop::boot_again(ctx, &rec, &args.vm, || {
+        Ok(set_followup(
+            &store,
             args.attempt,
-            rec.state,
-            args.attempt
-        );
-    }
-    check_memory(
-        &store,
-        rec.memory_mib as u64,
-        host_memory_mib(),
-        args.vm.max_memory_share,
-    )?;
-    set_followup(&store, args.attempt, &args.text.join(" "), now_ms)?;
-    let mut vm = args.vm.clone();
-    vm.cpus = vm.cpus.or(Some(rec.cpus));
-    spawn_supervisor(ctx, args.attempt, &vm)?;
+            &args.text.join(" "),
+            now_ms,
+        )?)
+    })?;
     println!(
         "{id} runs again with your follow-up; its earlier work becomes a commit of its own \
          (`berth logs -f {id}`, then `berth pull {id}`)",

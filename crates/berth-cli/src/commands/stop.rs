@@ -22,6 +22,27 @@ pub struct StartArgs {
     vm: VmArgs,
 }
 
+/// Boots ended attempt `rec` again on its workspace, with its own memory and (unless `vm`
+/// gives others) CPUs; `before` runs once the memory check passed, before the boot.
+pub fn boot_again(
+    ctx: &Context,
+    rec: &berth_core::AttemptRecord,
+    vm: &VmArgs,
+    before: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    check_memory(
+        &ctx.store(),
+        rec.memory_mib as u64,
+        host_memory_mib(),
+        vm.max_memory_share,
+    )?;
+    before()?;
+    let mut vm = vm.clone();
+    vm.cpus = vm.cpus.or(Some(rec.cpus));
+    spawn_supervisor(ctx, rec.id, &vm)?;
+    Ok(())
+}
+
 /// Stops `id` (through the core, which escalates) and tidies up after it.
 pub fn stop_attempt(ctx: &Context, store: &Store, id: AttemptId) -> Result<bool> {
     let stopped = berth_core::stop_attempt(store, id, now_ms)?;
@@ -52,16 +73,7 @@ pub fn start(ctx: &Context, args: StartArgs) -> Result<ExitCode> {
     if !store.workspace(args.attempt).is_dir() {
         bail!("attempt {} has no workspace any more", args.attempt);
     }
-    check_memory(
-        &store,
-        rec.memory_mib as u64,
-        host_memory_mib(),
-        args.vm.max_memory_share,
-    )?;
-    // Its own CPUs unless the user gives others (its memory is its record's too).
-    let mut vm = args.vm.clone();
-    vm.cpus = vm.cpus.or(Some(rec.cpus));
-    spawn_supervisor(ctx, args.attempt, &vm)?;
+    boot_again(ctx, &rec, &args.vm, || Ok(()))?;
     println!(
         "{} booting again on its workspace (was {})",
         args.attempt, rec.state
