@@ -812,6 +812,17 @@ fn the_guest_repo_has_history_for_log_and_blame() {
 }
 
 /// Single-quotes `word` for `sh -c`.
+/// `berth compare TASK --json`, which must succeed.
+fn compare_json(env: &TestEnv, task: u32) -> serde_json::Value {
+    let out = env
+        .berth()
+        .args(["compare", &task.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 fn sh_quote(word: &str) -> String {
     format!("'{}'", word.replace('\'', "'\\''"))
 }
@@ -1015,15 +1026,7 @@ fn compare_and_choose_a_winner_merging_into_a_clean_checkout_only() {
         .output()
         .unwrap();
     assert!(new.status.success(), "{}", text(&new));
-    let compare = || {
-        let out = env
-            .berth()
-            .args(["compare", "1", "--json"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", text(&out));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
+    let compare = || compare_json(&env, 1);
     assert!(
         berth_tests::wait_until(std::time::Duration::from_secs(300), || {
             let rows = compare();
@@ -1163,6 +1166,43 @@ fn a_follow_up_prompt_adds_a_step_to_the_same_attempt() {
         "{}",
         text(&empty)
     );
+
+    // Starting over: a new attempt of the task from its base with a changed prompt; 1.1 stays.
+    let retry = env
+        .berth()
+        .args(["retry", "1.1", "--json", "--", "third", "ask"])
+        .output()
+        .unwrap();
+    assert!(retry.status.success(), "{}", text(&retry));
+    let retry: serde_json::Value = serde_json::from_slice(&retry.stdout).unwrap();
+    assert_eq!(retry["attempt"], "1.2", "{retry}");
+    assert!(
+        berth_tests::wait_until(std::time::Duration::from_secs(300), || {
+            let ls = env.berth().args(["ls", "--json"]).output().unwrap();
+            let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap_or_default();
+            ls.as_array()
+                .is_some_and(|a| a.iter().any(|r| r["id"] == "1.2" && r["state"] == "exited"))
+        }),
+        "1.2 never ended"
+    );
+    let pull = env.berth().args(["pull", "1.2"]).output().unwrap();
+    assert!(pull.status.success(), "{}", text(&pull));
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/2:log.txt"]),
+        "third ask\n",
+        "from the base, not from 1.1's work"
+    );
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/1:log.txt"]),
+        "first ask\nsecond ask\n"
+    );
+    let audit = text(
+        &env.berth()
+            .args(["audit", "1.1", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(audit.contains("\"retry\""), "{audit}");
 }
 
 /// An attempt whose terminal sits quiet at a prompt shows as waiting for input (`ls`,
@@ -1206,4 +1246,66 @@ fn a_terminal_quiet_at_a_prompt_is_waiting_for_input() {
     let compare: serde_json::Value = serde_json::from_slice(&compare.stdout).unwrap();
     assert_eq!(compare[0]["waiting_input"], true, "{compare}");
     let _ = env.berth().args(["stop", "1"]).output();
+}
+
+/// The repo's test command (`[test]` in berth.toml) runs in each attempt after its agent;
+/// the comparison says which passed. An agent that rewrites berth.toml cannot change how its
+/// own attempt is judged: the command is the one the task was made with.
+#[test]
+fn the_repos_test_command_judges_each_attempt_after_its_agent() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    berth_tests::commit_file(
+        &repo,
+        "berth.toml",
+        "[test]\ncommand = \"test -f done && echo tests-saw-done\"\ntimeout = \"5m\"\n",
+        "tests",
+    );
+    let agent = "if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then touch done; \
+                 else printf '[test]\\ncommand = \"true\"\\n' > berth.toml; fi";
+    let new = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--attempts", "2", "--", "sh", "-c", agent])
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{}", text(&new));
+    let compare = || compare_json(&env, 1);
+    assert!(
+        berth_tests::wait_until(std::time::Duration::from_secs(300), || {
+            let rows = compare();
+            rows[0]["state"] == "exited" && rows[1]["state"] == "exited"
+        }),
+        "{}",
+        compare()
+    );
+    let rows = compare();
+    assert_eq!(
+        rows[0]["test_command"],
+        "test -f done && echo tests-saw-done"
+    );
+    assert_eq!(rows[0]["test"]["exit_code"], 0, "{rows}");
+    assert_eq!(
+        rows[1]["exit_code"], 0,
+        "the agent itself succeeded: {rows}"
+    );
+    assert_eq!(rows[1]["test"]["exit_code"], 1, "{rows}");
+    let human = text(&env.berth().args(["compare", "1"]).output().unwrap());
+    assert!(
+        human.contains("TESTS") && human.contains("passed") && human.contains("failed (1)"),
+        "{human}"
+    );
+    let logs = text(&env.berth().args(["logs", "1.1"]).output().unwrap());
+    assert!(
+        logs.contains("running the repo's tests") && logs.contains("tests-saw-done"),
+        "{logs}"
+    );
+    assert!(logs.contains("[berth] tests passed"), "{logs}");
+    let audit = text(
+        &env.berth()
+            .args(["audit", "1.2", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(audit.contains("\"test\""), "{audit}");
 }

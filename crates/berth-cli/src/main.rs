@@ -60,6 +60,9 @@ enum Command {
     /// A follow-up: run a finished attempt's command again in its workspace with a new
     /// prompt ($BERTH_PROMPT); its earlier work becomes a commit of its own.
     Prompt(commands::prompt::Args),
+    /// Start over from the task's base in a new attempt of the same task, optionally with a
+    /// changed prompt; the attempt it starts over from is kept.
+    Retry(commands::retry::Args),
     /// Delete attempts or tasks (refuses while work is not pulled, unless --force).
     Rm(commands::rm::Args),
     /// An attempt's audit timeline.
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Stop(args) => commands::stop::stop(&ctx, args),
         Command::Start(args) => commands::stop::start(&ctx, args),
         Command::Prompt(args) => commands::prompt::run(&ctx, args),
+        Command::Retry(args) => commands::retry::run(&ctx, args),
         Command::Rm(args) => commands::rm::run(&ctx, args),
         Command::Audit(args) => commands::audit::run(&ctx, args),
         Command::Supervise(args) => commands::supervise::run(&ctx, args),

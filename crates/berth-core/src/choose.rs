@@ -28,6 +28,10 @@ pub struct AttemptSummary {
     pub branch: Option<String>,
     /// Its terminal sits quiet at a prompt: the user is expected to type.
     pub waiting_input: bool,
+    /// The repo's test command, when the task was made with one (`[test]` in berth.toml).
+    pub test_command: Option<String>,
+    /// How that command ended after the agent's last run (none: not run yet).
+    pub test: Option<crate::repo_test::TestResult>,
 }
 
 /// Every attempt of `task`, with what its audit says.
@@ -44,15 +48,18 @@ pub fn compare_task(
         let mut started = None;
         let mut ended = None;
         let (mut denied, mut secret_uses) = (0, 0);
+        let mut test = None;
         for e in &events {
             match (e.kind.as_str(), e.data["event"].as_str()) {
                 ("lifecycle", Some("running")) => {
                     started = Some(e.ts_ms);
                     ended = None;
+                    test = None;
                 }
                 ("lifecycle", Some("exited" | "failed" | "stopped")) => ended = Some(e.ts_ms),
                 ("egress", _) if e.data["decision"] == "deny" => denied += 1,
                 ("secret", _) => secret_uses += 1,
+                ("test", _) => test = serde_json::from_value(e.data.clone()).ok(),
                 _ => {}
             }
         }
@@ -60,6 +67,8 @@ pub fn compare_task(
         let seconds = started.zip(until).map(|(s, e)| e.saturating_sub(s) / 1000);
         let mut row = summary(&a, seconds, denied, secret_uses);
         row.waiting_input = a.state.is_live() && store.waiting_input(a.id);
+        row.test_command = crate::repo_test::attempt_plan(store, a.id).map(|p| p.command);
+        row.test = test;
         rows.push(row);
     }
     Ok(rows)
@@ -84,6 +93,8 @@ fn summary(
         secret_uses: secrets,
         branch: a.branch.clone(),
         waiting_input: false,
+        test_command: None,
+        test: None,
     }
 }
 

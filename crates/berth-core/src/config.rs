@@ -23,6 +23,10 @@
 //! [secrets]                                # secrets bound to every attempt (see secrets.rs)
 //! bind = ["anthropic:approve=task"]        # the user's own secrets, by name; needs trust
 //!
+//! [test]                                 # run after each agent (see repo_test.rs)
+//! command = "cargo test --offline"
+//! timeout = "10m"
+//!
 //! [agents.mine]                            # a custom agent (see agents.rs); needs trust
 //! label = "My agent"                       # the same fields as provisioning/agents.toml
 //! ```
@@ -43,6 +47,9 @@ pub struct RepoConfig {
     pub cache: Option<crate::env_config::CacheConfig>,
     #[serde(default)]
     pub secrets: Option<SecretsConfig>,
+    /// The repo's test command, run after each attempt's agent (see repo_test.rs).
+    #[serde(default)]
+    pub test: Option<crate::repo_test::TestConfig>,
     /// Custom agents, by name (never a built-in preset's name).
     #[serde(default)]
     pub agents: BTreeMap<String, crate::agents::AgentPreset>,
@@ -98,6 +105,9 @@ pub(crate) fn parse(text: &str) -> Result<RepoConfig, String> {
     }
     if let Some(secrets) = &config.secrets {
         secrets.validate(text)?;
+    }
+    if let Some(test) = &config.test {
+        test.plan()?;
     }
     let mut config = config;
     for (name, agent) in config.agents.iter_mut() {

@@ -27,7 +27,9 @@ mod input_wait;
 mod output_log;
 mod pty_sizes;
 mod remove;
+mod repo_test;
 mod repos;
+mod retry;
 mod review;
 mod secrets;
 mod spawn;
@@ -81,7 +83,9 @@ pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, se
 pub use id::random_id;
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
+pub use repo_test::{TestPlan, TestResult, attempt_plan as attempt_test_plan};
 pub use repos::{DEMO_AGENT, RepoView, add_repo, demo_applies, list_repos, remove_repo, repo_root};
+pub use retry::{Retried, retry_attempt};
 pub use review::compare_attempts;
 pub use secrets::{
     Keyring, NewSecret, SecretUse, attempt_secrets, bind_secrets, gateway_url, keyring_for,

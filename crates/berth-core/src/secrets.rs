@@ -282,7 +282,7 @@ pub fn parse_secret_spec(spec: &str) -> Result<SecretUse, TaskError> {
 }
 
 /// `90`, `90s`, `30m`, `1h`, `2d`.
-fn parse_duration(v: &str) -> Result<u64, String> {
+pub(crate) fn parse_duration(v: &str) -> Result<u64, String> {
     let (n, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
     let n: u64 = n.parse().map_err(|_| format!("'{v}' is not a duration"))?;
     let mul = match unit {

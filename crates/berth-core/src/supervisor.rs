@@ -364,6 +364,9 @@ pub fn supervise<H: Hypervisor>(
                 "command",
                 json!({"phase": "end", "exec": "main", "exit_code": code}),
             )?;
+            if let Some(plan) = crate::repo_test::attempt_plan(store, id) {
+                run_repo_test(&hub, &mut session.agent, &plan, &mut log, code);
+            }
             session.shutdown();
             set_state(
                 &mut db,
@@ -423,21 +426,63 @@ enum Outcome {
     Broken(String),
 }
 
+/// After the agent: the repo's test command, its output where the agent's went, its result
+/// audited (`berth compare` and the app's strip read it from there).
+fn run_repo_test(
+    hub: &Hub,
+    agent: &mut berth_vm::agent::AgentClient,
+    plan: &crate::repo_test::TestPlan,
+    log: &mut RotatingLog,
+    code: i32,
+) {
+    let say = |log: &mut RotatingLog, data: &[u8]| {
+        let _ = log.write_all(data);
+        broadcast(hub, data);
+    };
+    let head = format!(
+        "\r\n[berth] the agent exited with {code}; running the repo's tests: {}\r\n",
+        crate::table_cell(&plan.command, 200)
+    );
+    say(log, head.as_bytes());
+    let stop = || hub.stop.load(Ordering::SeqCst);
+    let result = crate::repo_test::run(agent, plan, hub.env.clone(), &stop, &mut |data| {
+        say(log, data)
+    });
+    say(
+        log,
+        format!("[berth] tests {}\r\n", result.words()).as_bytes(),
+    );
+    if let Ok(mut db) = hub.store.db() {
+        let _ = audit(
+            &mut db,
+            hub.clock,
+            hub.id,
+            "test",
+            serde_json::to_value(&result).unwrap_or_default(),
+        );
+    }
+}
+
+/// Sends output to every attached client; a client that cannot keep up is dropped.
+fn broadcast(hub: &Hub, data: &[u8]) {
+    let mut attached = hub.desk.attached.lock().unwrap_or_else(|e| e.into_inner());
+    attached.retain(|sink| {
+        match sink.try_send(Message::Stdout {
+            id: 0,
+            data: data.to_vec(),
+        }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    });
+}
+
 /// Sends one agent message where it belongs; returns the outcome when the command ended.
 fn route(hub: &Hub, msg: Message, log: &mut RotatingLog, main: &ExecControl) -> Option<Outcome> {
     match msg {
         Message::Stdout { id, data } | Message::Stderr { id, data } if id == main.id() => {
             let _ = log.write_all(&data);
-            let mut attached = hub.desk.attached.lock().unwrap_or_else(|e| e.into_inner());
-            attached.retain(|sink| {
-                match sink.try_send(Message::Stdout {
-                    id: 0,
-                    data: data.clone(),
-                }) {
-                    Ok(()) => true,
-                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-                }
-            });
+            broadcast(hub, &data);
         }
         Message::Error { id, message } if id == main.id() => {
             // The guest's words, labelled as such: never in Berth's own voice.

@@ -91,6 +91,11 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
         .as_ref()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
         .unwrap_or_default();
+    // The repo's test command as it is now: what the agent later writes cannot change it.
+    let test_plan = match crate::trust::repo_config(store, new.repo)?.config.test {
+        Some(t) => Some(t.plan().map_err(TaskError::Refused)?),
+        None => None,
+    };
     let uses = crate::secrets::task_secret_uses(store, new.repo, &new.secrets)?;
     // Checked before anything is written (each attempt binds its own phantoms below).
     crate::secrets::bind_secrets(store, &uses)?;
@@ -151,6 +156,10 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             }
         };
         left_out |= left_out_uncommitted;
+        if let Some(plan) = &test_plan {
+            crate::repo_test::save_plan(store, id, plan)
+                .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
+        }
         if let Some(pack) = &pack {
             // Only a speed-up for collecting: without it, everything is copied.
             let _ = std::fs::write(store.base_pack(id), pack);

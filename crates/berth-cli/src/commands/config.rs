@@ -36,6 +36,10 @@ size = \"8GiB\"
 [secrets]
 bind = [\"anthropic:approve=task\"]        your secrets (berth secret), bound to every attempt
 
+[test]                                   run in each attempt after its agent (berth compare)
+command = \"cargo test --offline\"         sh -c, as agent in /work, with the attempt's network
+timeout = \"10m\"                          default 10m, at most 2h
+
 [agents.NAME]                            a custom agent, with the fields of Berth's presets
                                          (`berth agent ls --json` shows them)
 

@@ -29,6 +29,7 @@ pub mod open;
 pub mod prompt;
 pub mod pull;
 pub mod repo;
+pub mod retry;
 pub mod rm;
 pub mod run;
 mod run_ask;
