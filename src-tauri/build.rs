@@ -25,6 +25,7 @@ const COMMANDS: &[&str] = &[
     "task_compare",
     "attempt_choose",
     "attempt_followup",
+    "attempt_retry",
     "repos",
     "repo_add",
     "repo_remove",

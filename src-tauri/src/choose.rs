@@ -65,6 +65,35 @@ pub fn attempt_followup(app: State<'_, App>, id: String, prompt: String) -> Res<
         .and_then(|db| db.attempt(attempt))
         .map_err(|e| e.to_string())?;
     berth_core::set_followup(&app.store, attempt, &prompt, now_ms).map_err(|e| e.to_string())?;
+    boot(&app, &rec, attempt)?;
+    Ok(format!(
+        "{id} runs again with your follow-up; its earlier work is a commit of its own"
+    ))
+}
+
+/// Starting over (`berth retry`): a new attempt of `id`'s task from its base, with `prompt`
+/// (empty: the one `id` had); `id` is kept as it is.
+#[tauri::command(async)]
+pub fn attempt_retry(app: State<'_, App>, id: String, prompt: String) -> Res<String> {
+    let attempt: berth_core::AttemptId =
+        id.parse().map_err(|e: berth_core::DbError| e.to_string())?;
+    let prompt = prompt.trim();
+    let retried = berth_core::retry_attempt(
+        &app.store,
+        attempt,
+        (!prompt.is_empty()).then_some(prompt),
+        now_ms,
+    )
+    .map_err(|e| e.to_string())?;
+    let new = retried.attempt.id;
+    boot(&app, &retried.attempt, new)?;
+    Ok(format!(
+        "{new} starts over from the task's base ({id} is kept as it is)"
+    ))
+}
+
+/// Spawns the supervisor that boots `attempt` with `rec`'s CPUs.
+fn boot(app: &App, rec: &berth_core::AttemptRecord, attempt: berth_core::AttemptId) -> Res<()> {
     let opts = berth_core::SuperviseOptions {
         accel: None,
         cpus: rec.cpus,
@@ -72,7 +101,5 @@ pub fn attempt_followup(app: State<'_, App>, id: String, prompt: String) -> Res<
     };
     berth_core::spawn_supervisor(&app.berth, &app.store, attempt, &opts, now_ms)
         .map_err(|e| e.to_string())?;
-    Ok(format!(
-        "{id} runs again with your follow-up; its earlier work is a commit of its own"
-    ))
+    Ok(())
 }

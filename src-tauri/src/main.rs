@@ -91,6 +91,7 @@ fn main() {
             choose::task_compare,
             choose::attempt_choose,
             choose::attempt_followup,
+            choose::attempt_retry,
             repos::repos,
             repos::repo_add,
             repos::repo_remove,

@@ -21,6 +21,8 @@ export const api = {
   choose: (id: string, merge: boolean) => invoke<string>("attempt_choose", { id, merge }),
   /** A follow-up (`berth prompt`): the attempt runs again in its workspace with `prompt`. */
   followUp: (id: string, prompt: string) => invoke<string>("attempt_followup", { id, prompt }),
+  /** `berth retry`: a new attempt of the task from its base with `prompt` (empty: the same). */
+  retry: (id: string, prompt: string) => invoke<string>("attempt_retry", { id, prompt }),
   open: (id: string) => invoke<string>("attempt_open", { id }),
   repos: () => invoke<Repo[]>("repos"),
   addRepo: (path: string) => invoke<string>("repo_add", { path }),

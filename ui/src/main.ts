@@ -7,7 +7,7 @@ import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
 import type { ApprovalRequest, Attempt, AttemptSummary, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
 import { InputQueue } from "./input";
-import { PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, waiting } from "./view";
+import { PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, testCell, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -354,7 +354,7 @@ function openFollowUp(id: string) {
   const close = () => { dlg.close(); dlg.remove(); };
   const dlg = h("dialog", { id: "follow-up", "data-attempt": id },
     h("h1", {}, `Follow up on ${id}`),
-    h("p", { class: "meta" }, "Its command runs again in the same workspace with this as its prompt; what it did so far becomes a commit of its own."),
+    h("p", { class: "meta" }, "Run again: its command runs again in the same workspace with this as its prompt; what it did so far becomes a commit of its own. Restart from base: a new attempt of the task starts over from the base with this prompt; this one is kept."),
     err,
     h("form", { onsubmit: async (e: Event) => {
       e.preventDefault();
@@ -362,6 +362,10 @@ function openFollowUp(id: string) {
       catch (x) { err.replaceChildren(h("div", { class: "error" }, message(x))); }
     } }, text, h("div", { class: "actions" },
       h("button", { class: "primary", name: "send-follow-up" }, "Run again"),
+      h("button", { type: "button", name: "restart-from-base", onclick: async () => {
+        try { ui.note = await api.retry(id, text.value); ui.error = ""; close(); await refresh(); }
+        catch (x) { err.replaceChildren(h("div", { class: "error" }, message(x))); }
+      } }, "Restart from base"),
       h("button", { type: "button", name: "cancel", onclick: close }, "Cancel")))) as HTMLDialogElement;
   document.body.append(dlg);
   dlg.showModal();
@@ -434,7 +438,7 @@ function comparisonStrip(t: TaskView): HTMLElement | null {
   const merge = h("input", { type: "checkbox", name: "merge-on-choose", checked: ui.mergeOnChoose,
     onchange: (e: Event) => { ui.mergeOnChoose = (e.target as HTMLInputElement).checked; } });
   const table = h("table", { class: "strip", "data-strip": String(t.id) },
-    h("thead", {}, h("tr", {}, ...["Attempt", "State", "Exit", "Time", "Files", "Lines", "Denied", "Secrets", ""].map((x) => h("th", {}, x)))),
+    h("thead", {}, h("tr", {}, ...["Attempt", "State", "Exit", "Time", "Files", "Lines", "Tests", "Denied", "Secrets", ""].map((x) => h("th", {}, x)))),
     h("tbody", {}, ...rows.map((r) => {
       const b = attemptBadge(r);
       const live = r.state === "running" || r.state === "booting";
@@ -445,6 +449,7 @@ function comparisonStrip(t: TaskView): HTMLElement | null {
         cell(r.seconds != null ? age(r.seconds) : "-"),
         cell(r.files_changed != null ? String(r.files_changed) : "-"),
         cell(r.insertions != null ? `+${r.insertions}/-${r.deletions ?? 0}` : "-"),
+        (() => { const c = testCell(r); return h("td", { class: c.tone === "bad" ? "bad" : "", "data-test-result": c.label, title: r.test_command ? `the repo's tests: ${r.test_command}` : "no test command (a [test] section in berth.toml)" }, c.label); })(),
         cell(String(r.denied), r.denied ? "bad" : ""),
         cell(String(r.secret_uses)),
         h("td", {}, h("button", { class: "small", name: "choose", disabled: live, title: live ? "Choose it once it has finished" : `Keep ${r.id} as the result${ui.mergeOnChoose ? " and merge it" : ""}; the other attempts stop`,

@@ -47,6 +47,19 @@ export interface AttemptSummary {
   branch: string | null;
   /** Its terminal sits quiet at a prompt; the user is expected to type. */
   waiting_input: boolean;
+  /** The repo's test command (its berth.toml's test section when the task was made). */
+  test_command: string | null;
+  /** How that command ended after the agent's last run; null before it ran. */
+  test: TestResult | null;
+}
+
+/** The repo's test command's result in one attempt. */
+export interface TestResult {
+  command: string;
+  exit_code: number | null;
+  timed_out: boolean;
+  interrupted: boolean;
+  seconds: number;
 }
 
 export interface TaskView {

@@ -50,6 +50,17 @@ export function attemptBadge(a: { state: AttemptState; exit_code: number | null;
   }
 }
 
+/** The comparison's Tests cell: the repo's test command's result, or why there is none. */
+export function testCell(r: { state: AttemptState; test_command: string | null; test: { exit_code: number | null; timed_out: boolean } | null }): { label: string; tone: "ok" | "bad" | "idle" | "busy" } {
+  if (r.test) {
+    if (r.test.exit_code === 0) return { label: "passed", tone: "ok" };
+    if (r.test.exit_code != null) return { label: `failed (exit ${r.test.exit_code})`, tone: "bad" };
+    return { label: r.test.timed_out ? "timed out" : "interrupted", tone: "bad" };
+  }
+  if (!r.test_command) return { label: "-", tone: "idle" };
+  return r.state === "running" || r.state === "booting" ? { label: "pending", tone: "busy" } : { label: "not run", tone: "idle" };
+}
+
 export function stateTone(s: AttemptState): string {
   return s === "running" || s === "booting" ? "busy" : s === "exited" ? "ok" : s === "failed" ? "bad" : "idle";
 }

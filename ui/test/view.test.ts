@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { APPROVAL_TIMEOUT_MS, PRESETS, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge } from "../src/view";
+import { APPROVAL_TIMEOUT_MS, PRESETS, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, testCell } from "../src/view";
 import type { Attempt } from "../src/types";
 
 function attempt(id: string, state: Attempt["state"], exit: number | null = null): Attempt {
@@ -119,5 +119,19 @@ describe("attempt badges tell the truth", () => {
     expect(attemptBadge(a("running")).label).toBe("working");
     expect(attemptBadge({ ...a("running"), waiting_input: true })).toEqual({ label: "waiting for input", tone: "ask" });
     expect(attemptBadge(a("failed")).tone).toBe("bad");
+  });
+});
+
+describe("testCell", () => {
+  const r = (state: "running" | "exited", test_command: string | null, test: { exit_code: number | null; timed_out: boolean } | null) => ({ state, test_command, test });
+  it("says what the repo's tests said", () => {
+    expect(testCell(r("exited", "make test", { exit_code: 0, timed_out: false }))).toEqual({ label: "passed", tone: "ok" });
+    expect(testCell(r("exited", "make test", { exit_code: 2, timed_out: false }))).toEqual({ label: "failed (exit 2)", tone: "bad" });
+    expect(testCell(r("exited", "make test", { exit_code: null, timed_out: true }))).toEqual({ label: "timed out", tone: "bad" });
+  });
+  it("tells pending from not configured", () => {
+    expect(testCell(r("running", "make test", null)).label).toBe("pending");
+    expect(testCell(r("exited", "make test", null)).label).toBe("not run");
+    expect(testCell(r("exited", null, null)).label).toBe("-");
   });
 });
