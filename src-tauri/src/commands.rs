@@ -43,6 +43,7 @@ pub struct AttemptDto {
     denied_requests: u64,
     waiting_for: Vec<String>,
     waiting_input: bool,
+    changing: Option<berth_core::LiveChanges>,
 }
 
 #[tauri::command(async)]
@@ -81,6 +82,11 @@ pub fn state(app: State<'_, App>) -> Res<Vec<AttemptDto>> {
                 Vec::new()
             },
             waiting_input: a.state.is_live() && app.store.waiting_input(a.id),
+            changing: if a.state.is_live() {
+                berth_core::live_changes(&app.store, a.id)
+            } else {
+                None
+            },
         })
         .collect())
 }

@@ -27,8 +27,14 @@ fn snapshot(app: &App) -> Option<(HashMap<String, Seen>, String)> {
         // Pulls change the row but not the state: part of the fingerprint too; and a live
         // attempt's terminal waiting for input (a marker file, not a row).
         let input = a.state.is_live() && app.store.waiting_input(a.id);
+        // And the files a live attempt is changing (the supervisor's live-changes count).
+        let changing = if a.state.is_live() {
+            berth_core::live_changes(&app.store, a.id).map(|c| c.files)
+        } else {
+            None
+        };
         fingerprint += &format!(
-            "{}:{}:{}:{:?}:{input},",
+            "{}:{}:{}:{:?}:{input}:{changing:?},",
             a.id, a.state, a.updated_at, a.branch
         );
         seen.insert(

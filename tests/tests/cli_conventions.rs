@@ -1215,7 +1215,7 @@ fn a_terminal_quiet_at_a_prompt_is_waiting_for_input() {
         .berth()
         .current_dir(&repo)
         .args(["task", "new", "--attempts", "2", "--", "sh", "-c"])
-        .arg("if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then exec bash -i; else echo building; exec sleep 600; fi")
+        .arg("if [ \"$BERTH_ATTEMPT\" = 1.1 ]; then exec bash -i; else echo building; mkdir -p src/deep; echo x > src/deep/new.rs; echo y > notes.md; exec sleep 600; fi")
         .output()
         .unwrap();
     assert!(new.status.success(), "{}", text(&new));
@@ -1245,6 +1245,24 @@ fn a_terminal_quiet_at_a_prompt_is_waiting_for_input() {
         .unwrap();
     let compare: serde_json::Value = serde_json::from_slice(&compare.stdout).unwrap();
     assert_eq!(compare[0]["waiting_input"], true, "{compare}");
+    // While it works, the files it changes show (the supervisor watches its workspace).
+    assert!(
+        berth_tests::wait_until(
+            std::time::Duration::from_secs(30),
+            || ls()[1]["changing"]["files"] == 2
+        ),
+        "{}",
+        ls()
+    );
+    let changing = &ls()[1]["changing"];
+    assert!(
+        changing["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "src/deep/new.rs"),
+        "{changing}"
+    );
     let _ = env.berth().args(["stop", "1"]).output();
 }
 

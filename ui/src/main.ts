@@ -321,6 +321,8 @@ function attemptCard(a: Attempt): HTMLElement {
         live ? h("span", { "data-since": String(Date.now() - a.elapsed_s * 1000) }, age(a.elapsed_s)) : `${ended ? "ran " : ""}${age(a.elapsed_s)}`,
         `${a.exit_code != null ? ` · exit ${a.exit_code}` : ""}${a.files_changed != null ? ` · ${a.files_changed} file(s)` : ""}${a.denied_requests ? ` · ${a.denied_requests} denied` : ""}`)),
     envNote(a),
+    live && a.changing ? h("div", { class: "meta", "data-changing": a.id, title: a.changing.recent.join("\n") },
+      `changing ${a.changing.files}${a.changing.capped ? "+" : ""} file${a.changing.files === 1 ? "" : "s"}: ${a.changing.recent.slice(0, 3).join(", ")}`) : null,
     t.el,
     a.share_sandbox === "none" ? h("div", { class: "meta bad" }, "its folder is shared without a sandbox (you allowed it)") : null,
     a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,

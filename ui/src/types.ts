@@ -27,6 +27,15 @@ export interface Attempt {
   waiting_for: string[];
   /** Its terminal sits quiet at a prompt; the user is expected to type. */
   waiting_input: boolean;
+  /** While it runs, the files it has changed so far (null before the first change). */
+  changing: LiveChanges | null;
+}
+
+/** Files a running attempt has changed: a count and the latest names (display text only). */
+export interface LiveChanges {
+  files: number;
+  capped: boolean;
+  recent: string[];
 }
 
 /** One row of a task's comparison (`berth compare TASK --json`, `task_compare`). */

@@ -6,7 +6,7 @@ function attempt(id: string, state: Attempt["state"], exit: number | null = null
   return {
     id, task: Number(id.split(".")[0]), title: "Fix it", state, repo: "/r", age_s: 5, elapsed_s: 4, share_sandbox: null,
     exit_code: exit, error: null, branch: null, files_changed: null, insertions: null,
-    deletions: null, memory_mib: 512, cpus: 1, denied_requests: 0, waiting_for: [], waiting_input: false,
+    deletions: null, memory_mib: 512, cpus: 1, denied_requests: 0, waiting_for: [], waiting_input: false, changing: null,
   };
 }
 

@@ -324,6 +324,8 @@ pub fn supervise<H: Hypervisor>(
         std::thread::spawn(move || accept_clients(listener, hub));
     }
 
+    let watching = crate::live_changes::WatchGuard(Arc::new(AtomicBool::new(false)));
+    crate::live_changes::watch(store.clone(), id, watching.0.clone());
     let mut last_check = std::time::Instant::now();
     let mut input = crate::input_wait::InputWatch::new(store.input_marker(id));
     let outcome = loop {
@@ -355,6 +357,7 @@ pub fn supervise<H: Hypervisor>(
     };
     let _ = std::fs::remove_file(&socket);
     drop(input);
+    drop(watching);
     let final_state = match outcome {
         Outcome::Exited(code) => {
             audit(

@@ -91,6 +91,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                     "waiting_for": if a.state.is_live() { store.waiting_for(a.id) } else { Vec::new() },
                     // Its terminal sits quiet at a prompt: the user is expected to type.
                     "waiting_input": a.state.is_live() && store.waiting_input(a.id),
+                    // While it runs: the files it has changed so far (count, latest names).
+                    "changing": if a.state.is_live() { berth_core::live_changes(&store, a.id) } else { None },
                 })
             })
             .collect();
