@@ -36,7 +36,7 @@ cargo build --locked -p berth-app --features custom-protocol
 # is allowed for anything else in the headless stack; a real regression fails both, and each
 # failed run's driver log stays in target/e2e-artifacts/.
 for run in 1 2; do
-  if keyctl session - xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- python3 tests/e2e/app_e2e.py; then break; fi
+  if keyctl session - xvfb-run -a -s "-screen 0 1600x1000x24" dbus-run-session -- python3 tests/e2e/app_e2e.py; then break; fi
   cp target/e2e-artifacts/driver-and-app.log "target/e2e-artifacts/driver-and-app.failed-run-$run.log" || true
   if [ "$run" = 2 ]; then echo "the app end-to-end suite failed twice" >&2; exit 1; fi
   echo "==> the app end-to-end suite failed (run $run of 2); running it again"

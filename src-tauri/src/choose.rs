@@ -92,6 +92,19 @@ pub fn attempt_retry(app: State<'_, App>, id: String, prompt: String) -> Res<Str
     ))
 }
 
+/// `berth start`: boots ended attempt `id` again on its workspace.
+#[tauri::command(async)]
+pub fn attempt_start(app: State<'_, App>, id: String) -> Res<String> {
+    let attempt: berth_core::AttemptId =
+        id.parse().map_err(|e: berth_core::DbError| e.to_string())?;
+    let rec = berth_core::check_startable(&app.store, attempt).map_err(|e| e.to_string())?;
+    boot(&app, &rec, attempt)?;
+    Ok(format!(
+        "{id} boots again on its workspace (was {})",
+        rec.state
+    ))
+}
+
 /// Spawns the supervisor that boots `attempt` with `rec`'s CPUs.
 fn boot(app: &App, rec: &berth_core::AttemptRecord, attempt: berth_core::AttemptId) -> Res<()> {
     let opts = berth_core::SuperviseOptions {

@@ -5,6 +5,7 @@
 
 mod choose;
 mod commands;
+mod first_run;
 mod notify;
 mod repos;
 mod secrets;
@@ -92,6 +93,10 @@ fn main() {
             choose::attempt_choose,
             choose::attempt_followup,
             choose::attempt_retry,
+            choose::attempt_start,
+            first_run::host_checks,
+            first_run::image_build,
+            first_run::demo_repo,
             repos::repos,
             repos::repo_add,
             repos::repo_remove,

@@ -125,6 +125,35 @@ class Window:
                 if i == tries - 1:
                     raise
 
+    def keys(self, text):
+        """Types `text` (WebDriver key codes allowed: \ue004 Tab, \ue007 Enter) where the
+        keyboard focus is, as a user's keyboard would."""
+        acts = []
+        for ch in text:
+            acts += [{"type": "keyDown", "value": ch}, {"type": "keyUp", "value": ch}]
+        wd("POST", self.s("/actions"), {"actions": [{"type": "key", "id": "kb", "actions": acts}]})
+
+    def chord(self, mod, key):
+        acts = [{"type": "keyDown", "value": mod}, {"type": "keyDown", "value": key},
+                {"type": "keyUp", "value": key}, {"type": "keyUp", "value": mod}]
+        wd("POST", self.s("/actions"), {"actions": [{"type": "key", "id": "kb", "actions": acts}]})
+
+    def tab_to(self, css, limit=150):
+        """Presses Tab until the focus is on `css` (never clicking): it must be reachable by
+        keyboard, and show where the focus is."""
+        for _ in range(limit):
+            if self.js("return !!document.activeElement && document.activeElement.matches(arguments[0])", css):
+                assert self.js("const e = document.activeElement; return getComputedStyle(e).outlineStyle !== 'none' "
+                               "|| e.matches(':focus-visible')"), f"{css} has no visible focus"
+                return
+            self.keys("\ue004")
+        raise AssertionError(f"Tab never reached {css}; the focus is on "
+                             f"{self.js('return document.activeElement.outerHTML.slice(0, 200)')}")
+
+    def size(self, width, height):
+        wd("POST", self.s("/window/rect"), {"width": width, "height": height})
+        time.sleep(0.5)
+
     def type_into(self, css, text):
         wd("POST", self.s(f"/element/{self.find(css)}/value"), {"text": text})
 
@@ -236,8 +265,12 @@ def main():
                 time.sleep(0.1)
         win = Window()
         win.find("#new-task-button")
+        # First run: the checklist says what this machine has (the image is there).
+        win.wait_text(".checklist", "Accelerator", timeout=60)
+        assert win.js("return document.querySelector('[data-check=Image]').dataset.ok") == "true"
+        assert win.js("return !document.querySelector('button[name=try-demo]').disabled")
         win.shot("01-empty")
-        step("the app opens")
+        step("the app opens on a first-run checklist (image built, accelerator, virtiofsd, editor; Try the demo)")
 
         win.js("const i = document.querySelector('input[name=repo-path]'); i.value = '/tmp';"
                "document.querySelector('button[name=add-repo]').click();")
@@ -576,6 +609,94 @@ def main():
             assert len(subjects) == 2 and subjects[1] == "Berth: first ask", subjects
             win.shot("26-follow-up")
             step("a follow-up prompt from the app produces a second commit on the same attempt")
+
+            # Restart from base: a new attempt of the task from its base with a changed prompt.
+            win.press(att, "Follow up", "#follow-up", "Follow up on")
+            win.type_into("#follow-up input[name=follow-up-text]", "third ask")
+            win.click("#follow-up button[name=restart-from-base]")
+            win.wait_text(".note", "starts over from the task's base", timeout=60)
+            win.wait_text(f'[data-attempt-card="{fid}.2"] .badge', "done", timeout=300)
+            berth(data, "pull", f"{fid}.2")
+            assert git(repo, "show", f"berth/{fid}/2:steps.txt") == "third ask\n"
+            assert git(repo, "show", f"{fb}:steps.txt") == "first ask\nsecond ask\n"
+            win.shot("27-restart-from-base")
+            step("Restart from base starts a new attempt of the task from its base; the attempt it came from is kept")
+
+            # The repo's tests, run by Berth after each agent, in the strip; a running attempt's
+            # changes reviewed live; the review view's tree, split layout and folding.
+            (repo / "berth.toml").write_text(
+                '[network]\nresolve = { "other.test" = "127.0.0.1" }\n\n[test]\ncommand = "python3 -m unittest -q"\n')
+            git(repo, "add", "berth.toml")
+            git(repo, "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "tests")
+            berth(data, "config", "trust", "--repo", str(repo))
+            berth(data, "task", "new", "--repo", str(repo), "--title", "review", "--attempts", "3", "--",
+                  "sh", "-c", 'case "${BERTH_ATTEMPT#*.}" in 1) bash .berth/demo-agent.sh; mkdir -p src/deep; '
+                  'printf "one\\ntwo\\n" > src/deep/new.txt;; 2) true;; 3) echo live > live.txt; exec sleep 600;; esac')
+            rid = max(int(t["id"].split(".")[0]) for t in json.loads(berth(data, "ls", "--json")))
+            win.click(f'[data-task="{rid}"]')
+            win.wait_text(f'[data-strip-row="{rid}.1"] [data-test-result]', "passed", timeout=300)
+            win.wait_text(f'[data-strip-row="{rid}.2"] [data-test-result]', "failed (exit 1)", timeout=300)
+            assert "pending" in win.text(f'[data-strip-row="{rid}.3"] [data-test-result]')
+            win.wait_text(f'[data-attempt-card="{rid}.3"] [data-changing]', "live.txt", timeout=60)
+            win.press(f"{rid}.3", "Diff", f'[data-diff="{rid}.3"]', "live.txt")
+            assert "still running" in win.text("[data-review] h2")
+            win.shot("28-live-diff-and-tests")
+            win.press(f"{rid}.1", "Diff", f'[data-diff="{rid}.1"]', "calc.py")
+            tree = win.text("nav.tree")
+            assert "src/deep/" in tree and "new.txt" in tree and "calc.py" in tree, tree
+            assert win.js("return document.querySelectorAll('[data-diff] tr.add').length") > 0
+            win.click("button[name=diff-split]")
+            win.find("[data-diff] table.hunks col:nth-child(4)")
+            win.click("button[name=collapse-all]")
+            assert win.js("return [...document.querySelectorAll('details.diff-file')].every(d => !d.open)")
+            win.click("button[name=expand-all]")
+            win.shot("29-review-split")
+            step("the strip shows each attempt's tests; a running attempt is reviewed live; the review has a file tree, split view and folding")
+
+            # The same window at 1024x700 and 1440x900, light and dark: nothing spills sideways,
+            # attempts sit side by side at 1024 px.
+            for w, hgt in ((1024, 700), (1440, 900)):
+                win.size(w, hgt)
+                for theme in ("light", "dark"):
+                    win.js("localStorage.setItem('berth.theme', arguments[0]);"
+                           "document.documentElement.dataset.theme = arguments[0];", theme)
+                    time.sleep(0.3)
+                    assert win.js("return document.querySelector('main').scrollWidth <= document.querySelector('main').clientWidth + 1"), \
+                        f"the view spills sideways at {w}px"
+                    tops = win.js("return [...document.querySelectorAll('.attempts .card')].map(c => Math.round(c.getBoundingClientRect().top))")
+                    assert len(tops) >= 2 and tops[0] == tops[1], f"attempts not side by side at {w}px: {tops}"
+                    win.shot(f"30-review-{w}x{hgt}-{theme}")
+            win.js("localStorage.removeItem('berth.theme'); delete document.documentElement.dataset.theme;")
+            berth(data, "stop", str(rid))
+            step("at 1024x700 and 1440x900, light and dark, nothing spills sideways and attempts sit side by side")
+
+            # Keyboard only: New agent task, then Diff, then Choose, never a click.
+            win.js("document.activeElement && document.activeElement.blur()")
+            win.chord("\ue009", "n")
+            win.find("#new-task input[name=title]")
+            win.tab_to("#new-task input[name=title]")
+            win.keys("keyboard only")
+            win.keys("\ue007")
+            kid = None
+            deadline = time.time() + 60
+            while kid is None or kid == rid:
+                kid = max(int(t["id"].split(".")[0]) for t in json.loads(berth(data, "ls", "--json")))
+                if time.time() > deadline:
+                    raise AssertionError("Enter in the dialog made no task")
+                time.sleep(0.5)
+            win.wait_text(f'[data-attempt-card="{kid}.1"] .badge', "done", timeout=300)
+            win.wait_text(f'[data-attempt-card="{kid}.2"] .badge', "done", timeout=300)
+            win.js("document.activeElement && document.activeElement.blur()")
+            win.tab_to(f'[data-attempt-card="{kid}.1"] button:not([name])', limit=200)
+            while win.js("return document.activeElement.textContent") != "Diff":
+                win.keys("\ue004")
+            win.keys("\ue007")
+            win.wait_text(f'[data-diff="{kid}.1"]', "calc.py", timeout=120)
+            win.tab_to(f'[data-strip-row="{kid}.1"] button[name=choose]', limit=300)
+            win.keys("\ue007")
+            win.wait_text(".note", f"chose {kid}.1", timeout=120)
+            win.shot("31-keyboard-only")
+            step("keyboard only: New agent task (Ctrl+N, Enter), Diff, Choose, each reached with Tab and showing its focus")
         finally:
             api.stdin.close()
             api.terminate()
@@ -589,7 +710,7 @@ def main():
             os.killpg(driver.pid, signal.SIGKILL)
         os.killpg(notifier.pid, signal.SIGTERM)
         service.shutdown()
-        for t in ("1", "2", "3", "4", "5", "6"):
+        for t in [str(n) for n in range(1, 13)]:
             subprocess.run([str(BERTH), "--data-dir", str(data), "stop", t], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     print(f"{passed} passed, 0 failed")

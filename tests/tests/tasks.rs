@@ -219,10 +219,44 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
     let sandbox = ls[0]["share_sandbox"].as_str().unwrap_or("?").to_string();
     assert!(sandbox == "namespace" || sandbox == "chroot", "{ls}");
     assert!(ok(&env, &["ls"]).contains(&sandbox));
-    let diff = berth(&env, &["diff", "1.1"]);
-    assert_eq!(diff.status.code(), Some(125), "{diff:?}");
+    // Reviewing it live: the guest's own git makes the snapshot and sends it as text; a
+    // symlink it planted to a host directory is a symlink in the patch, never followed.
+    ok(
+        &env,
+        &[
+            "exec",
+            "1.1",
+            "--",
+            "sh",
+            "-c",
+            "echo live > live.txt; ln -s /etc evil",
+        ],
+    );
+    let live: Value = serde_json::from_str(&ok(&env, &["diff", "1.1", "--json"])).unwrap();
+    assert_eq!(live["live"], true, "{live}");
+    assert_eq!(live["files_changed"], 2, "{live}");
+    let patch = live["patch"].as_str().unwrap();
     assert!(
-        String::from_utf8_lossy(&diff.stderr).contains("only while its guest cannot change it")
+        patch.contains("+live") && patch.contains("+++ b/evil"),
+        "{patch}"
+    );
+    assert!(!patch.contains("root:"), "{patch}");
+    let note = berth(&env, &["diff", "1.1"]);
+    assert!(
+        String::from_utf8_lossy(&note.stderr).contains("still running"),
+        "{note:?}"
+    );
+    // Pulling still waits until the guest cannot change the workspace.
+    let pull = berth(&env, &["pull", "1.1"]);
+    assert_eq!(pull.status.code(), Some(125), "{pull:?}");
+    assert!(
+        String::from_utf8_lossy(&pull.stderr).contains("still running"),
+        "{pull:?}"
+    );
+    // The guest's own git state is as it was: the snapshot used a throwaway index.
+    assert_eq!(
+        ok(&env, &["exec", "1.1", "--", "git", "status", "--porcelain"]),
+        "?? evil\n?? live.txt\n"
     );
     let mut cli = env
         .berth()

@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
+import type { HostChecks, ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -23,6 +23,14 @@ export const api = {
   followUp: (id: string, prompt: string) => invoke<string>("attempt_followup", { id, prompt }),
   /** `berth retry`: a new attempt of the task from its base with `prompt` (empty: the same). */
   retry: (id: string, prompt: string) => invoke<string>("attempt_retry", { id, prompt }),
+  /** `berth start`: boot an ended attempt again on its workspace. */
+  start: (id: string) => invoke<string>("attempt_start", { id }),
+  /** The first-run checklist (`berth doctor --json`, the editor, an image build under way). */
+  hostChecks: () => invoke<HostChecks>("host_checks"),
+  /** Starts `berth image build` in the background. */
+  buildImage: () => invoke<string>("image_build"),
+  /** The bundled demo repo, made on first use and added; its path. */
+  demoRepo: () => invoke<string>("demo_repo"),
   open: (id: string) => invoke<string>("attempt_open", { id }),
   repos: () => invoke<Repo[]>("repos"),
   addRepo: (path: string) => invoke<string>("repo_add", { path }),

@@ -5,9 +5,10 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { ApprovalRequest, Attempt, AttemptSummary, DiffResult, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
+import type { Attempt, AttemptSummary, DiffResult, HostChecks, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
 import { InputQueue } from "./input";
-import { PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, testCell, waiting } from "./view";
+import { fileTree, hunkRows, splitRows, type Row, type TreeNode } from "./diff";
+import { APPROVAL_TIMEOUT_MS, PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, testCell, waiting } from "./view";
 
 type Child = Node | string | null | undefined | false;
 function h(tag: string, attrs: Record<string, unknown> = {}, ...children: Child[]): HTMLElement {
@@ -28,6 +29,14 @@ const ui = {
   error: "",
   note: "",
   review: null as HTMLElement | null,
+  /** What the machine has (first-run checklist), from `berth doctor`. */
+  checks: null as HostChecks | null,
+  /** The attempt whose terminal fills the view, if one does. */
+  maximized: null as string | null,
+  sidebarHidden: localStorage.getItem("berth.sidebar") === "hidden",
+  /** The review's layout (kept across runs) and the files folded in it. */
+  diffMode: (localStorage.getItem("berth.diffMode") === "split" ? "split" : "unified") as "unified" | "split",
+  collapsed: new Set<string>(),
   approvals: [] as PendingApproval[],
   repos: [] as Repo[],
   envs: {} as Record<string, RepoEnvStatus>,
@@ -52,6 +61,16 @@ function terminalFor(a: Attempt) {
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(el);
+    // Tab and Escape belong to the program in the terminal while it has focus (shells
+    // complete, editors leave insert mode); Shift+Escape gives the focus back to the page.
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.type === "keydown" && e.key === "Escape" && e.shiftKey) {
+        term.blur();
+        (document.querySelector(`[data-attempt-card="${a.id}"] button[name="maximize"]`) as HTMLElement | null)?.focus();
+        return false;
+      }
+      return true;
+    });
     const input = new InputQueue((d) => api.input(a.id, d).catch((e) => showError(message(e))));
     term.onData((d) => input.push(d));
     t = { term, el, offset: 0, busy: false, input, fit, sent: "" };
@@ -132,13 +151,21 @@ async function refreshEnvs() {
   ui.envs = Object.fromEntries(entries);
 }
 
+function selectTask(id: number) {
+  ui.selected = id; ui.focus = null; ui.review = null; ui.maximized = null; ui.error = ""; ui.note = "";
+  render();
+  void refresh();
+}
+
 function taskList(): HTMLElement {
   const list = h("div", {});
   if (!ui.tasks.length) list.append(h("div", { class: "empty" }, "No tasks yet."));
   for (const t of ui.tasks) {
     const b = taskBadge(t, ui.approvals);
     list.append(
-      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, onclick: () => { ui.selected = t.id; ui.focus = null; ui.review = null; ui.error = ""; ui.note = ""; render(); void refresh(); } },
+      h("div", { class: `task${t.id === ui.selected ? " selected" : ""}`, "data-task": t.id, tabindex: "0", role: "button", "aria-current": t.id === ui.selected ? "true" : null,
+        onclick: () => selectTask(t.id),
+        onkeydown: (e: KeyboardEvent) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); selectTask(t.id); } } },
         h("div", {}, h("strong", {}, `${t.id}. ${t.title}`), " ", h("span", { class: `badge ${b.tone}` }, b.label)),
         h("div", { class: "meta" }, `${t.attempts.length} attempt(s) · ${age(t.attempts[0]?.age_s ?? 0)} · ${t.repo}`)));
   }
@@ -171,7 +198,7 @@ function repoList(): HTMLElement {
   for (const r of ui.repos) {
     list.append(h("div", { class: "repo", "data-repo": r.path },
       h("div", { class: "repo-head" }, h("a", { class: "path", href: "#", title: `New agent task on ${r.path}`, onclick: (e: Event) => { e.preventDefault(); openNewTask(r.path); } }, r.path),
-        h("button", { class: "small", title: "Forget this repo (its tasks and branches stay)", onclick: async () => { try { await api.removeRepo(r.path); await refresh(); } catch (e) { showError(message(e)); } } }, "×")),
+        h("button", { class: "small", title: "Forget this repo (its tasks and branches stay)", "aria-label": `Forget ${r.path}`, onclick: async () => { try { await api.removeRepo(r.path); await refresh(); } catch (e) { showError(message(e)); } } }, "×")),
       r.error ? h("div", { class: "meta bad" }, r.error)
         : h("div", { class: "branches" }, ...r.branches.map((b) => h("span", { class: "chip" }, b))),
       envBlock(r.path)));
@@ -221,6 +248,13 @@ function mib(bytes: number): string {
  * starts a moment later); while any activity runs, polling goes on by itself. */
 let envPoll = 0;
 
+/** Light or dark as Settings says (default: the system's). */
+function applyTheme() {
+  const t = localStorage.getItem("berth.theme");
+  if (t === "light" || t === "dark") document.documentElement.dataset.theme = t;
+  else delete document.documentElement.dataset.theme;
+}
+
 function settingsPanel(): HTMLElement {
   const s = ui.settings;
   if (!editorDirty) editorInput.value = s?.editor ?? "";
@@ -232,6 +266,13 @@ function settingsPanel(): HTMLElement {
       try { await api.setEditor(editorInput.value); editorDirty = false; ui.note = "editor saved"; ui.error = ""; await refresh(); } catch (err) { showError(message(err)); }
     } }, editorInput, h("button", { name: "save-editor" }, "Save")),
     h("div", { class: "meta" }, `"Open in editor" runs: ${s?.editor_in_effect ?? "code"}`),
+    h("label", {}, "Theme"),
+    (() => {
+      const sel = h("select", { name: "theme", onchange: (e: Event) => { localStorage.setItem("berth.theme", (e.target as HTMLSelectElement).value); applyTheme(); } },
+        ...[["system", "As the system"], ["light", "Light"], ["dark", "Dark"]].map(([v, l]) => h("option", { value: v }, l))) as HTMLSelectElement;
+      sel.value = localStorage.getItem("berth.theme") ?? "system";
+      return sel;
+    })(),
     secretsPart(),
     agentsPart());
 }
@@ -311,11 +352,14 @@ function attemptCard(a: Attempt): HTMLElement {
   const live = a.state === "running" || a.state === "booting";
   const ended = a.state === "exited" || a.state === "stopped" || a.state === "failed";
   const badge = attemptBadge(a, waiting(a.id, ui.approvals));
-  return h("div", { class: "card", "data-attempt-card": a.id },
+  const big = ui.maximized === a.id;
+  return h("div", { class: `card${big ? " maximized" : ""}`, "data-attempt-card": a.id },
     h("header", {},
       h("strong", {}, a.id),
       h("span", { class: `badge ${badge.tone}`, "data-state": a.state }, badge.label),
       h("span", { class: "grow" }),
+      h("button", { class: "small", name: "maximize", "aria-pressed": String(big), title: big ? "Back to all attempts (Escape)" : "Fill the window with this terminal (Shift+Escape leaves a terminal)",
+        onclick: () => { ui.maximized = big ? null : a.id; render(); } }, big ? "Restore" : "Maximise"),
       h("span", { class: "meta", title: `created ${age(a.age_s)} ago` },
         // A live attempt's time ticks (see the interval below) without re-rendering the card.
         live ? h("span", { "data-since": String(Date.now() - a.elapsed_s * 1000) }, age(a.elapsed_s)) : `${ended ? "ran " : ""}${age(a.elapsed_s)}`,
@@ -327,7 +371,7 @@ function attemptCard(a: Attempt): HTMLElement {
     a.share_sandbox === "none" ? h("div", { class: "meta bad" }, "its folder is shared without a sandbox (you allowed it)") : null,
     a.error ? h("div", { class: a.state === "stopped" && a.error === "stopped by the user" ? "meta" : "meta bad" }, a.error) : null,
     h("div", { class: "actions" },
-      act("Diff", () => showDiff(a.id), !live),
+      act("Diff", () => showDiff(a.id), a.state !== "booting"),
       a.branch
         // Pulled already: the branch is there (`berth pull --force` replaces it after more work).
         ? act(`Pulled as ${a.branch}`, async () => undefined, false)
@@ -335,6 +379,7 @@ function attemptCard(a: Attempt): HTMLElement {
       act("Open in editor", async () => { ui.note = await api.open(a.id); ui.error = ""; await refresh(); }, !live),
       act("Audit", () => showAudit(a.id)),
       act("Follow up", async () => openFollowUp(a.id), ended),
+      act("Start", async () => { ui.note = await api.start(a.id); ui.error = ""; await refresh(); }, ended),
       act("Stop", () => api.stop(a.id), live),
       act("Delete", async () => {
         // The core refuses to lose work unless the user confirmed exactly what is lost: ask
@@ -399,35 +444,74 @@ function openDeleteDialog(b: RemovalBlocker) {
   dlg.showModal();
 }
 
-/** A review pane: the files list (each links to its part), then the unified diff. */
+/** A review pane: a file tree beside the changed files, each collapsible, unified or split
+ * side by side (the choice is kept), tinted rows with line numbers. The patch is the
+ * guest's text: shown as text only. */
 function diffView(title: string, d: DiffResult, attrs: Record<string, string>): HTMLElement {
   const files = splitDiff(d.patch);
-  const list = h("ul", { class: "files" });
-  const box = h("div", { class: "diff", ...attrs });
-  files.forEach((f, i) => {
-    const anchor = h("div", { class: "file", id: `diff-file-${i}` }, f.file);
-    list.append(h("li", {}, h("a", { href: `#diff-file-${i}`, onclick: (e: Event) => { e.preventDefault(); anchor.scrollIntoView({ block: "start" }); } }, f.file),
-      " ", h("span", { class: "ok" }, `+${fileStats([f])[0].added}`), " ", h("span", { class: "bad" }, `-${fileStats([f])[0].removed}`)));
-    box.append(anchor);
-    for (const l of f.lines) box.append(h("div", { class: l.startsWith("+") ? "add" : l.startsWith("-") ? "del" : "" }, l || " "));
+  const stats = fileStats(files);
+  const split = ui.diffMode === "split";
+  const sections = files.map((f, i) => {
+    const rows = hunkRows(f.lines);
+    const num = (n: number | null) => h("td", { class: "num" }, n != null ? String(n) : "");
+    const text = (r: Row | null) => h("td", { class: r && (r.kind === "add" || r.kind === "del") ? r.kind : "" }, r ? (r.kind === "hunk" || r.kind === "meta" ? r.text : r.text || " ") : "");
+    const body = split
+      ? splitRows(rows.filter((r) => r.kind !== "meta")).map((p) => p.left?.kind === "hunk"
+        ? h("tr", { class: "hunk" }, h("td", { colspan: "4" }, p.left.text))
+        : h("tr", {}, num(p.left?.old ?? null), text(p.left), num(p.right?.new ?? null), text(p.right)))
+      : rows.map((r) => r.kind === "hunk" || r.kind === "meta"
+        ? h("tr", { class: r.kind }, h("td", { colspan: "3" }, r.text))
+        : h("tr", { class: r.kind }, num(r.old), num(r.new), h("td", {}, `${r.kind === "add" ? "+" : r.kind === "del" ? "-" : " "}${r.text}`)));
+    const cols = split ? [h("col", { style: "width:4.5em" }), h("col", {}), h("col", { style: "width:4.5em" }), h("col", {})] : [h("col", { style: "width:4.5em" }), h("col", { style: "width:4.5em" }), h("col", {})];
+    const det = h("details", { class: "diff-file", id: `diff-file-${i}`, "data-file": f.file },
+      h("summary", {}, f.file, " ", h("span", { class: "ok" }, `+${stats[i].added}`), " ", h("span", { class: "bad" }, `-${stats[i].removed}`)),
+      h("table", { class: "hunks" }, h("colgroup", {}, ...cols), h("tbody", {}, ...body))) as HTMLDetailsElement;
+    det.open = !ui.collapsed.has(f.file);
+    det.addEventListener("toggle", () => { if (det.open) ui.collapsed.delete(f.file); else ui.collapsed.add(f.file); });
+    return det;
   });
+  const treeList = (n: TreeNode): HTMLElement => h("ul", {}, ...n.children.map((c) => c.file === null
+    ? h("li", {}, h("span", { class: "dir" }, `${c.name}/`), treeList(c))
+    : h("li", {}, h("a", { href: `#diff-file-${c.file}`, onclick: (e: Event) => {
+      e.preventDefault();
+      const det = sections[c.file!] as HTMLDetailsElement;
+      det.open = true;
+      det.scrollIntoView({ block: "start" });
+      (det.querySelector("summary") as HTMLElement | null)?.focus();
+    } }, c.name), " ", h("span", { class: "ok" }, `+${stats[c.file!].added}`), " ", h("span", { class: "bad" }, `-${stats[c.file!].removed}`))));
+  const mode = (m: "unified" | "split", label: string) => h("button", { class: "small", name: `diff-${m}`, "aria-pressed": String(ui.diffMode === m), onclick: () => {
+    ui.diffMode = m; localStorage.setItem("berth.diffMode", m); rerenderReview();
+  } }, label);
+  const all = (open: boolean, label: string) => h("button", { class: "small", name: open ? "expand-all" : "collapse-all", onclick: () => {
+    for (const f of files) { if (open) ui.collapsed.delete(f.file); else ui.collapsed.add(f.file); }
+    rerenderReview();
+  } }, label);
+  const box = h("div", { class: "diff-files", ...attrs }, ...sections);
   if (!files.length) box.append(h("div", { class: "meta" }, "No differences."));
-  return h("div", {}, h("h2", {}, `${title}: ${d.files} file(s), +${d.insertions}/-${d.deletions}`), list, box);
+  return h("div", { "data-review": "" }, h("h2", {}, `${title}: ${d.files} file(s), +${d.insertions}/-${d.deletions}`),
+    h("div", { class: "review-bar", role: "toolbar", "aria-label": "Review" }, mode("unified", "Unified"), mode("split", "Split"), all(false, "Collapse all"), all(true, "Expand all")),
+    h("div", { class: "review" }, h("nav", { class: "tree", "aria-label": "Changed files" }, treeList(fileTree(files.map((f) => f.file)))), box));
 }
+
+/** Draws the open review again (a mode or a fold changed). */
+let rerenderReview = () => {};
 
 async function showDiff(id: string) {
   const d = await api.diff(id);
+  const live = ui.tasks.some((t) => t.attempts.some((a) => a.id === id && (a.state === "running" || a.state === "booting")));
   ui.focus = id;
-  ui.review = diffView(`Review ${id}`, d, { "data-diff": id });
-  render();
+  // While it runs, its guest's own snapshot of its changes (the host reads no live workspace).
+  const title = live ? `Review ${id} (still running: its changes as its guest reports them now)` : `Review ${id}`;
+  rerenderReview = () => { ui.review = diffView(title, d, { "data-diff": id }); render(); };
+  rerenderReview();
 }
 
 async function showCompare(a: string, b: string) {
   const d = await api.compare(a, b);
   ui.focus = a;
   ui.compare = [a, b];
-  ui.review = diffView(`What ${b} did differently from ${a}`, d, { "data-compare": `${a}/${b}` });
-  render();
+  rerenderReview = () => { ui.review = diffView(`What ${b} did differently from ${a}`, d, { "data-compare": `${a}/${b}` }); render(); };
+  rerenderReview();
 }
 
 /** One row per attempt of the task (from the core's `task_compare`), each with Choose: pull
@@ -619,7 +703,7 @@ function openNewTask(repo?: string) {
   d.showModal();
 }
 
-function approvalBanner(q: ApprovalRequest): HTMLElement {
+function approvalBanner(q: PendingApproval): HTMLElement {
   const answer = (d: "once" | "always" | "deny") => async () => {
     ui.approvals = ui.approvals.filter((x) => !(x.attempt === q.attempt && x.id === q.id));
     try { await api.approve(q.attempt, q.id, d); } catch (e) { showError(message(e)); }
@@ -627,6 +711,7 @@ function approvalBanner(q: ApprovalRequest): HTMLElement {
   };
   return h("div", { class: "approval", role: "alert", "data-approval": `${q.attempt}/${q.id}` },
     h("strong", {}, `Attempt ${q.attempt} ${approvalText(q.host, q.port)}`), ". ",
+    h("span", { class: "meta", "data-deadline": String(q.received_ms + APPROVAL_TIMEOUT_MS) }, secondsLeft(q.received_ms + APPROVAL_TIMEOUT_MS)), " ",
     h("button", { onclick: answer("once") }, "Allow once"), " ",
     h("button", { onclick: answer("always") }, "Always for this task"), " ",
     h("button", { class: "danger", onclick: answer("deny") }, "Deny"));
@@ -637,6 +722,7 @@ function render() {
   // from the user: the terminal or input they type in is moved (as the new view is built,
   // so note it first), not rebuilt; give its focus back and keep both panes' scroll.
   const focused = document.activeElement;
+  const focusKey = focused instanceof HTMLElement ? keyOf(focused) : null;
   const scrolled = [document.querySelector("main")?.scrollTop ?? 0, document.querySelector("aside")?.scrollTop ?? 0];
   const app = document.getElementById("app")!;
   const task = ui.tasks.find((t) => t.id === ui.selected);
@@ -645,40 +731,149 @@ function render() {
     ui.error ? h("div", { class: "error", role: "alert" }, ui.error) : null,
     ui.note ? h("div", { class: "note" }, ui.note) : null);
   if (task) {
-    main.append(h("h1", {}, `${task.id}. ${task.title}`), h("div", { class: "meta" }, task.repo));
+    main.append(h("div", { class: "task-head" }, h("h1", {}, `${task.id}. ${task.title}`), h("span", { class: "grow" }), ...taskActions(task)),
+      h("div", { class: "meta" }, task.repo));
     main.append(h("h2", {}, "Attempts"));
     const strip = comparisonStrip(task);
-    if (strip) main.append(strip);
-    main.append(h("div", { class: "attempts" }, ...task.attempts.map(attemptCard)));
+    if (strip && !ui.maximized) main.append(strip);
+    const shown = task.attempts.filter((a) => !ui.maximized || a.id === ui.maximized);
+    main.append(h("div", { class: `attempts${ui.maximized ? " one" : ""}` }, ...(shown.length ? shown : task.attempts).map(attemptCard)));
     const bar = compareBar(task);
     if (bar) main.append(bar);
     if (ui.review && task.attempts.some((a) => a.id === ui.focus)) main.append(ui.review);
-  } else {
-    main.append(h("div", { class: "empty" }, "Create a task with New agent task (Ctrl+N)."));
   }
-  const side = h("aside", {}, h("h1", {}, "Berth"),
+  if (!task || !ui.tasks.length) {
+    main.append(checklist());
+    if (!task) main.append(h("div", { class: "empty" }, "Create a task with New agent task (Ctrl+N)."));
+  }
+  const side = h("aside", { "aria-label": "Repos and tasks", hidden: ui.sidebarHidden }, h("div", { class: "side-head" }, h("h1", {}, "Berth"), h("span", { class: "grow" }), sidebarToggle()),
     h("button", { class: "primary", id: "new-task-button", onclick: () => openNewTask() }, "New agent task"),
     h("h2", {}, "Repos"), repoList(),
     h("h2", {}, "Tasks"), taskList(),
     settingsPanel());
+  app.classList.toggle("no-side", ui.sidebarHidden);
+  if (ui.sidebarHidden) main.prepend(h("div", { class: "side-head" }, sidebarToggle()));
   app.replaceChildren(side, main);
   main.scrollTop = scrolled[0];
   side.scrollTop = scrolled[1];
   if (focused instanceof HTMLElement && focused !== document.body && focused.isConnected && document.activeElement !== focused) {
     focused.focus({ preventScroll: true });
+  } else if (focused instanceof HTMLElement && !focused.isConnected && focusKey) {
+    // A rebuilt button or link: the keyboard stays on its twin in the new view.
+    twin(focusKey)?.focus({ preventScroll: true });
   }
   requestAnimationFrame(fitTerminals);
+}
+
+/** Where a focused control is, in words that survive a re-render: the card, row or item it
+ * belongs to, and its tag, name and label. */
+interface FocusKey { scope: string; tag: string; name: string | null; label: string }
+const SCOPES = ["data-attempt-card", "data-strip-row", "data-task", "data-repo", "data-check", "data-diff", "data-agent"];
+
+function keyOf(el: HTMLElement): FocusKey | null {
+  for (const attr of SCOPES) {
+    const holder = el.closest(`[${attr}]`);
+    if (holder) return { scope: `[${attr}="${CSS.escape(holder.getAttribute(attr) ?? "")}"]`, tag: el.tagName.toLowerCase(), name: el.getAttribute("name"), label: el.textContent ?? "" };
+  }
+  const name = el.getAttribute("name");
+  return name ? { scope: "body", tag: el.tagName.toLowerCase(), name, label: el.textContent ?? "" } : null;
+}
+
+function twin(k: FocusKey): HTMLElement | null {
+  const all = Array.from(document.querySelectorAll<HTMLElement>(`${k.scope} ${k.tag}`));
+  return all.find((e) => e.getAttribute("name") === k.name && (e.textContent ?? "") === k.label) ?? null;
 }
 
 document.addEventListener("keydown", (e) => {
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "n") {
     e.preventDefault();
     openNewTask();
+  } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "b") {
+    e.preventDefault();
+    toggleSidebar();
+  } else if (e.key === "Escape" && !e.shiftKey && ui.maximized && !document.querySelector("dialog[open]") && !(document.activeElement?.closest(".term"))) {
+    ui.maximized = null;
+    render();
   }
 });
 
+function toggleSidebar() {
+  ui.sidebarHidden = !ui.sidebarHidden;
+  localStorage.setItem("berth.sidebar", ui.sidebarHidden ? "hidden" : "shown");
+  render();
+  requestAnimationFrame(fitTerminals);
+}
+
+function sidebarToggle(): HTMLElement {
+  return h("button", { class: "small", name: "toggle-sidebar", "aria-expanded": String(!ui.sidebarHidden), title: "Ctrl+B", onclick: toggleSidebar },
+    ui.sidebarHidden ? "Show sidebar" : "Hide sidebar");
+}
+
+/** Stop every live attempt of the task; delete the task (asking, per attempt with work that
+ * is not pulled, in the app's own dialog). */
+function taskActions(t: TaskView): HTMLElement[] {
+  const live = t.attempts.filter((a) => a.state === "running" || a.state === "booting");
+  return [
+    h("button", { name: "stop-task", disabled: !live.length, onclick: async () => {
+      try { for (const a of live) await api.stop(a.id); ui.note = `stopped ${live.map((a) => a.id).join(", ")}`; ui.error = ""; await refresh(); } catch (e) { showError(message(e)); }
+    } }, "Stop all"),
+    h("button", { class: "danger", name: "delete-task", disabled: !!live.length, title: live.length ? "Stop its attempts first" : "Delete every attempt of this task", onclick: async () => {
+      try {
+        for (const a of t.attempts) {
+          const blocker = await api.removalCheck(a.id);
+          // Work that is not pulled: the same question as the card's Delete, one at a time.
+          if (blocker) { openDeleteDialog(blocker); return; }
+          await api.remove(a.id, null);
+          terminals.delete(a.id);
+        }
+        ui.note = `deleted task ${t.id}`; ui.error = ""; ui.selected = null;
+        await refresh();
+      } catch (e) { showError(message(e)); }
+    } }, "Delete task"),
+  ];
+}
+
+/** First run: what this machine has, with the fix for what it lacks; Build image and Try
+ * the demo. */
+function checklist(): HTMLElement {
+  const c = ui.checks;
+  const box = h("section", { class: "checklist", "aria-label": "Getting started" }, h("h2", {}, "Getting started"));
+  if (!c) return box.appendChild(h("div", { class: "meta" }, "Checking this machine…")).parentElement!;
+  const find = (name: string) => c.checks.find((x) => x.check === name);
+  const row = (ok: boolean, what: string, detail: string, action: HTMLElement | null = null) =>
+    h("div", { class: "check", "data-check": what, "data-ok": String(ok) },
+      h("span", { class: ok ? "ok" : "bad", "aria-label": ok ? "ready" : "missing" }, ok ? "✓" : "✗"), " ", h("strong", {}, what), " ", h("span", { class: "meta" }, detail), " ", action);
+  const image = find("image");
+  const building = c.image_build.running;
+  box.append(row(!!image?.ok, "Image", building ? "building…" : image?.detail ?? "not checked",
+    image?.ok ? null : h("button", { class: "small primary", name: "build-image", disabled: building, onclick: async () => {
+      try { ui.note = await api.buildImage(); ui.error = ""; await refreshChecks(); } catch (e) { showError(message(e)); }
+    } }, building ? "Building…" : "Build image")));
+  if (building || (!image?.ok && c.image_build.lines.length)) box.append(h("pre", { class: "env-log", "data-image-log": "" }, c.image_build.lines.join("\n")));
+  const accel = find("accelerator");
+  box.append(row(true, "Accelerator", accel?.detail ?? "unknown"));
+  const fs = find("virtiofsd");
+  box.append(row(!!fs?.ok, "virtiofsd", fs?.detail ?? "not checked"));
+  box.append(row(c.editor_found, "Editor", c.editor_found ? c.editor : `${c.editor || "none"} is not on PATH: set one in Settings`));
+  for (const x of c.checks.filter((x) => !x.ok && !["image", "virtiofsd"].includes(x.check))) box.append(row(false, x.check, x.detail));
+  box.append(h("div", { class: "actions" }, h("button", { class: "primary", name: "try-demo", disabled: !image?.ok, title: image?.ok ? "A small repo with a failing test and a scripted agent: no API key needed" : "Build the image first",
+    onclick: async () => {
+      try { const path = await api.demoRepo(); await refresh(); openNewTask(path); } catch (e) { showError(message(e)); }
+    } }, "Try the demo")));
+  return box;
+}
+
+async function refreshChecks() {
+  ui.checks = await api.hostChecks().catch((e) => { showError(message(e)); return null; });
+  render();
+}
+
+applyTheme();
 render();
 void refresh();
+void refreshChecks();
+// While the image builds, its progress shows in the checklist.
+setInterval(() => { if (ui.checks?.image_build.running && !ui.tasks.length) void refreshChecks(); }, 2000);
 void api.onStateChanged(() => void refresh());
 void api.onApproval((q) => {
   const all = ui.tasks.flatMap((t) => t.attempts);
@@ -690,10 +885,18 @@ void api.onApprovalClosed((c) => {
   render();
 });
 setInterval(() => {
+  // From the start (or deadline) each element carries: the shown time never drifts.
   for (const el of Array.from(document.querySelectorAll<HTMLElement>("[data-since]"))) {
     el.textContent = age(Math.max(0, Math.floor((Date.now() - Number(el.dataset.since)) / 1000)));
   }
+  for (const el of Array.from(document.querySelectorAll<HTMLElement>("[data-deadline]"))) {
+    el.textContent = secondsLeft(Number(el.dataset.deadline));
+  }
 }, 1000);
+
+function secondsLeft(deadline: number): string {
+  return `denied by itself in ${Math.max(0, Math.ceil((deadline - Date.now()) / 1000))} s`;
+}
 // Banners of questions the proxy stopped waiting for go away by themselves.
 setInterval(() => {
   const left = openApprovals(ui.approvals, ui.tasks.flatMap((t) => t.attempts), Date.now());

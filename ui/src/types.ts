@@ -218,3 +218,11 @@ export interface RepoEnvStatus {
   cache: CacheView | null;
   problem: string | null;
 }
+
+/** The first-run checklist (`host_checks`): `berth doctor`'s checks and the editor. */
+export interface HostChecks {
+  checks: { check: string; ok: boolean; detail: string }[];
+  editor: string;
+  editor_found: boolean;
+  image_build: { running: boolean; lines: string[] };
+}

@@ -109,3 +109,21 @@ pub(crate) fn commit_step(
         .map_err(|e| TaskError::Refused(format!("cannot commit the earlier work: {e}")))?;
     Ok(())
 }
+
+/// Whether ended attempt `id` can boot again on its workspace (`berth start`, the app's
+/// Start): not live, its workspace still there.
+pub fn check_startable(store: &Store, id: AttemptId) -> Result<berth_db::AttemptRecord, TaskError> {
+    let rec = store.db()?.attempt(id)?;
+    if rec.state.is_live() {
+        return Err(TaskError::Refused(format!(
+            "attempt {id} is already {}",
+            rec.state
+        )));
+    }
+    if !store.workspace(id).is_dir() {
+        return Err(TaskError::Refused(format!(
+            "attempt {id} has no workspace any more"
+        )));
+    }
+    Ok(rec)
+}

@@ -12,6 +12,7 @@ mod cache;
 mod choose;
 mod config;
 mod data_dir;
+mod demo;
 mod display;
 mod editor;
 mod egress;
@@ -25,6 +26,7 @@ mod history;
 mod id;
 mod input_wait;
 mod live_changes;
+mod live_diff;
 mod output_log;
 mod pty_sizes;
 mod remove;
@@ -64,6 +66,7 @@ pub use cache::{
 pub use choose::{AttemptSummary, Chosen, choose_attempt, compare_task};
 pub use config::{NetworkConfig, RepoConfig};
 pub use data_dir::DataDir;
+pub use demo::{demo_repo_dir, ensure_demo_repo};
 pub use display::{
     approval_subject, approval_text, escape_controls, notification_text, table_cell,
 };
@@ -79,7 +82,7 @@ pub use env::{
 pub use env_activity::{ActivityState, EnvActivity, env_activity};
 pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
 pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
-pub use followup::{MAX_PROMPT, set_followup};
+pub use followup::{MAX_PROMPT, check_startable, set_followup};
 pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, set_history_depth};
 pub use id::random_id;
 pub use live_changes::{LiveChanges, live_changes};

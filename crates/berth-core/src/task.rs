@@ -748,13 +748,18 @@ pub fn pull_attempt(
     })
 }
 
-/// The attempt's changes against its base as a unified diff, and (files, +, -).
+/// The attempt's changes against its base as a unified diff, and (files, +, -); while it
+/// runs, as its guest reports them now.
 pub fn diff_attempt(
     store: &Store,
     id: AttemptId,
     limits: &Limits,
 ) -> Result<(String, (usize, usize, usize)), TaskError> {
     let rec = store.db()?.attempt(id)?;
+    if rec.state.is_live() {
+        // A live guest's own snapshot (see live_diff.rs): the host reads no live workspace.
+        return crate::live_diff::live_diff(store, id, &rec.start);
+    }
     let collected = collect(store, &rec, limits)?;
     Ok(berth_git::diff_patch(
         &store.host_git(id),

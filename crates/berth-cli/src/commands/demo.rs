@@ -1,44 +1,15 @@
-//! The bundled demo repo: a tiny Python program with a failing test, and a scripted agent.
+//! The bundled demo repo (made by the core, shared with the app's "Try the demo").
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-const FILES: &[(&str, &str, bool)] = &[
-    (
-        ".gitignore",
-        include_str!("../../../../examples/demo/.gitignore"),
-        false,
-    ),
-    (
-        "README.md",
-        include_str!("../../../../examples/demo/README.md"),
-        false,
-    ),
-    (
-        "calc.py",
-        include_str!("../../../../examples/demo/calc.py"),
-        false,
-    ),
-    (
-        "test_calc.py",
-        include_str!("../../../../examples/demo/test_calc.py"),
-        false,
-    ),
-    (
-        ".berth/demo-agent.sh",
-        include_str!("../../../../examples/demo/.berth/demo-agent.sh"),
-        true,
-    ),
-];
-
-/// Creates the demo repo at `dir` on first use (a real git repository with one commit on
-/// `main`) and returns its path; later runs reuse it, so their branches accumulate there.
+/// Creates the demo repo at `dir` on first use and returns its path; later runs reuse it, so
+/// their branches accumulate there.
 pub fn ensure_demo_repo(dir: &Path) -> Result<PathBuf> {
-    if !dir.join(".git").is_dir() {
-        berth_core::init_repo_with_files(dir, FILES, "Calculator with a failing test\n")
-            .with_context(|| format!("cannot create the demo repo in {}", dir.display()))?;
-        eprintln!("berth: created the demo repo in {}", dir.display());
+    let (path, made) = berth_core::ensure_demo_repo(dir)?;
+    if made {
+        eprintln!("berth: created the demo repo in {}", path.display());
     }
-    Ok(dir.to_path_buf())
+    Ok(path)
 }

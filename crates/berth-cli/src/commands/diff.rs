@@ -30,6 +30,13 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
     let limits = args.limits.limits();
+    let live = args.against.is_none() && store.db()?.attempt(args.attempt)?.state.is_live();
+    if live {
+        eprintln!(
+            "{} is still running: these are its changes as its guest's git reports them now              (the host reads the workspace itself once it ends)",
+            args.attempt
+        );
+    }
     let (patch, (files, ins, del)) = match args.against {
         Some(other) => compare_attempts(&store, other, args.attempt, &limits)?,
         None => diff_attempt(&store, args.attempt, &limits)?,
@@ -38,6 +45,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         let out = serde_json::json!({
             "attempt": args.attempt,
             "against": args.against,
+            "live": live,
             "files_changed": files,
             "insertions": ins,
             "deletions": del,

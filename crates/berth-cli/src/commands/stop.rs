@@ -1,6 +1,6 @@
 //! `berth stop ATTEMPT|TASK` and `berth start ATTEMPT`.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use berth_core::{AttemptId, Store, check_memory};
 use std::process::ExitCode;
 
@@ -66,13 +66,7 @@ pub fn stop(ctx: &Context, args: StopArgs) -> Result<ExitCode> {
 pub fn start(ctx: &Context, args: StartArgs) -> Result<ExitCode> {
     ctx.reconcile();
     let store = ctx.store();
-    let rec = store.db()?.attempt(args.attempt)?;
-    if rec.state.is_live() {
-        bail!("attempt {} is already {}", args.attempt, rec.state);
-    }
-    if !store.workspace(args.attempt).is_dir() {
-        bail!("attempt {} has no workspace any more", args.attempt);
-    }
+    let rec = berth_core::check_startable(&store, args.attempt)?;
     boot_again(ctx, &rec, &args.vm, || Ok(()))?;
     println!(
         "{} booting again on its workspace (was {})",
