@@ -364,7 +364,7 @@ def main():
 
         win.js("document.querySelector('button[name=compare]').click();")
         win.wait_text('[data-compare="1.1/1.2"]', "typed.txt", timeout=60)
-        files = win.js("return [...document.querySelectorAll('[data-compare] .file')].map(e => e.textContent)")
+        files = win.js("return [...document.querySelectorAll('[data-compare] details.diff-file')].map(e => e.dataset.file)")
         # Both fixed calc.py alike; they differ in their notes and in what was typed into 1.1.
         assert sorted(files) == ["NOTES.md", "typed.txt"], files
         win.shot("08-compare")
@@ -665,7 +665,10 @@ def main():
                         f"the view spills sideways at {w}px"
                     tops = win.js("return [...document.querySelectorAll('.attempts .card')].map(c => Math.round(c.getBoundingClientRect().top))")
                     assert len(tops) >= 2 and tops[0] == tops[1], f"attempts not side by side at {w}px: {tops}"
+                    win.shot(f"30-attempts-{w}x{hgt}-{theme}")
+                    win.js("document.querySelector('[data-review]').scrollIntoView()")
                     win.shot(f"30-review-{w}x{hgt}-{theme}")
+                    win.js("document.querySelector('main').scrollTop = 0")
             win.js("localStorage.removeItem('berth.theme'); delete document.documentElement.dataset.theme;")
             berth(data, "stop", str(rid))
             step("at 1024x700 and 1440x900, light and dark, nothing spills sideways and attempts sit side by side")

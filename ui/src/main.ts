@@ -667,6 +667,14 @@ function newTaskDialog(presetRepo?: string): HTMLDialogElement {
         }
       } }, "Create"),
       h("button", { onclick: () => (dlg as HTMLDialogElement).close() }, "Cancel"))) as HTMLDialogElement;
+  // Enter in any of its fields creates the task, as in every dialog of the app.
+  dlg.addEventListener("keydown", (e) => {
+    const t = e.target;
+    if (e.key === "Enter" && t instanceof HTMLInputElement && t.type !== "checkbox") {
+      e.preventDefault();
+      (dlg.querySelector("button[name=create]") as HTMLButtonElement | null)?.click();
+    }
+  });
   if (repo.value) void loadBranches();
   return dlg;
 }
