@@ -636,19 +636,20 @@ def main():
             win.click(f'[data-task="{rid}"]')
             win.wait_text(f'[data-strip-row="{rid}.1"] [data-test-result]', "passed", timeout=300)
             win.wait_text(f'[data-strip-row="{rid}.2"] [data-test-result]', "failed (exit 1)", timeout=300)
-            assert "pending" in win.text(f'[data-strip-row="{rid}.3"] [data-test-result]')
+            assert "pending" in win.text(f'[data-strip-row="{rid}.3"] [data-test-result]'), win.text(f'[data-strip-row="{rid}.3"]')
             win.wait_text(f'[data-attempt-card="{rid}.3"] [data-changing]', "live.txt", timeout=60)
             win.press(f"{rid}.3", "Diff", f'[data-diff="{rid}.3"]', "live.txt")
-            assert "still running" in win.text("[data-review] h2")
+            assert "still running" in win.text("[data-review] h2"), win.text("[data-review] h2")
             win.shot("28-live-diff-and-tests")
             win.press(f"{rid}.1", "Diff", f'[data-diff="{rid}.1"]', "calc.py")
             tree = win.text("nav.tree")
             assert "src/deep/" in tree and "new.txt" in tree and "calc.py" in tree, tree
-            assert win.js("return document.querySelectorAll('[data-diff] tr.add').length") > 0
+            win.click("button[name=diff-unified]")  # the layout is kept across runs
+            assert win.js("return document.querySelectorAll('[data-diff] tr.add').length") > 0, "no added lines"
             win.click("button[name=diff-split]")
             win.find("[data-diff] table.hunks col:nth-child(4)")
             win.click("button[name=collapse-all]")
-            assert win.js("return [...document.querySelectorAll('details.diff-file')].every(d => !d.open)")
+            assert win.js("return [...document.querySelectorAll('details.diff-file')].every(d => !d.open)"), "Collapse all left files open"
             win.click("button[name=expand-all]")
             win.shot("29-review-split")
             step("the strip shows each attempt's tests; a running attempt is reviewed live; the review has a file tree, split view and folding")

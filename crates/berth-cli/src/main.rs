@@ -38,6 +38,9 @@ enum Command {
     /// Each repo's cache disk ([cache]: cargo, npm, pip, go caches shared by its attempts).
     #[command(subcommand)]
     Cache(commands::cache::CacheCommand),
+    /// Booted VMs waiting for attempts: ls, fill, drain.
+    #[command(subcommand)]
+    Pool(commands::pool::PoolCommand),
     /// Run a task: N attempts, each in its own VM, each result pulled back as a branch.
     Run(commands::run::Args),
     /// Open the desktop app.
@@ -102,6 +105,9 @@ enum Command {
     /// Internal: an attempt's supervisor.
     #[command(name = "__supervise", hide = true)]
     Supervise(commands::supervise::SuperviseArgs),
+    /// Internal: one pooled VM's owner.
+    #[command(name = "__pool-slot", hide = true)]
+    PoolSlot(commands::pool::SlotArgs),
     /// Internal: bridges one guest connection (stdin/stdout) into an egress proxy socket.
     #[command(name = "__bridge", hide = true)]
     Bridge { socket: PathBuf },
@@ -142,6 +148,8 @@ fn main() -> ExitCode {
         Command::Image(cmd) => commands::image::run(&ctx, cmd),
         Command::Env(cmd) => commands::env::run(&ctx, cmd),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
+        Command::Pool(cmd) => commands::pool::run(&ctx, cmd),
+        Command::PoolSlot(args) => commands::pool::slot(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::App => commands::app::run(&ctx),
         Command::Task(cmd) => commands::task::run(&ctx, cmd),

@@ -29,6 +29,10 @@ pub fn spawn_supervisor(
     opts: &SuperviseOptions,
     clock: Clock,
 ) -> Result<u32, TaskError> {
+    // A pooled VM of the attempt's shape, if one waits: no boot.
+    if let Some(pid) = crate::pool::hand_over(store, id, opts.cpus, clock)? {
+        return Ok(pid);
+    }
     let log_path = store.supervisor_log(id);
     let refused = |what: &str, e: std::io::Error| TaskError::Refused(format!("{what}: {e}"));
     let log = std::fs::OpenOptions::new()
@@ -190,7 +194,7 @@ pub fn install_agent_with_cli(
 
 /// `<berth> --data-dir D ARGS...` in its own session (it outlives the terminal or the app),
 /// appending its output to `<data>/logs/<log>`, reaped by a thread.
-fn spawn_detached(
+pub(crate) fn spawn_detached(
     berth: &Path,
     store: &Store,
     args: &[std::ffi::OsString],

@@ -95,7 +95,12 @@ impl Store {
     /// How virtiofsd confines itself for the attempt's running VM (`namespace`, `chroot`,
     /// `none`); `None` when no VM runs.
     pub fn share_sandbox(&self, id: AttemptId) -> Option<String> {
-        let file = self.data.run().join(self.vm_name(id)).join("sandbox");
+        // A pooled VM keeps its own name (`attempts/<id>/vm` says which).
+        let vm = std::fs::read_to_string(self.attempt_dir(id).join("vm"))
+            .ok()
+            .filter(|n| n.starts_with("pool-") && !n.contains('/'))
+            .unwrap_or_else(|| self.vm_name(id));
+        let file = self.data.run().join(vm).join("sandbox");
         std::fs::read_to_string(file)
             .ok()
             .map(|s| s.trim().to_string())

@@ -224,6 +224,84 @@ pub fn supervise<H: Hypervisor>(
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Result<AttemptState, TaskError> {
+    let (rec, desk) = begin(store, id, clock)?;
+    // Building the environment can take minutes: its progress goes where the attempt's
+    // output goes (`berth logs`, attach, the app's card).
+    let mut env_log = crate::output_log::open(&store.output_log(id)).ok();
+    let mut progress = |line: &str| {
+        if let Some(log) = env_log.as_mut() {
+            let _ = log.write_all(format!("[berth] {line}\r\n").as_bytes());
+        }
+    };
+    let (session, proxy) = boot_attempt(
+        store,
+        hv,
+        settings,
+        &rec,
+        clock,
+        Some(desk.approver()),
+        &mut progress,
+    )?;
+    drop(env_log);
+    run_booted(store, &rec, session, proxy, desk, clock, stop)
+}
+
+/// A pooled VM takes attempt `id` (see pool.rs): its workspace is already where the VM's
+/// share is; the attempt's proxy binds the socket the VM's network bridge already points at
+/// (`vm_name`'s run directory), then the command runs as in [`supervise`].
+pub(crate) fn supervise_pooled<V: RunningVm>(
+    store: &Store,
+    run_root: &Path,
+    vm_name: &str,
+    mut session: berth_vm::session::VmSession<V>,
+    id: AttemptId,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<AttemptState, TaskError> {
+    let (rec, desk) = match begin(store, id, clock) {
+        Ok(r) => r,
+        Err(e) => {
+            session.kill();
+            return Err(e);
+        }
+    };
+    let proxy = (|| -> Result<Option<berth_egress::EgressProxy>, TaskError> {
+        let policy = crate::egress::attempt_policy(&rec.policy);
+        let uses = crate::secrets::attempt_secrets(&rec.secrets);
+        let sink = crate::egress::audit_sink(store, id, clock);
+        let secrets = crate::secrets::gateway_bindings(store, &uses)?;
+        let proxy = crate::egress::start_proxy(
+            run_root,
+            vm_name,
+            &policy,
+            sink,
+            Some(desk.approver()),
+            secrets,
+        )?;
+        if let Some(pem) = proxy.as_ref().and_then(|p| p.ca_pem()) {
+            crate::secrets::install_guest_ca(&mut session.agent, pem)?;
+        }
+        Ok(proxy)
+    })();
+    let proxy = match proxy {
+        Ok(p) => p,
+        Err(e) => {
+            session.kill();
+            let mut db = store.db()?;
+            set_failed(&mut db, clock, id, &e.to_string())?;
+            return Err(e);
+        }
+    };
+    run_booted(store, &rec, session, proxy, desk, clock, stop)
+}
+
+/// The supervisor's claim on the attempt: its pid in the record, the state booting, and the
+/// desk where approval questions wait.
+fn begin(
+    store: &Store,
+    id: AttemptId,
+    clock: Clock,
+) -> Result<(berth_db::AttemptRecord, Arc<Desk>), TaskError> {
     let mut db = store.db()?;
     let pid = std::process::id();
     let started = berth_vm::rundir::start_time(pid);
@@ -248,31 +326,29 @@ pub fn supervise<H: Hypervisor>(
         ..Desk::default()
     });
     let _ = std::fs::remove_file(store.waiting_marker(id));
-    // Building the environment can take minutes: its progress goes where the attempt's
-    // output goes (`berth logs`, attach, the app's card).
-    let mut env_log = crate::output_log::open(&store.output_log(id)).ok();
-    let mut progress = |line: &str| {
-        if let Some(log) = env_log.as_mut() {
-            let _ = log.write_all(format!("[berth] {line}\r\n").as_bytes());
-        }
-    };
-    let (mut session, proxy) = boot_attempt(
-        store,
-        hv,
-        settings,
-        &rec,
-        clock,
-        Some(desk.approver()),
-        &mut progress,
-    )?;
-    drop(env_log);
+    Ok((rec, desk))
+}
+
+/// From a booted VM with its proxy to the attempt's end: the follow-up's step commit, the
+/// command, the clients, the repo's tests, the final state.
+fn run_booted<V: RunningVm>(
+    store: &Store,
+    rec: &berth_db::AttemptRecord,
+    mut session: berth_vm::session::VmSession<V>,
+    proxy: Option<berth_egress::EgressProxy>,
+    desk: Arc<Desk>,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+) -> Result<AttemptState, TaskError> {
+    let id = rec.id;
+    let mut db = store.db()?;
     let title = store.db()?.task(id.task)?.title;
     // A follow-up: what the earlier runs left becomes a commit of its own first.
     if let Some(previous) = crate::followup::take_followup(store, id, &title) {
         let _ = crate::followup::commit_step(&mut session.agent, &previous);
     }
     let prompt = crate::followup::current_prompt(store, id, &title);
-    let request = attempt_request(store, &rec, &prompt, Some(DEFAULT_SIZE));
+    let request = attempt_request(store, rec, &prompt, Some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,
         Err(e) => {

@@ -26,6 +26,7 @@ pub mod logs;
 pub mod ls;
 pub mod net;
 pub mod open;
+pub mod pool;
 pub mod prompt;
 pub mod pull;
 pub mod repo;

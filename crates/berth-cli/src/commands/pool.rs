@@ -1,0 +1,155 @@
+//! `berth pool ls|fill|drain`: booted VMs waiting for attempts (see berth-core's pool.rs),
+//! and `__pool-slot`, the process that owns one.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use berth_core::host::qemu::Qemu;
+use berth_core::{PoolShape, drain_pool, fill_pool, list_slots, pool_size, run_slot, set_pool_size};
+
+use super::supervise::VmArgs;
+use super::task_args::DEFAULT_MEMORY;
+use crate::context::{Context, now_ms};
+
+#[derive(clap::Subcommand)]
+pub enum PoolCommand {
+    /// The pooled VMs: booting, ready, or serving an attempt.
+    Ls {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep SIZE booted VMs of a shape waiting (the setting stays: after each handoff a new
+    /// one boots). Attempts of that memory, CPUs and network take one instead of booting;
+    /// those with an environment, a cache or an agent's layer still boot their own.
+    Fill {
+        /// VMs per shape (default: the pool setting, or 1 when it is off).
+        size: Option<u32>,
+        /// Guest memory, MiB (an attempt's `--memory`).
+        #[arg(long, default_value_t = DEFAULT_MEMORY)]
+        memory: u32,
+        /// vCPUs (an attempt's `--cpus`).
+        #[arg(long, default_value_t = 1)]
+        cpus: u32,
+        /// For attempts with a network (any mode but off, or a bound secret).
+        #[arg(long)]
+        network: bool,
+    },
+    /// Stop every waiting VM (those serving attempts are attempts now); with --off, also set
+    /// the pool's size to 0 so nothing refills it.
+    Drain {
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
+    let store = ctx.store();
+    match cmd {
+        PoolCommand::Ls { json } => {
+            let slots = list_slots(&store)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&slots)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("pool size per shape: {}", pool_size(&store)?);
+            if slots.is_empty() {
+                println!("no pooled VMs (`berth pool fill` boots some)");
+            }
+            for s in slots {
+                println!(
+                    "{:<14} {:<8} {:>5} MiB {} CPU network {:<3} {}",
+                    s.name,
+                    s.state,
+                    s.shape.memory_mib,
+                    s.shape.cpus,
+                    if s.shape.network { "on" } else { "off" },
+                    s.attempt.map(|a| format!("attempt {a}")).unwrap_or_default()
+                );
+            }
+        }
+        PoolCommand::Fill {
+            size,
+            memory,
+            cpus,
+            network,
+        } => {
+            let vm = VmArgs {
+                accel: None,
+                cpus: Some(cpus),
+                boot_timeout: 120,
+                max_memory_share: 0.75,
+            };
+            vm.check_cpus()?;
+            berth_core::check_memory(
+                &store,
+                memory as u64,
+                crate::context::host_memory_mib(),
+                vm.max_memory_share,
+            )?;
+            let size = size.unwrap_or(pool_size(&store)?.max(1));
+            set_pool_size(&store, size)?;
+            let shape = PoolShape {
+                memory_mib: memory,
+                cpus,
+                network,
+            };
+            let n = fill_pool(&ctx.exe, &store, shape)?;
+            println!(
+                "pool of {size} per shape; booting {n} more ({memory} MiB, {cpus} CPU, network {}); \
+                 `berth pool ls` shows them",
+                if network { "on" } else { "off" }
+            );
+        }
+        PoolCommand::Drain { off } => {
+            if off {
+                set_pool_size(&store, 0)?;
+            }
+            let n = drain_pool(&store)?;
+            println!("drained {n} pooled VM(s)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct SlotArgs {
+    #[arg(long)]
+    memory: u32,
+    #[arg(long)]
+    cpus: u32,
+    #[arg(long)]
+    network: bool,
+}
+
+/// `__pool-slot`: boots one pooled VM and waits for its attempt (then supervises it).
+pub fn slot(ctx: &Context, args: SlotArgs) -> Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    // SAFETY: ignoring terminal signals for this process only; it outlives the terminal.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let vm = VmArgs {
+        accel: None,
+        cpus: Some(args.cpus),
+        boot_timeout: 120,
+        max_memory_share: 0.75,
+    };
+    let settings = ctx.vm_settings(args.memory, &vm)?;
+    let hv = Qemu::new(ctx.qemu_config()?);
+    let shape = PoolShape {
+        memory_mib: args.memory,
+        cpus: args.cpus,
+        network: args.network,
+    };
+    eprintln!("pool slot (pid {}) booting", std::process::id());
+    match run_slot(&ctx.exe, &ctx.store(), &hv, &settings, shape, now_ms, stop)? {
+        Some(state) => eprintln!("pool slot served its attempt: {state}"),
+        None => eprintln!("pool slot drained"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
