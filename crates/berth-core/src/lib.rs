@@ -88,13 +88,13 @@ pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, se
 pub use id::random_id;
 pub use live_changes::{LiveChanges, live_changes};
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
+pub use pool::{
+    MAX_POOL, POOL_SETTING, PoolShape, SlotView, drain as drain_pool, fill as fill_pool,
+    list_slots, pool_size, run_slot, set_pool_size,
+};
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repo_test::{TestPlan, TestResult, attempt_plan as attempt_test_plan};
 pub use repos::{DEMO_AGENT, RepoView, add_repo, demo_applies, list_repos, remove_repo, repo_root};
-pub use pool::{
-    MAX_POOL, POOL_SETTING, PoolShape, SlotView, drain as drain_pool, fill as fill_pool, list_slots,
-    pool_size, run_slot, set_pool_size,
-};
 pub use retry::{Retried, retry_attempt};
 pub use review::compare_attempts;
 pub use secrets::{

@@ -83,9 +83,10 @@ fn slot_dir(store: &Store, name: &str) -> PathBuf {
 /// The pool size per shape (0: no pool).
 pub fn pool_size(store: &Store) -> Result<u32, TaskError> {
     match store.db()?.setting(POOL_SETTING)? {
-        Some(v) => v.trim().parse::<u32>().map_err(|_| {
-            TaskError::Refused(format!("the pool setting {v:?} is not a number"))
-        }),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| TaskError::Refused(format!("the pool setting {v:?} is not a number"))),
         None => Ok(0),
     }
 }
@@ -97,7 +98,9 @@ pub fn set_pool_size(store: &Store, n: u32) -> Result<(), TaskError> {
             "a pool of {n}: at most {MAX_POOL} VMs per shape"
         )));
     }
-    store.db()?.set_setting(POOL_SETTING, Some(&n.to_string()))?;
+    store
+        .db()?
+        .set_setting(POOL_SETTING, Some(&n.to_string()))?;
     Ok(())
 }
 
@@ -145,7 +148,7 @@ pub fn list_slots(store: &Store) -> Result<Vec<SlotView>, TaskError> {
             pid: file.pid,
             attempt: file.attempt,
             ready_s: (file.ready_at_ms > 0)
-                .then(|| std::time::SystemTime::now())
+                .then(std::time::SystemTime::now)
                 .and_then(|now| now.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| (d.as_millis() as u64).saturating_sub(file.ready_at_ms) / 1000),
             image: file.image,
@@ -175,13 +178,13 @@ pub fn drain(store: &Store) -> Result<usize, TaskError> {
     for s in list_slots(store)? {
         let dir = slot_dir(store, &s.name);
         match s.state.as_str() {
-            "ready" => {
-                // Claimed for draining, so no attempt can take it meanwhile.
-                if std::fs::rename(dir.join("ready.json"), dir.join("drained.json")).is_ok() {
-                    let start = read_slot(&dir.join("drained.json")).map_or(0, |f| f.start);
-                    discard(store, &s.name, s.pid, start);
-                    n += 1;
-                }
+            // Claimed for draining, so no attempt can take it meanwhile.
+            "ready"
+                if std::fs::rename(dir.join("ready.json"), dir.join("drained.json")).is_ok() =>
+            {
+                let start = read_slot(&dir.join("drained.json")).map_or(0, |f| f.start);
+                discard(store, &s.name, s.pid, start);
+                n += 1;
             }
             "booting" => {
                 let start = read_slot(&dir.join("booting.json")).map_or(0, |f| f.start);
@@ -202,14 +205,60 @@ pub fn drain(store: &Store) -> Result<usize, TaskError> {
 /// were started.
 pub fn fill(berth: &Path, store: &Store, shape: PoolShape) -> Result<usize, TaskError> {
     let want = pool_size(store)? as usize;
-    let have = list_slots(store)?
+    let slots = list_slots(store)?;
+    let waiting = |s: &&SlotView| s.state == "ready" || s.state == "booting";
+    let have = slots
         .iter()
-        .filter(|s| s.shape == shape && (s.state == "ready" || s.state == "booting"))
+        .filter(waiting)
+        .filter(|s| s.shape == shape)
         .count();
+    // Waiting VMs never take more than their share of the host's memory.
+    let mut used: u64 = slots
+        .iter()
+        .filter(waiting)
+        .map(|s| s.shape.memory_mib as u64)
+        .sum();
+    let budget = pool_budget_mib(host_memory_mib());
+    let mut started = 0;
     for _ in have..want {
+        if used + shape.memory_mib as u64 > budget {
+            break;
+        }
         spawn_slot(berth, store, shape)?;
+        used += shape.memory_mib as u64;
+        started += 1;
     }
-    Ok(want.saturating_sub(have))
+    Ok(started)
+}
+
+/// The share of the host's memory waiting VMs may hold: a quarter (attempts get the rest).
+pub const POOL_MEMORY_SHARE: f64 = 0.25;
+
+fn pool_budget_mib(host_mib: u64) -> u64 {
+    (host_mib as f64 * POOL_MEMORY_SHARE) as u64
+}
+
+/// Less than a tenth of the host's memory is available.
+fn under_pressure() -> bool {
+    let avail = meminfo("MemAvailable:");
+    avail > 0 && avail < host_memory_mib() / 10
+}
+
+fn host_memory_mib() -> u64 {
+    meminfo("MemTotal:")
+}
+
+/// A /proc/meminfo field, in MiB (0 when unknown).
+fn meminfo(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
 }
 
 fn spawn_slot(berth: &Path, store: &Store, shape: PoolShape) -> Result<u32, TaskError> {
@@ -294,7 +343,11 @@ pub(crate) fn hand_over(
         let Some(mut file) = read_slot(&dir.join("claimed.json")) else {
             continue;
         };
-        let fresh = alive(file.pid, file.start)
+        // Its share must be as it was made, empty: anything in it (put there by anyone) and
+        // the VM is not handed an attempt.
+        let empty = std::fs::read_dir(dir.join("share")).is_ok_and(|mut d| d.next().is_none());
+        let fresh = empty
+            && alive(file.pid, file.start)
             && ask(&dir.join("sock"), "ping\n", Duration::from_secs(3))
                 .is_ok_and(|a| a.trim() == "ready");
         if !fresh {
@@ -329,11 +382,21 @@ pub(crate) fn hand_over(
                 &serde_json::to_vec(&file).unwrap_or_default(),
             );
             let _ = std::fs::write(store.attempt_dir(id).join("vm"), &s.name);
-            ask(&dir.join("sock"), &format!("attempt {id}\n"), Duration::from_secs(10))
+            ask(
+                &dir.join("sock"),
+                &format!("attempt {id}\n"),
+                Duration::from_secs(10),
+            )
         });
         match told {
             Ok(a) if a.trim() == "ok" => {
-                set_state(&mut db, clock, id, AttemptState::Booting, json!({"pool": s.name}))?;
+                set_state(
+                    &mut db,
+                    clock,
+                    id,
+                    AttemptState::Booting,
+                    json!({"pool": s.name}),
+                )?;
                 audit(
                     &mut db,
                     clock,
@@ -425,7 +488,7 @@ pub fn run_slot<H: Hypervisor>(
         Ok(s) => s,
         Err(e) => {
             cleanup(&dir);
-            return Err(berth_vm::session::SessionError::from(e).into());
+            return Err(e.into());
         }
     };
     let sock = dir.join("sock");
@@ -447,6 +510,7 @@ pub fn run_slot<H: Hypervisor>(
     );
     let _ = std::fs::remove_file(dir.join("booting.json"));
     let mut last_check = Instant::now();
+    let mut broken = false;
     let attempt = loop {
         if stop.load(Ordering::SeqCst) {
             break None;
@@ -454,6 +518,11 @@ pub fn run_slot<H: Hypervisor>(
         if last_check.elapsed() >= Duration::from_millis(500) {
             last_check = Instant::now();
             if session.vm.as_mut().and_then(|vm| vm.problem()).is_some() {
+                broken = true;
+                break None;
+            }
+            if under_pressure() {
+                // The host needs its memory more than the pool does: this VM goes.
                 break None;
             }
         }
@@ -499,8 +568,14 @@ pub fn run_slot<H: Hypervisor>(
     drop(listener);
     let _ = std::fs::remove_file(&sock);
     let Some(id) = attempt else {
-        session.shutdown();
+        // Not claimed first: a claimant that renamed ready.json meanwhile finds no answer.
+        let _ = std::fs::remove_file(dir.join("ready.json"));
+        session.kill();
         cleanup(&dir);
+        if broken {
+            // Its VM died while it waited: another takes its place.
+            let _ = fill(berth, store, shape);
+        }
         return Ok(None);
     };
     // The pool refills in the background while this VM serves its one attempt.

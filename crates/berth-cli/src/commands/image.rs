@@ -43,12 +43,19 @@ pub fn run(ctx: &Context, cmd: ImageCommand) -> Result<ExitCode> {
             })?;
             match outcome {
                 BuildOutcome::UpToDate => println!("{} is up to date", image.id()),
-                BuildOutcome::Built => println!(
-                    "built {} (kernel {}) in {} s",
-                    image.id(),
-                    image.manifest.kernel_version,
-                    image.manifest.build_seconds
-                ),
+                BuildOutcome::Built => {
+                    println!(
+                        "built {} (kernel {}) in {} s",
+                        image.id(),
+                        image.manifest.kernel_version,
+                        image.manifest.build_seconds
+                    );
+                    // Pooled VMs booted the old image: never handed over, they go.
+                    let drained = berth_core::drain_pool(&ctx.store())?;
+                    if drained > 0 {
+                        println!("drained {drained} pooled VM(s) of the old image");
+                    }
+                }
             }
         }
         ImageCommand::Ls { json } => {

@@ -7,7 +7,9 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use berth_core::host::qemu::Qemu;
-use berth_core::{PoolShape, drain_pool, fill_pool, list_slots, pool_size, run_slot, set_pool_size};
+use berth_core::{
+    PoolShape, drain_pool, fill_pool, list_slots, pool_size, run_slot, set_pool_size,
+};
 
 use super::supervise::VmArgs;
 use super::task_args::DEFAULT_MEMORY;
@@ -66,7 +68,9 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
                     s.shape.memory_mib,
                     s.shape.cpus,
                     if s.shape.network { "on" } else { "off" },
-                    s.attempt.map(|a| format!("attempt {a}")).unwrap_or_default()
+                    s.attempt
+                        .map(|a| format!("attempt {a}"))
+                        .unwrap_or_default()
                 );
             }
         }

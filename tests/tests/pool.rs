@@ -1,0 +1,245 @@
+//! The warm pool (`berth pool`): booted VMs handed to attempts instead of a boot. Each VM
+//! serves one attempt, sees only that attempt's workspace, and a pooled VM that is not as it
+//! was made (something in its share, its VM dead) is never handed an attempt.
+
+use std::time::Duration;
+
+use berth_tests::{TestEnv, simple_repo, wait_until};
+use serde_json::Value;
+
+/// Empties the pool when the test ends, passed or not (nothing outlives it).
+struct Drain<'a>(&'a TestEnv);
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.berth().args(["pool", "drain", "--off"]).output();
+    }
+}
+
+fn json(env: &TestEnv, args: &[&str]) -> Value {
+    let out = env.berth().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ok(env: &TestEnv, args: &[&str]) -> String {
+    let out = env.berth().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ready(env: &TestEnv) -> Vec<String> {
+    json(env, &["pool", "ls", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "ready")
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn wait_ready(env: &TestEnv, n: usize) {
+    assert!(
+        wait_until(Duration::from_secs(180), || ready(env).len() >= n),
+        "{} pooled VMs never became ready: {}",
+        n,
+        ok(env, &["pool", "ls"])
+    );
+}
+
+fn wait_ended(env: &TestEnv, task: u64, n: usize) -> Vec<Value> {
+    let ended = || {
+        json(env, &["ls", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["task"] == task && a["state"] == "exited")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(300), || ended().len() == n),
+        "{}",
+        ok(env, &["ls"])
+    );
+    ended()
+}
+
+fn pooled(env: &TestEnv, attempt: &str) -> Option<String> {
+    json(env, &["audit", attempt, "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "pool")
+        .map(|e| e["data"]["vm"].as_str().unwrap_or_default().to_string())
+}
+
+#[test]
+fn a_pooled_vm_serves_one_attempt_which_sees_only_its_own_workspace() {
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "2"]);
+    wait_ready(&env, 2);
+    // Something in one waiting VM's share: that VM is not as it was made, and is never used.
+    let marked = ready(&env)[0].clone();
+    std::fs::write(
+        env.data_dir()
+            .join("pool")
+            .join(&marked)
+            .join("share/other-slot-marker"),
+        "x",
+    )
+    .unwrap();
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--attempts", "2", "--", "sh", "-c"])
+        .arg("ls -A /work; ls /sys/class/net; echo \"me=$BERTH_ATTEMPT\"; echo \"$BERTH_ATTEMPT\" > who.txt")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_ended(&env, 1, 2);
+    let from_pool: Vec<(String, String)> = ["1.1", "1.2"]
+        .iter()
+        .filter_map(|a| pooled(&env, a).map(|vm| (a.to_string(), vm)))
+        .collect();
+    assert_eq!(
+        from_pool.len(),
+        1,
+        "one attempt from the clean VM: {from_pool:?}"
+    );
+    assert_ne!(
+        from_pool[0].1, marked,
+        "the marked VM was handed an attempt"
+    );
+    for a in ["1.1", "1.2"] {
+        let logs = ok(&env, &["logs", a]);
+        assert!(
+            logs.contains("a.txt") && logs.contains(&format!("me={a}")),
+            "{logs}"
+        );
+        assert!(
+            !logs.contains("other-slot-marker"),
+            "{a} saw another VM's share: {logs}"
+        );
+        ok(&env, &["pull", a]);
+        assert_eq!(
+            berth_tests::git(&repo, &["show", &format!("berth/1/{}:who.txt", &a[2..])]),
+            format!("{a}\n")
+        );
+    }
+    // Prepared without a network, the pooled VM has no network device at all.
+    let logs = ok(&env, &["logs", &from_pool[0].0]);
+    assert!(!logs.contains("eth0"), "{logs}");
+    // The marked VM was discarded, the used one is gone (one attempt, ever), the pool refills.
+    let slots = json(&env, &["pool", "ls", "--json"]);
+    for s in slots.as_array().unwrap() {
+        assert!(
+            s["name"] != marked.as_str() && s["name"] != from_pool[0].1.as_str(),
+            "{slots}"
+        );
+    }
+    assert!(!env.data_dir().join("pool").join(&marked).exists());
+    wait_ready(&env, 2);
+}
+
+#[test]
+fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_replaced() {
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "1"]);
+    wait_ready(&env, 1);
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args([
+            "task",
+            "new",
+            "--network",
+            "allowlist",
+            "--allow",
+            "example.test",
+        ])
+        .args(["--", "ls", "/sys/class/net"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_ended(&env, 1, 1);
+    assert_eq!(
+        pooled(&env, "1.1"),
+        None,
+        "a network attempt took a VM made without one"
+    );
+    assert!(ok(&env, &["logs", "1.1"]).contains("eth0"));
+
+    // The waiting VM dies: its slot notices, goes, and another boots in its place.
+    let dead = ready(&env)[0].clone();
+    let killed = std::process::Command::new("pkill")
+        .args(["-9", "-f", &format!("qemu-system.*{dead}")])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "no QEMU of {dead} to kill");
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let slots = json(&env, &["pool", "ls", "--json"]);
+            !slots
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["name"] == dead.as_str())
+        }),
+        "{}",
+        ok(&env, &["pool", "ls"])
+    );
+    wait_ready(&env, 1);
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--", "echo", "alive"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_ended(&env, 2, 1);
+    assert!(ok(&env, &["logs", "2.1"]).contains("alive"));
+    assert_ne!(pooled(&env, "2.1").as_deref(), Some(dead.as_str()));
+}
+
+#[test]
+fn eight_attempts_at_once_with_a_pool_of_two_all_run_right() {
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "2"]);
+    wait_ready(&env, 2);
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--attempts", "8", "--", "sh", "-c"])
+        .arg("echo \"$BERTH_ATTEMPT\" > who.txt")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ended = wait_ended(&env, 1, 8);
+    assert!(ended.iter().all(|a| a["exit_code"] == 0), "{ended:?}");
+    let from_pool = (1..=8)
+        .filter(|n| pooled(&env, &format!("1.{n}")).is_some())
+        .count();
+    assert!(from_pool >= 2, "{from_pool} handed over");
+    for n in 1..=8 {
+        ok(&env, &["pull", &format!("1.{n}")]);
+        assert_eq!(
+            berth_tests::git(&repo, &["show", &format!("berth/1/{n}:who.txt")]),
+            format!("1.{n}\n")
+        );
+    }
+}
