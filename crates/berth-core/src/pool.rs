@@ -320,7 +320,8 @@ pub(crate) fn hand_over(
     cpus: u32,
     clock: Clock,
 ) -> Result<Option<u32>, TaskError> {
-    if pool_size(store)? == 0 {
+    // Whatever waits is used (the size only says how many to keep waiting).
+    if !pool_dir(store).is_dir() {
         return Ok(None);
     }
     let rec = store.db()?.attempt(id)?;
@@ -491,6 +492,9 @@ pub fn run_slot<H: Hypervisor>(
             return Err(e.into());
         }
     };
+    // A first command the way an attempt's runs (a shell under a terminal in /work): under
+    // TCG this translates the guest's exec path once, here, not while an attempt waits.
+    warm_up(&mut session.agent);
     let sock = dir.join("sock");
     let listener = UnixListener::bind(&sock)
         .and_then(|l| l.set_nonblocking(true).map(|_| l))
@@ -526,12 +530,19 @@ pub fn run_slot<H: Hypervisor>(
                 break None;
             }
         }
+        // Woken the moment a claimant connects (a handoff waits on nothing else).
+        let mut fds = [libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&listener),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: one valid pollfd for the listener we own, for at most 200 ms.
+        unsafe {
+            libc::poll(fds.as_mut_ptr(), 1, 200);
+        }
         let conn = match listener.accept() {
             Ok((c, _)) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => break None,
         };
         let _ = conn.set_nonblocking(false);
@@ -591,6 +602,27 @@ pub fn run_slot<H: Hypervisor>(
     );
     cleanup(&dir);
     state.map(Some)
+}
+
+fn warm_up(agent: &mut berth_vm::agent::AgentClient) {
+    struct Quiet;
+    impl berth_vm::agent::ExecIo for Quiet {
+        fn stdout(&mut self, _: &[u8]) {}
+        fn stderr(&mut self, _: &[u8]) {}
+        fn error(&mut self, _: &str) {}
+    }
+    for _ in 0..2 {
+        let _ = agent.exec(
+            berth_proto::ExecRequest {
+                argv: vec!["sh".into(), "-c".into(), "echo warm; ls -a /work >/dev/null".into()],
+                env: Vec::new(),
+                cwd: Some("/work".into()),
+                user: None,
+                pty: Some(berth_proto::WinSize { rows: 24, cols: 80 }),
+            },
+            &mut Quiet,
+        );
+    }
 }
 
 trait PrivateMode {

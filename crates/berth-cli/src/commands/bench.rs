@@ -45,6 +45,10 @@ pub enum BenchCommand {
         /// Guest memory per attempt, MiB.
         #[arg(long, default_value_t = 512)]
         memory: u32,
+        /// Pooled against cold: time from a new task to each attempt's first output byte,
+        /// and an idle pooled VM's host memory (drains the pool first and after).
+        #[arg(long)]
+        pool: bool,
         /// Machine-readable output (JSON).
         #[arg(long)]
         json: bool,
@@ -94,8 +98,12 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             super::bench_egress::run(size_mib, requests.max(1), json)?;
             return Ok(ExitCode::SUCCESS);
         }
-        BenchCommand::Attempts { memory, json } => {
+        BenchCommand::Attempts { memory, pool, json } => {
             ctx.reconcile();
+            if pool {
+                super::bench_pool::run(ctx, &[1, 4, 8], memory, json)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             super::bench_attempts::run(ctx, &[1, 4, 8], memory, json)?;
             return Ok(ExitCode::SUCCESS);
         }

@@ -14,7 +14,7 @@ use crate::context::{Context, now_ms};
 /// Memory of one process from /proc/PID/smaps_rollup, in KiB: (private + fair share of
 /// shared file pages, guest RAM). PSS splits pages shared between processes (QEMU's binary,
 /// the kernel image every VM maps) among them, so N attempts are not charged N times.
-fn pss_kib(pid: u32) -> (u64, u64) {
+pub(super) fn pss_kib(pid: u32) -> (u64, u64) {
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let field = |name: &str| {
         rollup
@@ -27,7 +27,7 @@ fn pss_kib(pid: u32) -> (u64, u64) {
     (field("Pss_Anon:") + field("Pss_File:"), field("Pss_Shmem:"))
 }
 
-fn pid_in(run: &Path, name: &str) -> Option<u32> {
+pub(super) fn pid_in(run: &Path, name: &str) -> Option<u32> {
     std::fs::read_to_string(run.join(format!("{name}.pid")))
         .ok()?
         .split_whitespace()

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_attempts;
 pub mod bench_egress;
 pub mod bench_env;
+pub mod bench_pool;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod cache;

@@ -1,0 +1,193 @@
+//! `berth bench attempts --pool`: time from a new task to the first byte of each attempt's
+//! output, pooled against cold, for 1, 4 and 8 attempts; and the host memory an idle pooled
+//! VM holds beyond its guest RAM.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use berth_core::{NewTask, PoolShape, Store, prepare_task};
+
+use super::stop::stop_attempt;
+use super::supervise::{VmArgs, spawn_supervisor};
+use crate::context::{Context, now_ms};
+
+pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()> {
+    let store = ctx.store();
+    let before = berth_core::pool_size(&store)?;
+    let repo = ctx.data.root().join(berth_core::random_id("bench-repo")?);
+    berth_core::init_repo_with_files(&repo, &[("a.txt", "a\n", false)], "bench\n")?;
+    let shape = PoolShape {
+        memory_mib: memory,
+        cpus: 1,
+        network: false,
+    };
+    let mut rows = Vec::new();
+    let mut idle = Vec::new();
+    let result = (|| -> Result<()> {
+        for &n in counts {
+            berth_core::set_pool_size(&store, 0)?;
+            berth_core::drain_pool(&store)?;
+            let cold = first_bytes(ctx, &store, &repo, n, memory)?;
+            berth_core::set_pool_size(&store, n)?;
+            berth_core::fill_pool(&ctx.exe, &store, shape)?;
+            wait_ready(&store, n as usize)?;
+            std::thread::sleep(Duration::from_secs(3)); // idle, settled
+            idle.extend(idle_overheads(ctx, &store)?);
+            // No refill while measuring: the boots would share the CPUs with the attempts.
+            berth_core::set_pool_size(&store, 0)?;
+            let pooled = first_bytes(ctx, &store, &repo, n, memory)?;
+            eprintln!(
+                "{n} attempt(s): first byte p50 cold {:.0} ms, pooled {:.0} ms",
+                p50(&cold),
+                p50(&pooled)
+            );
+            rows.push((n, p50(&cold), p50(&pooled), max(&cold), max(&pooled)));
+        }
+        Ok(())
+    })();
+    berth_core::set_pool_size(&store, before)?;
+    berth_core::drain_pool(&store)?;
+    let _ = std::fs::remove_dir_all(&repo);
+    result?;
+    let idle_mib = idle.iter().sum::<f64>() / idle.len().max(1) as f64;
+    if json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|(n, c, p, cm, pm)| serde_json::json!({"attempts": n, "cold_p50_ms": c, "pooled_p50_ms": p, "cold_max_ms": cm, "pooled_max_ms": pm}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"first_byte": list, "idle_pooled_vm_overhead_mib": idle_mib})
+            )?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:>8}  {:>14}  {:>14}  {:>12}  {:>12}",
+        "ATTEMPTS", "COLD p50", "POOLED p50", "COLD max", "POOLED max"
+    );
+    for (n, c, p, cm, pm) in rows {
+        println!("{n:>8}  {c:>11.0} ms  {p:>11.0} ms  {cm:>9.0} ms  {pm:>9.0} ms");
+    }
+    println!(
+        "idle pooled VM: {idle_mib:.1} MiB of host memory beyond its guest RAM (PSS of QEMU, \
+         virtiofsd, guard and the slot process)"
+    );
+    Ok(())
+}
+
+fn p50(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s.get(s.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn max(v: &[f64]) -> f64 {
+    v.iter().copied().fold(0.0, f64::max)
+}
+
+/// Makes a task of `n` attempts that print at once, and returns each one's time from the
+/// start of `task new` to the first byte in its output, in ms; then stops them.
+fn first_bytes(
+    ctx: &Context,
+    store: &Store,
+    repo: &std::path::Path,
+    n: u32,
+    memory: u32,
+) -> Result<Vec<f64>> {
+    let vm = VmArgs {
+        accel: None,
+        cpus: Some(1),
+        boot_timeout: 600,
+        max_memory_share: 0.9,
+    };
+    let command = vec![
+        "sh".to_string(),
+        "-c".into(),
+        "echo first-byte; exec sleep 3600".into(),
+    ];
+    let started = Instant::now();
+    let prepared = prepare_task(
+        store,
+        &NewTask {
+            repo,
+            base_ref: "HEAD",
+            attempts: n,
+            title: "bench",
+            command: &command,
+            include_uncommitted: false,
+            memory_mib: memory,
+            policy: berth_core::Policy::default(),
+            with_env: false,
+            secrets: Vec::new(),
+            agent: None,
+            cpus: 1,
+            history: 1,
+        },
+        now_ms,
+    )?;
+    for a in &prepared.attempts {
+        spawn_supervisor(ctx, a.id, &vm)?;
+    }
+    let mut times: Vec<Option<f64>> = vec![None; prepared.attempts.len()];
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while times.iter().any(Option::is_none) {
+        for (i, a) in prepared.attempts.iter().enumerate() {
+            if times[i].is_none()
+                && std::fs::metadata(store.output_log(a.id)).is_ok_and(|m| m.len() > 0)
+            {
+                times[i] = Some(started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("attempts printed nothing within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for a in &prepared.attempts {
+        stop_attempt(ctx, store, a.id)?;
+    }
+    Ok(times.into_iter().flatten().collect())
+}
+
+fn wait_ready(store: &Store, n: usize) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while berth_core::list_slots(store)?
+        .iter()
+        .filter(|s| s.state == "ready")
+        .count()
+        < n
+    {
+        if Instant::now() > deadline {
+            bail!("the pool did not fill within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Each ready VM's host memory beyond its guest RAM, MiB.
+fn idle_overheads(ctx: &Context, store: &Store) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for s in berth_core::list_slots(store)?
+        .iter()
+        .filter(|s| s.state == "ready")
+    {
+        let run = ctx.data.run().join(&s.name);
+        let mut own = 0;
+        for pid in [
+            super::bench_attempts::pid_in(&run, "qemu"),
+            super::bench_attempts::pid_in(&run, "virtiofsd"),
+            super::bench_attempts::pid_in(&run, "guard"),
+            Some(s.pid),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            own += super::bench_attempts::pss_kib(pid).0;
+        }
+        out.push(own as f64 / 1024.0);
+    }
+    Ok(out)
+}
