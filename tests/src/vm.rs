@@ -88,6 +88,7 @@ impl TestEnv {
             network: false,
             root: None,
             cache: None,
+            tcg_cache_mib: None,
         };
         let opts = BootOptions {
             run_root: self.run_dir(),

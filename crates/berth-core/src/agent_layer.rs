@@ -352,6 +352,7 @@ fn build<H: Hypervisor>(
         network: false,
         root: Some(base),
         cache: None,
+        tcg_cache_mib: None,
     };
     let mut session = VmSession::boot(hv, &spec, &settings.boot)
         .map_err(|e| TaskError::Refused(format!("the setup VM did not boot: {e}")))?;

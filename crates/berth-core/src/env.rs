@@ -531,6 +531,7 @@ fn run_setup<H: Hypervisor>(
         cache: next
             .as_ref()
             .map(|n| berth_vm::CacheDisk::Writable(n.path.clone())),
+        tcg_cache_mib: None,
     };
     let mut session = VmSession::boot(hv, &spec, &settings.boot)
         .map_err(|e| TaskError::Refused(format!("the setup VM did not boot: {e}")))?;

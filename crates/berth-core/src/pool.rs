@@ -34,6 +34,9 @@ use crate::{Clock, Store};
 
 /// The setting: pooled VMs kept per shape (0, the default: no pool).
 pub const POOL_SETTING: &str = "pool";
+/// A pooled VM's TCG translation cache, MiB: it waits with what it translated in host
+/// memory (KVM has none).
+pub const POOL_TCG_CACHE_MIB: u32 = 32;
 /// The most a user may ask for per shape.
 pub const MAX_POOL: u32 = 16;
 
@@ -484,6 +487,7 @@ pub fn run_slot<H: Hypervisor>(
         network: shape.network,
         root: None,
         cache: None,
+        tcg_cache_mib: Some(POOL_TCG_CACHE_MIB),
     };
     let mut session = match berth_vm::session::VmSession::boot(hv, &spec, &settings.boot) {
         Ok(s) => s,
@@ -614,7 +618,11 @@ fn warm_up(agent: &mut berth_vm::agent::AgentClient) {
     for _ in 0..2 {
         let _ = agent.exec(
             berth_proto::ExecRequest {
-                argv: vec!["sh".into(), "-c".into(), "echo warm; ls -a /work >/dev/null".into()],
+                argv: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "echo warm; ls -a /work >/dev/null".into(),
+                ],
                 env: Vec::new(),
                 cwd: Some("/work".into()),
                 user: None,

@@ -247,6 +247,7 @@ impl VmSettings {
             network,
             root: None,
             cache: None,
+            tcg_cache_mib: None,
         }
     }
 }

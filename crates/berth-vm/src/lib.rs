@@ -75,6 +75,9 @@ pub struct VmSpec {
     pub root: Option<RootLayer>,
     /// A second disk, mounted at `/cache` in the guest (dependency caches).
     pub cache: Option<CacheDisk>,
+    /// MiB of translated code TCG may cache (default [`qemu::args::TCG_CACHE_MIB`]): a pooled
+    /// VM waits with a small one, since what it has translated stays in host memory.
+    pub tcg_cache_mib: Option<u32>,
 }
 
 /// The cache disk of a VM.

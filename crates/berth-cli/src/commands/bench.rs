@@ -165,6 +165,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             network: false,
             root: None,
             cache: None,
+            tcg_cache_mib: None,
         };
         let session = VmSession::boot(&hv, &spec, &opts)?;
         eprintln!(

@@ -77,6 +77,7 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
             network: false,
             root,
             cache,
+            tcg_cache_mib: None,
         };
         let session = VmSession::boot(&hv, &spec, &settings.boot)?;
         let t = session.boot_time;

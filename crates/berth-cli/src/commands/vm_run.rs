@@ -115,6 +115,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         network: policy.mode != berth_core::Mode::Off,
         root: None,
         cache: None,
+        tcg_cache_mib: None,
     };
     // Requests are reported on stderr as they are decided (a plain VM has no audit log).
     let _proxy = berth_core::start_proxy(

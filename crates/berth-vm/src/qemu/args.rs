@@ -66,7 +66,10 @@ pub fn qemu_args(
         "-accel".into(),
         match spec.accel {
             // Cap TCG's translation cache (QEMU's default allows 1 GiB per VM).
-            Accel::Tcg => format!("tcg,tb-size={TCG_CACHE_MIB}"),
+            Accel::Tcg => format!(
+                "tcg,tb-size={}",
+                spec.tcg_cache_mib.unwrap_or(TCG_CACHE_MIB)
+            ),
             Accel::Kvm => "kvm".into(),
         },
     ];
@@ -200,6 +203,7 @@ mod tests {
             network: false,
             root: None,
             cache: None,
+            tcg_cache_mib: None,
         }
     }
 
