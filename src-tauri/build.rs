@@ -30,6 +30,8 @@ const COMMANDS: &[&str] = &[
     "host_checks",
     "image_build",
     "demo_repo",
+    "pool_status",
+    "pool_set",
     "repos",
     "repo_add",
     "repo_remove",

@@ -158,3 +158,36 @@ pub fn demo_repo(app: State<'_, App>) -> Res<String> {
     let added = berth_core::add_repo(&app.store, &path, now_ms).map_err(|e| e.to_string())?;
     Ok(added.display().to_string())
 }
+
+/// The warm pool as Settings shows it: VMs kept waiting per shape, and those there now.
+#[derive(Serialize)]
+pub struct PoolStatus {
+    size: u32,
+    slots: Vec<berth_core::SlotView>,
+}
+
+#[tauri::command(async)]
+pub fn pool_status(app: State<'_, App>) -> Res<PoolStatus> {
+    Ok(PoolStatus {
+        size: berth_core::pool_size(&app.store).map_err(|e| e.to_string())?,
+        slots: berth_core::list_slots(&app.store).map_err(|e| e.to_string())?,
+    })
+}
+
+/// Sets the pool's size (`berth pool fill N` for the app's default shape: 512 MiB, 1 CPU, no
+/// network; 0 drains it).
+#[tauri::command(async)]
+pub fn pool_set(app: State<'_, App>, size: u32) -> Res<String> {
+    berth_core::set_pool_size(&app.store, size).map_err(|e| e.to_string())?;
+    if size == 0 {
+        let n = berth_core::drain_pool(&app.store).map_err(|e| e.to_string())?;
+        return Ok(format!("the pool is off; drained {n} waiting VM(s)"));
+    }
+    let shape = berth_core::PoolShape {
+        memory_mib: 512,
+        cpus: 1,
+        network: false,
+    };
+    let n = berth_core::fill_pool(&app.berth, &app.store, shape).map_err(|e| e.to_string())?;
+    Ok(format!("keeping {size} VM(s) waiting; booting {n}"))
+}

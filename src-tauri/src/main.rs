@@ -97,6 +97,8 @@ fn main() {
             first_run::host_checks,
             first_run::image_build,
             first_run::demo_repo,
+            first_run::pool_status,
+            first_run::pool_set,
             repos::repos,
             repos::repo_add,
             repos::repo_remove,

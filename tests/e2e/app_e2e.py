@@ -701,6 +701,23 @@ def main():
             win.wait_text(".note", f"chose {kid}.1", timeout=120)
             win.shot("31-keyboard-only")
             step("keyboard only: New agent task (Ctrl+N, Enter), Diff, Choose, each reached with Tab and showing its focus")
+
+            # Settings → Warm pool: a VM boots and waits; 0 drains it.
+            win.js("document.querySelector('details.settings').open = true;"
+                   "document.querySelector('input[name=pool-size]').value = '1';"
+                   "document.querySelector('button[name=save-pool]').click();")
+            win.wait_text(".note", "keeping 1 VM(s) waiting", timeout=30)
+            deadline = time.time() + 180
+            while not any(x["state"] == "ready" for x in json.loads(berth(data, "pool", "ls", "--json"))):
+                if time.time() > deadline:
+                    raise AssertionError("the pooled VM never became ready: " + berth(data, "pool", "ls"))
+                time.sleep(1)
+            win.js("document.querySelector('input[name=pool-size]').value = '0';"
+                   "document.querySelector('button[name=save-pool]').click();")
+            win.wait_text(".note", "the pool is off; drained 1", timeout=30)
+            assert json.loads(berth(data, "pool", "ls", "--json")) == []
+            win.js("document.querySelector('details.settings').open = false;")
+            step("Settings: the warm pool boots a VM that waits, and 0 drains it")
         finally:
             api.stdin.close()
             api.terminate()

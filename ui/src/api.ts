@@ -1,7 +1,7 @@
 // Typed wrappers over the Rust commands in src-tauri/src/commands.rs.
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
-import type { HostChecks, ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
+import type { HostChecks, PoolStatus, ApprovalRequest, Attempt, AttemptSummary, AuditEvent, DiffResult, NewTaskRequest, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, AgentView } from "./types";
 
 export const api = {
   state: () => invoke<Attempt[]>("state"),
@@ -31,6 +31,10 @@ export const api = {
   buildImage: () => invoke<string>("image_build"),
   /** The bundled demo repo, made on first use and added; its path. */
   demoRepo: () => invoke<string>("demo_repo"),
+  /** The warm pool: its size and the VMs waiting or serving. */
+  poolStatus: () => invoke<PoolStatus>("pool_status"),
+  /** Keeps `size` VMs of the default shape waiting (0 drains the pool). */
+  setPool: (size: number) => invoke<string>("pool_set", { size }),
   open: (id: string) => invoke<string>("attempt_open", { id }),
   repos: () => invoke<Repo[]>("repos"),
   addRepo: (path: string) => invoke<string>("repo_add", { path }),

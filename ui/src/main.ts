@@ -5,7 +5,7 @@ import "./styles.css";
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import { api, message } from "./api";
-import type { Attempt, AttemptSummary, DiffResult, HostChecks, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
+import type { Attempt, AttemptSummary, DiffResult, HostChecks, PoolStatus, RemovalBlocker, Repo, RepoConfigPreview, RepoEnvStatus, SecretRecord, Settings, TaskView, AgentView } from "./types";
 import { InputQueue } from "./input";
 import { fileTree, hunkRows, splitRows, type Row, type TreeNode } from "./diff";
 import { APPROVAL_TIMEOUT_MS, PRESETS, type PendingApproval, age, approvalText, attemptBadge, comparePair, openApprovals, describeEvent, fileStats, groupTasks, presetOf, splitCommand, splitDiff, taskBadge, testCell, waiting } from "./view";
@@ -31,6 +31,7 @@ const ui = {
   review: null as HTMLElement | null,
   /** What the machine has (first-run checklist), from `berth doctor`. */
   checks: null as HostChecks | null,
+  pool: null as PoolStatus | null,
   /** The attempt whose terminal fills the view, if one does. */
   maximized: null as string | null,
   sidebarHidden: localStorage.getItem("berth.sidebar") === "hidden",
@@ -133,6 +134,7 @@ async function refresh() {
     ui.approvals = openApprovals(ui.approvals, attempts, Date.now());
     ui.repos = repos;
     ui.settings = settings;
+    ui.pool = await api.poolStatus().catch(() => null);
     await refreshEnvs();
     if (ui.selected == null && ui.tasks.length) ui.selected = ui.tasks[0].id;
     ui.strip = ui.selected != null ? await api.compareTask(ui.selected).catch(() => [] as AttemptSummary[]) : [];
@@ -273,8 +275,23 @@ function settingsPanel(): HTMLElement {
       sel.value = localStorage.getItem("berth.theme") ?? "system";
       return sel;
     })(),
+    poolPart(),
     secretsPart(),
     agentsPart());
+}
+
+/** Settings → Warm pool: booted VMs waiting, so attempts start without a boot. */
+function poolPart(): HTMLElement {
+  const p = ui.pool;
+  const size = h("input", { type: "number", name: "pool-size", min: 0, max: 16, value: String(p?.size ?? 0), style: "width:5em" }) as HTMLInputElement;
+  const waiting = p ? p.slots.filter((s) => s.state === "ready").length : 0;
+  return h("div", { class: "pool", "data-pool": "" },
+    h("label", {}, "Warm pool (VMs kept booted for attempts of 512 MiB, 1 CPU, no network; 0 turns it off)"),
+    h("form", { class: "inline", onsubmit: async (e: Event) => {
+      e.preventDefault();
+      try { ui.note = await api.setPool(Number(size.value)); ui.error = ""; ui.pool = await api.poolStatus(); render(); } catch (err) { showError(message(err)); }
+    } }, size, h("button", { name: "save-pool" }, "Save")),
+    h("div", { class: "meta" }, p ? `${waiting} waiting · ${p.slots.filter((s) => s.state === "booting").length} booting · ${p.slots.filter((s) => s.state === "serving").length} serving` : ""));
 }
 
 /** Agents being installed (by name): the Install button waits on `berth agent install`. */

@@ -226,3 +226,9 @@ export interface HostChecks {
   editor_found: boolean;
   image_build: { running: boolean; lines: string[] };
 }
+
+/** The warm pool (`pool_status`, `berth pool ls --json`). */
+export interface PoolStatus {
+  size: number;
+  slots: { name: string; state: string; shape: { memory_mib: number; cpus: number; network: boolean }; pid: number; attempt: string | null; ready_s: number | null; image: string }[];
+}

@@ -174,6 +174,20 @@ fn discard(store: &Store, name: &str, pid: u32, start: u64) {
     let _ = std::fs::remove_dir_all(store.data().run().join(name));
 }
 
+/// Removes what slots whose process is gone left (their directory and run directory); run
+/// with every reconcile. Returns how many.
+pub(crate) fn tidy(store: &Store) -> usize {
+    let mut n = 0;
+    for s in list_slots(store).unwrap_or_default() {
+        if s.state == "gone" {
+            let _ = std::fs::remove_dir_all(slot_dir(store, &s.name));
+            let _ = std::fs::remove_dir_all(store.data().run().join(&s.name));
+            n += 1;
+        }
+    }
+    n
+}
+
 /// Stops every slot that waits (not those serving attempts) and tidies dead ones. Returns
 /// how many were drained.
 pub fn drain(store: &Store) -> Result<usize, TaskError> {

@@ -772,6 +772,8 @@ pub fn diff_attempt(
 /// Marks live attempts whose supervisor is gone (crashed, killed) as stopped, so listings
 /// tell the truth. Returns the attempts it changed.
 pub fn reconcile(store: &Store, clock: Clock) -> Result<Vec<AttemptId>, TaskError> {
+    // Pooled VMs whose slot process died leave nothing behind either.
+    crate::pool::tidy(store);
     let mut db = store.db()?;
     let mut changed = Vec::new();
     for a in db.attempts()? {
