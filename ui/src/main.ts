@@ -57,17 +57,23 @@ const terminals = new Map<string, { term: Terminal; el: HTMLElement; offset: num
 function terminalFor(a: Attempt) {
   let t = terminals.get(a.id);
   if (!t) {
-    const el = h("div", { class: "term", "data-attempt": a.id });
+    // In the Tab order as one stop (Enter types into it); the terminal itself is reached only
+    // from here or by a click, so Tab through the page never gets caught in it.
+    const el = h("div", { class: "term", "data-attempt": a.id, tabindex: "0", role: "group", "aria-label": `Terminal of ${a.id}: Enter to type, Shift+Escape to leave` });
     const term = new Terminal({ rows: 18, cols: 80, convertEol: false, fontSize: 12, theme: { background: "#0b1020" } });
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(el);
+    if (term.textarea) term.textarea.tabIndex = -1;
+    el.addEventListener("keydown", (e) => {
+      if (e.target === el && e.key === "Enter") { e.preventDefault(); term.focus(); }
+    });
     // Tab and Escape belong to the program in the terminal while it has focus (shells
     // complete, editors leave insert mode); Shift+Escape gives the focus back to the page.
     term.attachCustomKeyEventHandler((e) => {
       if (e.type === "keydown" && e.key === "Escape" && e.shiftKey) {
         term.blur();
-        (document.querySelector(`[data-attempt-card="${a.id}"] button[name="maximize"]`) as HTMLElement | null)?.focus();
+        el.focus();
         return false;
       }
       return true;
