@@ -243,3 +243,49 @@ fn eight_attempts_at_once_with_a_pool_of_two_all_run_right() {
         );
     }
 }
+
+/// A pooled attempt gets its own secrets only at the handoff: its proxy (bound where the VM's
+/// bridge points) holds its own phantom's gateway, and the real key reaches the upstream from
+/// the host, never the VM.
+#[test]
+fn a_pooled_attempt_uses_its_own_secret_through_its_own_gateway() {
+    const VALUE: &str = "sk-pool-test-1c2d3e4f5a6b";
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let up = berth_tests::TlsUpstream::start();
+    let ca = env.home.path().join("upstream-ca.pem");
+    std::fs::write(&ca, &up.ca_pem).unwrap();
+    let set = berth_tests::output_with_stdin(
+        env.berth()
+            .args(["secret", "set", "api", "--header", "x-api-key"])
+            .args(["--key-env", "API_KEY", "--url-env", "API_URL"])
+            .arg(format!("--upstream=https://localhost:{}/base", up.port))
+            .arg("--ca-file")
+            .arg(&ca),
+        VALUE.as_bytes(),
+    );
+    assert!(set.status.success(), "{set:?} (inside `keyctl session -`?)");
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "1", "--network"]);
+    wait_ready(&env, 1);
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["task", "new", "--secret", "api", "--", "sh", "-c"])
+        .arg("curl -sS -H \"x-api-key: $API_KEY\" \"$API_URL/v1/hello\"; echo; echo \"phantom:$API_KEY\"")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_ended(&env, 1, 1);
+    assert!(pooled(&env, "1.1").is_some(), "the attempt booted cold");
+    let logs = ok(&env, &["logs", "1.1"]);
+    assert!(logs.contains("{\"ok\":true}"), "{logs}");
+    assert!(logs.contains("phantom:berth-phantom-"), "{logs}");
+    assert!(!logs.contains(VALUE), "the value reached the guest: {logs}");
+    let seen = up.requests();
+    let hello = seen
+        .iter()
+        .find(|s| s.path == "/base/v1/hello")
+        .expect("no request upstream");
+    assert!(hello.headers.contains(&("x-api-key".into(), VALUE.into())));
+}

@@ -45,6 +45,7 @@ mod task;
 #[cfg(test)]
 mod test_repo;
 mod trust;
+mod walls;
 
 pub use agent_install::{FetchKind, FetchSpec, Fetched, fetch_agent, find_fetched};
 pub use agent_layer::{
@@ -117,6 +118,7 @@ pub use task::{
 pub use trust::{
     RepoConfigView, describe_policy, repo_config, repo_policy, trust_repo_config, widenings,
 };
+pub use walls::{Wall, host_walls};
 
 // What front ends pass to and get from the core: types, not rules. Front ends depend on
 // berth-core alone (a test checks their manifests), so a rule put here cannot be bypassed.
@@ -142,3 +144,19 @@ pub mod bench {
 
 /// The caller's clock: milliseconds since the Unix epoch.
 pub type Clock = fn() -> u64;
+
+/// Entry points for `cargo fuzz` (`fuzz/`): `berth.toml`, which an agent can write.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz {
+    /// Parses and validates a `berth.toml`, then derives what it would ask for.
+    pub fn berth_toml(text: &str) {
+        if let Ok(c) = crate::config::parse(text) {
+            let _ = crate::trust::widenings(&c);
+            let _ = c.policy(None, &[], &[], None);
+            if let Some(s) = &c.secrets {
+                let _ = s.uses();
+            }
+        }
+    }
+}

@@ -540,7 +540,7 @@ fn ct_eq(a: &str, b: &str) -> bool {
 }
 
 /// `/gateway/<name>/rest` → (`name`, `/rest`).
-fn split_gateway_path(path: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_gateway_path(path: &str) -> Option<(&str, &str)> {
     let after = path.strip_prefix(GATEWAY_PREFIX)?;
     let (name, rest) = match after.find('/') {
         Some(i) => (&after[..i], &after[i..]),
@@ -549,7 +549,7 @@ fn split_gateway_path(path: &str) -> Option<(&str, &str)> {
     (!name.is_empty()).then_some((name, rest))
 }
 
-fn has_dot_segments(path: &str) -> bool {
+pub(crate) fn has_dot_segments(path: &str) -> bool {
     path.split('/').any(|seg| {
         let s = seg.to_ascii_lowercase().replace("%2e", ".");
         s == "." || s == ".."

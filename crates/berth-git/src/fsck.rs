@@ -171,7 +171,7 @@ fn check_blob(
 }
 
 /// The names git refuses to check out (dot-git in any spelling, path tricks).
-fn check_name(raw: &[u8], full: &str) -> Result<(), GitError> {
+pub(crate) fn check_name(raw: &[u8], full: &str) -> Result<(), GitError> {
     let bad = |why: &str| Err(GitError::Hostile(format!("tree entry {full:?}: {why}")));
     if raw.is_empty() || raw == b"." || raw == b".." {
         return bad("not a file name");

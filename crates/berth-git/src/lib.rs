@@ -44,3 +44,19 @@ pub const AGENT_NAME: &str = "Berth agent";
 pub const AGENT_EMAIL: &str = "agent@berth.invalid";
 /// The trailer linking an imported commit to its attempt.
 pub const TRAILER: &str = "Berth-Attempt";
+
+/// Entry points for `cargo fuzz` (`fuzz/`): the checks a guest's repository reaches.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz {
+    /// A tree entry's name (dot-git in any spelling, separators, NUL).
+    pub fn tree_entry_name(raw: &[u8]) {
+        let _ = crate::fsck::check_name(raw, &String::from_utf8_lossy(raw));
+    }
+
+    /// The guest's `HEAD`, a loose branch and `packed-refs`, read from `git_dir` after the
+    /// caller wrote them there.
+    pub fn guest_head(git_dir: &std::path::Path) {
+        let _ = crate::guest_head::read_guest_head(git_dir);
+    }
+}

@@ -104,10 +104,23 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         ),
         Err(e) => line(false, "image", e.to_string()),
     }
+    // The walls around the VM's host processes: informational, never a failure.
+    let walls = berth_core::host_walls();
+    if !args.json {
+        for w in &walls {
+            println!(
+                "{} {:<13} {}",
+                if w.available { "wall" } else { "--  " },
+                w.name,
+                w.detail
+            );
+        }
+    }
     if args.json {
         let out = serde_json::json!({
             "ok": ok,
             "checks": checks,
+            "walls": walls,
             "data_dir": ctx.data.root(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);

@@ -42,6 +42,7 @@ pub enum PoolCommand {
     /// Stop every waiting VM (those serving attempts are attempts now); with --off, also set
     /// the pool's size to 0 so nothing refills it.
     Drain {
+        /// Also set the pool's size to 0 (nothing boots again until `berth pool fill`).
         #[arg(long)]
         off: bool,
     },
@@ -120,10 +121,13 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
 
 #[derive(clap::Args)]
 pub struct SlotArgs {
+    /// Guest memory, MiB.
     #[arg(long)]
     memory: u32,
+    /// vCPUs.
     #[arg(long)]
     cpus: u32,
+    /// A network device (for attempts with a network).
     #[arg(long)]
     network: bool,
 }
