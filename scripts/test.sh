@@ -29,6 +29,9 @@ echo "==> cargo test"
 # Secrets go to the kernel keyring in tests (no desktop Secret Service here): one session
 # keyring for the whole suite, so values set by one berth process are seen by the next.
 keyctl session - cargo test --locked --workspace -- --test-threads=2
+echo "==> fuzzing: every cargo-fuzz target for 20 s on its corpus (scripts/fuzz.sh)"
+scripts/fuzz.sh 20
+disk
 echo "==> the desktop app end to end (real window under Xvfb, tauri-driver; screenshots in target/e2e-artifacts)"
 cargo build --locked -p berth-app --features custom-protocol
 # The suite resends a WebDriver command when tauri-driver drops it on a stale keep-alive
