@@ -1,7 +1,6 @@
 //! The first-run checklist: what this machine has (`berth doctor --json`, the same checks as
 //! the CLI's), building the image in the background with its progress, and the demo repo.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde::Serialize;
@@ -24,47 +23,7 @@ pub struct HostChecks {
     editor: String,
     /// The editor's program is on PATH.
     editor_found: bool,
-    image_build: ImageBuild,
-}
-
-/// `berth image build` started from the app: running or not, its last lines.
-#[derive(Serialize)]
-pub struct ImageBuild {
-    running: bool,
-    lines: Vec<String>,
-}
-
-fn build_log(app: &App) -> PathBuf {
-    app.store.data().root().join("image-build.log")
-}
-
-fn build_pid(app: &App) -> PathBuf {
-    app.store.data().root().join("image-build.pid")
-}
-
-fn image_build_state(app: &App) -> ImageBuild {
-    // "pid start-time": a pid reused by another process is not our build.
-    let running = std::fs::read_to_string(build_pid(app))
-        .ok()
-        .and_then(|s| {
-            let (pid, start) = s.trim().split_once(' ')?;
-            let pid: u32 = pid.parse().ok()?;
-            Some(berth_core::host::rundir::start_time(pid)?.to_string() == start)
-        })
-        .unwrap_or(false);
-    let log = std::fs::read(build_log(app)).unwrap_or_default();
-    let text = String::from_utf8_lossy(&log[log.len().saturating_sub(8192)..]).into_owned();
-    let lines = text
-        .lines()
-        .rev()
-        .filter(|l| !l.trim().is_empty())
-        .take(6)
-        .map(|l| berth_core::table_cell(l.rsplit('\r').next().unwrap_or(l), 200))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    ImageBuild { running, lines }
+    image_build: berth_core::ImageBuild,
 }
 
 #[tauri::command(async)]
@@ -107,47 +66,19 @@ pub fn host_checks(app: State<'_, App>) -> Res<HostChecks> {
         checks,
         editor,
         editor_found,
-        image_build: image_build_state(&app),
+        image_build: berth_core::image_build_status(&app.store),
     })
 }
 
-/// Starts `berth image build` in the background (its own session, so closing the app does
-/// not stop it); progress in `image-build.log`, read by `host_checks`.
+/// Starts `berth image build` in the background (the core's; progress read by
+/// `host_checks`).
 #[tauri::command(async)]
 pub fn image_build(app: State<'_, App>) -> Res<String> {
-    if image_build_state(&app).running {
-        return Ok("the image is being built already".into());
+    match berth_core::build_image_in_background(&app.berth, &app.store) {
+        Ok(true) => Ok("building the image (a few minutes); progress shows here".into()),
+        Ok(false) => Ok("the image is being built already".into()),
+        Err(e) => Err(e.to_string()),
     }
-    let log = std::fs::File::create(build_log(&app))
-        .map_err(|e| format!("cannot write {}: {e}", build_log(&app).display()))?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(&app.berth);
-    cmd.arg("--data-dir")
-        .arg(app.store.data().root())
-        .args(["image", "build"])
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    use std::os::unix::process::CommandExt;
-    // SAFETY: setsid is async-signal-safe; it detaches the build from the app's session.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", app.berth.display()))?;
-    let pid = child.id();
-    let start = berth_core::host::rundir::start_time(pid).unwrap_or_default();
-    let _ = std::fs::write(build_pid(&app), format!("{pid} {start}"));
-    // Reaped by a thread so it never lingers as a zombie while the app runs.
-    std::thread::spawn(move || {
-        let mut child = child;
-        let _ = child.wait();
-    });
-    Ok("building the image (a few minutes); progress shows here".into())
 }
 
 /// The demo repo (made on first use in the data directory), added to the repos.

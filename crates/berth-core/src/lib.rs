@@ -24,6 +24,7 @@ mod env_status;
 mod followup;
 mod history;
 mod id;
+mod image_build;
 mod input_wait;
 mod live_changes;
 mod live_diff;
@@ -87,6 +88,7 @@ pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
 pub use followup::{MAX_PROMPT, check_startable, set_followup};
 pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, set_history_depth};
 pub use id::random_id;
+pub use image_build::{ImageBuild, build_image_in_background, image_build_status};
 pub use live_changes::{LiveChanges, live_changes};
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use pool::{

@@ -115,6 +115,25 @@ fn count(patch: &str) -> (usize, usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    use crate::host::agent::ExecIo;
+
+    #[test]
+    fn a_guest_that_sends_too_much_is_cut_at_the_cap() {
+        let mut cap = super::Capture {
+            out: Vec::new(),
+            cut: false,
+            err: Vec::new(),
+        };
+        let chunk = vec![b'+'; 1 << 20];
+        for _ in 0..(super::MAX_LIVE_PATCH >> 20) + 3 {
+            cap.stdout(&chunk);
+        }
+        cap.stderr(&vec![b'e'; 100_000]);
+        assert_eq!(cap.out.len(), super::MAX_LIVE_PATCH);
+        assert!(cap.cut);
+        assert_eq!(cap.err.len(), 4096);
+    }
+
     #[test]
     fn counts_files_and_lines_of_a_patch() {
         let p =

@@ -50,25 +50,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
     for &n in counts {
         let command = vec!["sleep".to_string(), "3600".to_string()];
         let started = Instant::now();
-        let prepared = prepare_task(
-            &store,
-            &NewTask {
-                repo: &repo,
-                base_ref: "HEAD",
-                attempts: n,
-                title: "bench",
-                command: &command,
-                include_uncommitted: false,
-                memory_mib: memory,
-                policy: berth_core::Policy::default(),
-                with_env: false,
-                secrets: Vec::new(),
-                agent: None,
-                cpus: 1,
-                history: 1,
-            },
-            now_ms,
-        )?;
+        let prepared = bench_task(&store, &repo, n, memory, &command)?;
         for a in &prepared.attempts {
             spawn_supervisor(ctx, a.id, &vm)?;
         }
@@ -135,6 +117,35 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
         println!("(overhead: PSS of QEMU, virtiofsd, supervisor and guard, without the guest RAM)");
     }
     Ok(())
+}
+
+/// A task of `n` attempts of `command` on `repo`, no network, one commit of history.
+pub(super) fn bench_task(
+    store: &Store,
+    repo: &Path,
+    n: u32,
+    memory: u32,
+    command: &[String],
+) -> Result<berth_core::PreparedTask> {
+    Ok(prepare_task(
+        store,
+        &NewTask {
+            repo,
+            base_ref: "HEAD",
+            attempts: n,
+            title: "bench",
+            command,
+            include_uncommitted: false,
+            memory_mib: memory,
+            policy: berth_core::Policy::default(),
+            with_env: false,
+            secrets: Vec::new(),
+            agent: None,
+            cpus: 1,
+            history: 1,
+        },
+        now_ms,
+    )?)
 }
 
 fn wait_running(store: &Store, ids: &[berth_core::AttemptId]) -> Result<()> {

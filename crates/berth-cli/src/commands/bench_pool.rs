@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use berth_core::{NewTask, PoolShape, Store, prepare_task};
+use berth_core::{PoolShape, Store};
 
 use super::stop::stop_attempt;
 use super::supervise::{VmArgs, spawn_supervisor};
-use crate::context::{Context, now_ms};
+use crate::context::Context;
 
 pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()> {
     let store = ctx.store();
@@ -108,25 +108,7 @@ fn first_bytes(
         "echo first-byte; exec sleep 3600".into(),
     ];
     let started = Instant::now();
-    let prepared = prepare_task(
-        store,
-        &NewTask {
-            repo,
-            base_ref: "HEAD",
-            attempts: n,
-            title: "bench",
-            command: &command,
-            include_uncommitted: false,
-            memory_mib: memory,
-            policy: berth_core::Policy::default(),
-            with_env: false,
-            secrets: Vec::new(),
-            agent: None,
-            cpus: 1,
-            history: 1,
-        },
-        now_ms,
-    )?;
+    let prepared = super::bench_attempts::bench_task(store, repo, n, memory, &command)?;
     for a in &prepared.attempts {
         spawn_supervisor(ctx, a.id, &vm)?;
     }
