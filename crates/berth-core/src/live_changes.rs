@@ -201,6 +201,25 @@ mod linux {
         }
     }
 
+    #[cfg(test)]
+    #[test]
+    fn a_guest_with_thousands_of_directories_gets_at_most_the_cap_of_watches() {
+        let tmp = tempfile::tempdir().unwrap();
+        for i in 0..MAX_DIRS + 200 {
+            std::fs::create_dir(tmp.path().join(format!("d{i}"))).unwrap();
+        }
+        let mut w = Watcher {
+            inotify: Inotify::init().unwrap(),
+            root: OwnedFd::from(std::fs::File::open(tmp.path()).unwrap()),
+            dirs: HashMap::new(),
+        };
+        w.add_tree(String::new(), None);
+        assert_eq!(w.dirs.len(), MAX_DIRS);
+        // One more new directory later: still at the cap.
+        w.add_tree("d0".into(), None);
+        assert_eq!(w.dirs.len(), MAX_DIRS);
+    }
+
     pub(super) fn run(root: &Path, out: &Path, stop: &AtomicBool) -> std::io::Result<()> {
         let root = OwnedFd::from(
             std::fs::File::open(root)?, // the workspace itself is Berth's own directory
