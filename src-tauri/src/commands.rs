@@ -199,6 +199,7 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             agent,
             cpus: 1,
             history: berth_core::history_depth(&app.store).map_err(|e| e.to_string())?,
+            limits: Default::default(),
         },
         now_ms,
     )

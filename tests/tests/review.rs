@@ -41,6 +41,7 @@ fn two_attempts(env: &TestEnv, repo: &Path) {
             agent: None,
             cpus: 1,
             history: 1,
+            limits: Default::default(),
         },
         now_ms,
     )

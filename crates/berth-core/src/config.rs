@@ -50,6 +50,9 @@ pub struct RepoConfig {
     /// The repo's test command, run after each attempt's agent (see repo_test.rs).
     #[serde(default)]
     pub test: Option<crate::repo_test::TestConfig>,
+    /// What each attempt may take from the host; a repo may only lower it (see limits.rs).
+    #[serde(default)]
+    pub limits: Option<crate::limits::LimitsConfig>,
     /// Custom agents, by name (never a built-in preset's name).
     #[serde(default)]
     pub agents: BTreeMap<String, crate::agents::AgentPreset>,

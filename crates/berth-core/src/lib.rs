@@ -26,6 +26,7 @@ mod history;
 mod id;
 mod image_build;
 mod input_wait;
+pub mod limits;
 mod live_changes;
 mod live_diff;
 mod output_log;
@@ -124,7 +125,7 @@ pub use walls::{Wall, host_walls};
 
 // What front ends pass to and get from the core: types, not rules. Front ends depend on
 // berth-core alone (a test checks their manifests), so a rule put here cannot be bypassed.
-pub use berth_egress::{AllowRule, EgressEvent, Mode, Policy};
+pub use berth_egress::{AllowRule, EgressEvent, Mode, Policy, parse_bytes};
 pub use berth_git::{Limits, branches, init_repo_with_files};
 pub use berth_proto::{ExecRequest, Message, WinSize};
 

@@ -12,6 +12,12 @@ use berth_vm::logfile::RotatingLog;
 /// Bytes per log file; at most twice this is kept per attempt.
 pub const OUTPUT_CAP: u64 = 32 << 20;
 
+/// Like [`open`], keeping the newest `cap` bytes in `output.log` (an attempt's output limit
+/// is twice that).
+pub fn open_capped(path: &Path, cap: u64) -> std::io::Result<RotatingLog> {
+    RotatingLog::open_timed(path, cap.max(1 << 19))
+}
+
 /// Opens an attempt's output log for appending.
 pub fn open(path: &Path) -> std::io::Result<RotatingLog> {
     RotatingLog::open_timed(path, OUTPUT_CAP)

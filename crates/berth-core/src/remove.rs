@@ -176,6 +176,7 @@ mod tests {
                 agent: None,
                 cpus: 1,
                 history: 1,
+                limits: Default::default(),
             },
             clock,
         )

@@ -89,6 +89,8 @@ pub fn retry_attempt(
             crate::repo_test::save_plan(store, id, &plan)
                 .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
         }
+        crate::limits::save(store, id, &crate::limits::attempt_limits(store, from))
+            .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
         std::fs::write(dir.join("prompt"), &prompt)
             .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
         let now = clock() / 1000;

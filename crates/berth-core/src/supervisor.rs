@@ -266,7 +266,10 @@ pub(crate) fn supervise_pooled<V: RunningVm>(
         }
     };
     let proxy = (|| -> Result<Option<berth_egress::EgressProxy>, TaskError> {
-        let policy = crate::egress::attempt_policy(&rec.policy);
+        let policy = berth_egress::Policy {
+            max_connections: Some(crate::limits::attempt_limits(store, id).connections),
+            ..crate::egress::attempt_policy(&rec.policy)
+        };
         let uses = crate::secrets::attempt_secrets(&rec.secrets);
         let sink = crate::egress::audit_sink(store, id, clock);
         let secrets = crate::secrets::gateway_bindings(store, &uses)?;
@@ -367,7 +370,16 @@ fn run_booted<V: RunningVm>(
     )?;
 
     let log_path = store.output_log(id);
-    let mut log = crate::output_log::open(&log_path)
+    let mut limit_watch = crate::limits::LimitWatch::new(
+        store,
+        id,
+        session
+            .vm
+            .as_ref()
+            .and_then(|vm| vm.console_log().parent().map(Path::to_path_buf))
+            .as_deref(),
+    );
+    let mut log = crate::output_log::open_capped(&log_path, limit_watch.limits().output / 2)
         .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
     let hub = Arc::new(Hub {
         desk: desk.clone(),
@@ -415,6 +427,9 @@ fn run_booted<V: RunningVm>(
             }
             desk.expire();
             input.tick(last_check);
+            if let Some(hit) = limit_watch.check() {
+                break Outcome::Limit(hit);
+            }
         }
         match session.agent.recv(Duration::from_millis(100)) {
             Ok(None) => {}
@@ -470,6 +485,26 @@ fn run_booted<V: RunningVm>(
             let _ = crate::review::record_changes(store, id);
             AttemptState::Stopped
         }
+        Outcome::Limit(hit) => {
+            // At once: a guest filling a disk is not asked to stop filling it.
+            session.kill();
+            audit(
+                &mut db,
+                clock,
+                id,
+                "limit",
+                json!({"limit": hit.what, "used": hit.used, "max": hit.limit}),
+            )?;
+            set_state(
+                &mut db,
+                clock,
+                id,
+                AttemptState::Stopped,
+                json!({"error": hit.message()}),
+            )?;
+            let _ = crate::review::record_changes(store, id);
+            AttemptState::Stopped
+        }
         Outcome::Failed(e) => {
             session.keep_console();
             session.kill();
@@ -501,6 +536,8 @@ fn run_booted<V: RunningVm>(
 enum Outcome {
     Exited(i32),
     Stopped,
+    /// A limit of the attempt's (limits.rs) was reached.
+    Limit(crate::limits::LimitHit),
     Failed(AgentError),
     Broken(String),
 }

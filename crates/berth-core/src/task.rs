@@ -51,6 +51,8 @@ pub struct NewTask<'a> {
     /// Commits of the base's history each workspace gets (1: the base alone); see
     /// [`history_depth`].
     pub history: u32,
+    /// The user's `--max-*` flags (see limits.rs).
+    pub limits: crate::limits::LimitFlags,
 }
 
 /// A task with its attempts' workspaces ready to boot.
@@ -91,11 +93,15 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
         .as_ref()
         .map(|e| serde_json::to_string(e).unwrap_or_default())
         .unwrap_or_default();
-    // The repo's test command as it is now: what the agent later writes cannot change it.
-    let test_plan = match crate::trust::repo_config(store, new.repo)?.config.test {
+    // The repo's test command and limits as they are now: what the agent later writes
+    // cannot change them.
+    let repo_config = crate::trust::repo_config(store, new.repo)?.config;
+    let test_plan = match repo_config.test {
         Some(t) => Some(t.plan().map_err(TaskError::Refused)?),
         None => None,
     };
+    let limits = crate::limits::for_new_attempt(store, repo_config.limits.as_ref(), &new.limits)
+        .map_err(TaskError::Refused)?;
     let uses = crate::secrets::task_secret_uses(store, new.repo, &new.secrets)?;
     // Checked before anything is written (each attempt binds its own phantoms below).
     crate::secrets::bind_secrets(store, &uses)?;
@@ -160,6 +166,8 @@ pub fn prepare_task(store: &Store, new: &NewTask, clock: Clock) -> Result<Prepar
             crate::repo_test::save_plan(store, id, plan)
                 .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
         }
+        crate::limits::save(store, id, &limits)
+            .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", dir.display())))?;
         if let Some(pack) = &pack {
             // Only a speed-up for collecting: without it, everything is copied.
             let _ = std::fs::write(store.base_pack(id), pack);
@@ -358,6 +366,10 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
             spec.cache = cache.map(berth_vm::CacheDisk::Overlay);
             let sink = crate::egress::audit_sink(store, rec.id, clock);
             let secrets = crate::secrets::gateway_bindings(store, &uses)?;
+            let policy = berth_egress::Policy {
+                max_connections: Some(crate::limits::attempt_limits(store, rec.id).connections),
+                ..policy.clone()
+            };
             crate::egress::start_proxy(
                 &settings.boot.run_root,
                 &spec.name,
@@ -959,6 +971,7 @@ mod reconcile_tests {
                 agent: None,
                 cpus: 1,
                 history: 1,
+                limits: Default::default(),
             },
             clock,
         )

@@ -121,6 +121,7 @@ mod tests {
             allow: allow.iter().map(|a| AllowRule::parse(a).unwrap()).collect(),
             resolve: [("svc.test".to_string(), "127.0.0.1".parse().unwrap())].into(),
             egress_budget: None,
+            max_connections: None,
         }
     }
 

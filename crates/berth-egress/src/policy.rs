@@ -185,6 +185,10 @@ pub struct Policy {
     /// Bytes the guest may send upstream in all; `None` for no cap.
     #[serde(default)]
     pub egress_budget: Option<u64>,
+    /// Connections at once through the proxy (each one a host process, the VM's network
+    /// bridge); `None` for the proxy's default. Set by Berth from the attempt's limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections: Option<u32>,
 }
 
 /// Parses `50MiB`, `2GB`, `1024`, `10k` into bytes.

@@ -163,6 +163,10 @@ impl EgressProxy {
             Listener::Unix(l) => l.set_nonblocking(true)?,
             Listener::Tcp(l) => l.set_nonblocking(true)?,
         }
+        let slots = policy
+            .max_connections
+            .map(|n| n as usize)
+            .unwrap_or(MAX_CONNECTIONS);
         let shared = Arc::new(Shared {
             policy,
             approved: std::sync::Mutex::new(Vec::new()),
@@ -171,7 +175,7 @@ impl EgressProxy {
             protocol_gate: ProtocolGate::default(),
             sink,
             uploaded: AtomicU64::new(0),
-            slots: Semaphore::new(MAX_CONNECTIONS),
+            slots: Semaphore::new(slots),
             gateway,
         });
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();

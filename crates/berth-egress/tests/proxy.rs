@@ -60,6 +60,7 @@ fn proxy(allow: &[&str], budget: Option<u64>) -> Proxy {
         allow: allow.iter().map(|a| AllowRule::parse(a).unwrap()).collect(),
         resolve: [("svc.test".to_string(), "127.0.0.1".parse().unwrap())].into(),
         egress_budget: budget,
+        max_connections: None,
     };
     let p =
         EgressProxy::start_tcp(l, policy, Arc::new(move |ev| e.lock().unwrap().push(ev))).unwrap();

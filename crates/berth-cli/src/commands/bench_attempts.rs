@@ -143,6 +143,7 @@ pub(super) fn bench_task(
             agent: None,
             cpus: 1,
             history: 1,
+            limits: Default::default(),
         },
         now_ms,
     )?)

@@ -78,6 +78,7 @@ pub fn run(size_mib: u64, requests: u32, json: bool) -> Result<()> {
         allow: vec![AllowRule::parse(&format!("origin.test:{port}")).map_err(anyhow::Error::msg)?],
         resolve: [("origin.test".to_string(), "127.0.0.1".parse()?)].into(),
         egress_budget: None,
+        max_connections: None,
     };
     let _proxy = EgressProxy::start_tcp(l, policy, Arc::new(|_| {}))?;
 

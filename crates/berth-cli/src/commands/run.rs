@@ -126,6 +126,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             agent: planned.and_then(|p| p.agent),
             cpus: args.vm.cpus(),
             history: args.task.history(&store)?,
+            limits: args.task.limit_flags(),
         },
         now_ms,
     )?;

@@ -78,6 +78,7 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
             agent: planned.agent,
             cpus: args.vm.cpus(),
             history: args.task.history(&store)?,
+            limits: args.task.limit_flags(),
         },
         now_ms,
     )?;

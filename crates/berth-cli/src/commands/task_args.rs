@@ -37,6 +37,36 @@ pub struct TaskArgs {
     /// points to your repo. Default: `berth config history`, else 50.
     #[arg(long, value_name = "N")]
     pub history: Option<u32>,
+    /// Disk the attempt's workspace may take on the host (e.g. 2GiB); reaching it stops the
+    /// attempt, its work kept. Default: a quarter of the free disk, 1 to 50 GiB.
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub max_workspace: Option<u64>,
+    /// Disk the attempt's VM overlays (its root and caches) may take (default: a quarter
+    /// of the free disk, 2 to 20 GiB).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub max_disk: Option<u64>,
+    /// Output kept per attempt (default 64MiB; older output is dropped first).
+    #[arg(long, value_name = "SIZE", value_parser = size_arg)]
+    pub max_output: Option<u64>,
+    /// Connections at once through the attempt's proxy, each a host process (default 128).
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<u32>,
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    berth_core::parse_bytes(s)
+}
+
+impl TaskArgs {
+    /// The `--max-*` flags (see `berth_core::limits`).
+    pub fn limit_flags(&self) -> berth_core::limits::LimitFlags {
+        berth_core::limits::LimitFlags {
+            workspace: self.max_workspace,
+            disk: self.max_disk,
+            output: self.max_output,
+            connections: self.max_connections,
+        }
+    }
 }
 
 /// What the attempts run: the command after `--`, or with `--agent` the preset's, whose
