@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// What is installed, which accelerator VMs get, whether an image is built.
     Doctor(commands::doctor::Args),
+    /// Attack Berth from inside real VMs on this machine (files, network, secrets, git,
+    /// the agent channel, resources) and print what each attack got: exits 1 if any got
+    /// through.
+    Selftest(commands::selftest::Args),
     /// Build and list guest images.
     #[command(subcommand)]
     Image(commands::image::ImageCommand),
@@ -149,6 +153,7 @@ fn main() -> ExitCode {
         Command::Env(cmd) => commands::env::run(&ctx, cmd),
         Command::Cache(cmd) => commands::cache::run(&ctx, cmd),
         Command::Pool(cmd) => commands::pool::run(&ctx, cmd),
+        Command::Selftest(args) => commands::selftest::run(&ctx, args),
         Command::PoolSlot(args) => commands::pool::slot(&ctx, args),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::App => commands::app::run(&ctx),

@@ -110,7 +110,7 @@ pub use spawn::{
     spawn_supervisor,
 };
 pub use stop::{STOP_GRACE, stop_attempt};
-pub use store::Store;
+pub use store::{Store, create_private_dir};
 pub use supervisor::{STOPPED_BY_USER, supervise};
 pub use supervisor_client::{ClientWriter, SupervisorClient, SupervisorError, connect_live};
 pub use task::{
@@ -125,6 +125,7 @@ pub use walls::{Wall, host_walls};
 
 // What front ends pass to and get from the core: types, not rules. Front ends depend on
 // berth-core alone (a test checks their manifests), so a rule put here cannot be bypassed.
+pub use berth_egress::host_addrs::interface_addresses as host_interface_addresses;
 pub use berth_egress::{AllowRule, EgressEvent, Mode, Policy, parse_bytes};
 pub use berth_git::{Limits, branches, init_repo_with_files};
 pub use berth_proto::{ExecRequest, Message, WinSize};

@@ -112,7 +112,7 @@ impl Store {
 /// they hold the workspace, the output log and the supervisor socket, which lets whoever can
 /// connect type into the attempt's terminal and answer its approval requests. An `attempts/`
 /// made with looser modes by an older Berth is tightened.
-pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if let Some(parent) = dir.parent() {
         std::fs::DirBuilder::new()
             .recursive(true)

@@ -36,6 +36,7 @@ pub mod rm;
 pub mod run;
 mod run_ask;
 pub mod secret;
+pub mod selftest;
 mod since;
 pub mod stop;
 pub mod supervise;
