@@ -63,6 +63,7 @@ pub fn qemu_config() -> QemuConfig {
             args: vec!["__bridge".into()],
         }),
         allow_unsandboxed_share: false,
+        jail: Some(berth_bin()),
     }
 }
 

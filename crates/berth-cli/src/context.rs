@@ -98,6 +98,10 @@ impl Context {
                 berth_core::host::qemu::virtiofsd::UNSANDBOXED_OPT_IN,
             )
             .is_some_and(|v| v == "1"),
+            // `BERTH_NO_JAIL=1` starts QEMU without its Landlock wall (a last resort on a
+            // system whose QEMU needs files the jail does not know of; doctor says so).
+            jail: (std::env::var_os("BERTH_NO_JAIL").is_none_or(|v| v != "1"))
+                .then(|| self.exe.clone()),
         })
     }
 }

@@ -121,6 +121,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // QEMU's jail: before anything else (no threads, nothing parsed but its own words).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == berth_core::host::jail::JAIL_COMMAND)
+    {
+        return commands::jail::run(&args[2..]);
+    }
     pipe::exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     if let Command::Bridge { socket } = &cli.command {

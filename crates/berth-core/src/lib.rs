@@ -134,8 +134,8 @@ pub use berth_proto::{ExecRequest, Message, WinSize};
 /// image, boot options, the guard and bridge processes, log files). No rule lives here.
 pub mod host {
     pub use berth_vm::{
-        Accel, CacheDisk, RootLayer, VmSpec, accel, agent, floor, guard, image, logfile, qemu,
-        rundir, session,
+        Accel, CacheDisk, RootLayer, VmSpec, accel, agent, floor, guard, image, jail, logfile,
+        qemu, rundir, session,
     };
 }
 

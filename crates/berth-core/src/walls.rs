@@ -65,7 +65,15 @@ fn landlock(abi: Result<i64, i32>) -> Wall {
     let (available, detail) = match abi {
         Ok(v) => (
             true,
-            format!("ABI {v}; Berth does not confine QEMU, virtiofsd and the bridge with it yet"),
+            format!(
+                "ABI {v}; each VM's QEMU and its network bridges run in a Landlock jail (its \
+                 image, layers and run directory only){}",
+                if std::env::var_os("BERTH_NO_JAIL").is_some_and(|v| v == "1") {
+                    " — switched off here by BERTH_NO_JAIL=1"
+                } else {
+                    ""
+                }
+            ),
         ),
         Err(libc::EOPNOTSUPP) => (
             false,

@@ -10,6 +10,7 @@ pub mod agent;
 pub mod floor;
 pub mod guard;
 pub mod image;
+pub mod jail;
 pub mod logfile;
 pub mod qemu;
 pub mod rundir;

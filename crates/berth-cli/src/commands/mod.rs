@@ -23,6 +23,7 @@ pub mod doctor;
 pub mod env;
 pub mod exec;
 pub mod image;
+pub mod jail;
 pub mod logs;
 pub mod ls;
 pub mod net;

@@ -35,6 +35,10 @@ pub struct QemuConfig {
     /// Whether virtiofsd may run without a sandbox when namespaces and chroot fail (the
     /// user's explicit opt-in; see [`virtiofsd::UNSANDBOXED_OPT_IN`]).
     pub allow_unsandboxed_share: bool,
+    /// Berth's own executable: QEMU then starts inside a Landlock jail (see [`crate::jail`])
+    /// limited to its image, layers and run directory. `None`: no jail (tests of the VM
+    /// layer alone).
+    pub jail: Option<PathBuf>,
 }
 
 pub struct Qemu {
@@ -119,7 +123,12 @@ impl Hypervisor for Qemu {
         let log_path = vm.dir.log("qemu");
         let log =
             File::create(&log_path).map_err(|e| VmError::io("cannot create", &log_path, e))?;
-        let mut cmd = Command::new(&self.config.qemu);
+        let mut cmd = match &self.config.jail {
+            Some(exe) => {
+                vm_jail(spec, vm.dir.path(), &self.config.qemu, exe).command(exe, &self.config.qemu)
+            }
+            None => Command::new(&self.config.qemu),
+        };
         if spec.network && self.config.bridge.is_none() {
             return Err(VmError::Config(
                 "a VM with a network needs the egress bridge program".into(),
@@ -356,4 +365,23 @@ impl Drop for QemuVm {
             self.teardown(Duration::ZERO);
         }
     }
+}
+
+/// What a VM's QEMU may reach: its image, its root and cache layers (their folders, for
+/// the backing files they name), its run directory, and a setup VM's writable cache disk.
+fn vm_jail(spec: &VmSpec, run_dir: &Path, qemu: &Path, exe: &Path) -> crate::jail::Jail {
+    let mut read: Vec<&Path> = vec![&spec.image.dir];
+    let mut write: Vec<&Path> = vec![run_dir];
+    if let Some(root) = &spec.root {
+        read.extend(root.path.parent());
+    }
+    match &spec.cache {
+        Some(crate::CacheDisk::Overlay(layer)) => read.extend(layer.path.parent()),
+        Some(crate::CacheDisk::Writable(file)) => {
+            write.push(file);
+            read.extend(file.parent());
+        }
+        None => {}
+    }
+    crate::jail::Jail::for_vm(qemu, exe, &read, &write)
 }

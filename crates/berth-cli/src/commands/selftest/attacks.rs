@@ -177,6 +177,11 @@ const ATTACKS: &[(&str, &str, Judge)] = &[
         git_deep,
     ),
     (
+        "qemu-jail",
+        "QEMU, taken over and asking for a host file, is refused by its Landlock jail",
+        qemu_jail,
+    ),
+    (
         "agent-frame-4gib",
         "a 4 GiB frame length ends the run with an error, no allocation",
         frames_length,
@@ -710,6 +715,24 @@ fn frames(run: &FrameRun, needle: &str) -> Result<String, (bool, String)> {
         run.secs,
         run.peak_rss_kib / 1024
     ))
+}
+
+fn qemu_jail(ev: &Evidence) -> Result<String, (bool, String)> {
+    if !ev.qemu_open_inside.contains("\"return\"") {
+        return unknown(format!(
+            "the monitor did not work: {}",
+            short_line(&ev.qemu_open_inside)
+        ));
+    }
+    if ev.qemu_open_outside.contains("\"return\"") {
+        return breach(
+            "QEMU opened the host file (no Landlock on this kernel, or BERTH_NO_JAIL=1)",
+        );
+    }
+    if !ev.qemu_open_outside.contains("Permission denied") {
+        return unknown(short_line(&ev.qemu_open_outside));
+    }
+    Ok("its own overlay: opened; the host file: permission denied".into())
 }
 
 fn frames_length(ev: &Evidence) -> Result<String, (bool, String)> {

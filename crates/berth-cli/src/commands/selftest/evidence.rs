@@ -82,6 +82,9 @@ pub struct Evidence {
     pub procs_at_bomb: usize,
     pub procs_peak_bomb: usize,
     pub bomb_stop: Option<Result<f64, String>>,
+    /// The neighbour's QEMU asked to open its own overlay, and the host's marker file.
+    pub qemu_open_inside: String,
+    pub qemu_open_outside: String,
     pub frames_length: FrameRun,
     pub frames_garbage: FrameRun,
 }
@@ -191,6 +194,14 @@ pub fn gather(bench: &Bench, progress: &dyn Fn(&str)) -> Result<Evidence> {
         .unwrap_or_default()
         .to_string();
     allowed.set_phantom(&ev.neighbour_phantom);
+    // A QEMU its guest took over could ask for any file: asked over its own monitor, the
+    // neighbour's QEMU must be refused a host file by its jail.
+    let run = bench
+        .data
+        .join("run")
+        .join(format!("attempt-{}", neighbour.replace('.', "-")));
+    ev.qemu_open_inside = qmp_open(&run.join("qmp.sock"), "inside", &run.join("overlay.qcow2"));
+    ev.qemu_open_outside = qmp_open(&run.join("qmp.sock"), "outside", &ev.host_marker);
 
     progress("running the attacks from inside a second attempt");
     let t = trap.port.to_string();
@@ -490,11 +501,7 @@ fn user_git_state(repo: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The pulled branch's `escape-link` entry, and whether any blob on it holds `token`.
-fn pulled_entries(
-    repo: &Path,
-    branch: &str,
-    token: &str,
-) -> Result<(Option<LinkEntry>, bool)> {
+fn pulled_entries(repo: &Path, branch: &str, token: &str) -> Result<(Option<LinkEntry>, bool)> {
     let r = git2::Repository::open(repo)?;
     let tree = r
         .revparse_single(&format!("refs/heads/{branch}"))?
@@ -599,4 +606,30 @@ fn host_ids() -> Vec<String> {
     .map(|s| s.trim().to_string())
     .filter(|s| s.len() >= 6)
     .collect()
+}
+
+/// Asks a VM's QEMU, over its monitor, to open `file` read-only; its answer.
+fn qmp_open(socket: &Path, node: &str, file: &Path) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let talk = || -> std::io::Result<String> {
+        let s = std::os::unix::net::UnixStream::connect(socket)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut r = BufReader::new(s.try_clone()?);
+        let mut w = s;
+        let mut line = String::new();
+        r.read_line(&mut line)?;
+        writeln!(w, r#"{{"execute":"qmp_capabilities"}}"#)?;
+        line.clear();
+        r.read_line(&mut line)?;
+        let cmd = json!({"execute": "blockdev-add", "arguments": {
+            "driver": "file", "node-name": node, "filename": file, "read-only": true}});
+        writeln!(w, "{cmd}")?;
+        loop {
+            line.clear();
+            if r.read_line(&mut line)? == 0 || !line.contains("\"event\"") {
+                return Ok(line.trim().to_string());
+            }
+        }
+    };
+    talk().unwrap_or_else(|e| format!("no monitor: {e}"))
 }

@@ -1,0 +1,138 @@
+//! The Landlock wall under QEMU (berth_vm::jail): the jail itself, then a real attempt's
+//! QEMU asked (over its own monitor, as a QEMU taken over by its guest could do anything)
+//! to open a host file outside its jail.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::Command;
+use std::time::Duration;
+
+use berth_tests::{TestEnv, berth_bin, simple_repo, wait_until};
+
+/// Whether this kernel enforces Landlock (its ABI version query).
+fn landlock() -> bool {
+    // SAFETY: the version query takes no pointer to memory it writes.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
+    v >= 1
+}
+
+const SYSTEM: [&str; 5] = ["/usr", "/lib", "/lib64", "/bin", "/etc"];
+
+fn jailed(rw: &std::path::Path, program: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(berth_bin());
+    cmd.arg("__jail");
+    for p in SYSTEM {
+        cmd.args(["--ro", p]);
+    }
+    cmd.arg("--rw").arg(rw).arg("--").args(program);
+    cmd.output().unwrap()
+}
+
+#[test]
+fn the_jail_lets_a_program_reach_its_paths_and_nothing_else() {
+    if !landlock() {
+        eprintln!("this kernel has no Landlock: nothing to check");
+        return;
+    }
+    let allowed = tempfile::tempdir().unwrap();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("s"), "secret").unwrap();
+    std::fs::write(allowed.path().join("a"), "fine").unwrap();
+    std::os::unix::fs::symlink(secret.path().join("s"), allowed.path().join("link")).unwrap();
+    let a = allowed.path().join("a");
+    let out = jailed(allowed.path(), &["cat", a.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fine", "{out:?}");
+    for target in [secret.path().join("s"), allowed.path().join("link")] {
+        let out = jailed(allowed.path(), &["cat", target.to_str().unwrap()]);
+        assert!(
+            !out.status.success(),
+            "read {target:?} from inside the jail"
+        );
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    }
+    let new = secret.path().join("new");
+    let out = jailed(allowed.path(), &["touch", new.to_str().unwrap()]);
+    assert!(!out.status.success() && !new.exists());
+    // Nonsense is refused before anything runs.
+    let out = Command::new(berth_bin())
+        .args(["__jail", "--ro"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+}
+
+/// One QMP command on a fresh monitor connection; its answer line.
+fn qmp(socket: &std::path::Path, command: &str) -> String {
+    let s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap(); // the greeting
+    let mut w = s;
+    writeln!(w, r#"{{"execute":"qmp_capabilities"}}"#).unwrap();
+    line.clear();
+    r.read_line(&mut line).unwrap();
+    writeln!(w, "{command}").unwrap();
+    loop {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        // Events may come first.
+        if !line.contains("\"event\"") {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn an_attempts_qemu_cannot_open_a_host_file_outside_its_jail() {
+    if !landlock() {
+        eprintln!("this kernel has no Landlock: nothing to check");
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let out = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args(["--", "sleep", "120"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let run = env.run_dir().join("attempt-1-1");
+    let socket = run.join("qmp.sock");
+    assert!(wait_until(Duration::from_secs(120), || run
+        .join("agent.sock")
+        .exists()
+        && socket.exists()));
+    let secret = env.home.path().join("host-secret.txt");
+    std::fs::write(&secret, "secret").unwrap();
+    let add = |node: &str, file: &std::path::Path| {
+        qmp(
+            &socket,
+            &format!(
+                r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{node}","filename":"{}","read-only":true}}}}"#,
+                file.display()
+            ),
+        )
+    };
+    // Its own overlay it may open (so the monitor works and the answer means something)…
+    let inside = add("inside", &run.join("overlay.qcow2"));
+    assert!(inside.contains("\"return\""), "{inside}");
+    // …a file of the user's, or another attempt's workspace, it may not.
+    let outside = add("outside", &secret);
+    assert!(
+        outside.contains("\"error\"") && outside.contains("Permission denied"),
+        "{outside}"
+    );
+    let other = add("other", &env.data_dir().join("berth.db"));
+    assert!(other.contains("Permission denied"), "{other}");
+    let _ = env.berth().args(["stop", "1.1"]).output();
+}
