@@ -40,6 +40,12 @@ bind = [\"anthropic:approve=task\"]        your secrets (berth secret), bound to
 command = \"cargo test --offline\"         sh -c, as agent in /work, with the attempt's network
 timeout = \"10m\"                          default 10m, at most 2h
 
+[limits]                                 what each attempt may take (lower only; --max-* for more)
+workspace = \"2GiB\"                       /work on the host (default: a quarter of free disk)
+disk = \"4GiB\"                            its VM's root and cache overlays
+output = \"64MiB\"                         output kept
+connections = 64                         at once through its proxy
+
 [agents.NAME]                            a custom agent, with the fields of Berth's presets
                                          (`berth agent ls --json` shows them)
 
