@@ -22,7 +22,7 @@ mod tls_upstream;
 mod vm;
 
 pub use bench::bench_arg;
-pub use env::{TestEnv, berth_bin, target_dir};
+pub use env::{TestEnv, berth_bin, find_virtiofsd, target_dir};
 pub use files_http::FilesHttp;
 pub use http::LoopbackHttp;
 pub use leftovers::{Leftovers, output_with_stdin, peak_rss_kib, processes_mentioning, wait_until};

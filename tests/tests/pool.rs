@@ -289,3 +289,104 @@ fn a_pooled_attempt_uses_its_own_secret_through_its_own_gateway() {
         .expect("no request upstream");
     assert!(hello.headers.contains(&("x-api-key".into(), VALUE.into())));
 }
+
+#[test]
+fn a_smaller_memory_budget_shrinks_the_pool_and_attempts_still_run() {
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "2", "--memory", "256"]);
+    wait_ready(&env, 2);
+    // The user gives the pool less memory (as memory pressure would): the newest VM leaves,
+    // the oldest stays; nothing is refused.
+    ok(
+        &env,
+        &["pool", "fill", "2", "--memory", "256", "--budget", "300"],
+    );
+    let waiting = || {
+        json(&env, &["pool", "ls", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["state"] == "ready" || s["state"] == "booting")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || waiting() == 1),
+        "{}",
+        ok(&env, &["pool", "ls"])
+    );
+    assert!(ok(&env, &["pool", "ls"]).contains("memory for waiting VMs: 300 MiB"));
+    // Two attempts at once: one takes the pooled VM, the other boots; both run.
+    let out = env
+        .berth()
+        .args([
+            "task",
+            "new",
+            "--attempts",
+            "2",
+            "--memory",
+            "256",
+            "--repo",
+        ])
+        .arg(&repo)
+        .args(["--", "sh", "-c", "echo done > done.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ended = wait_ended(&env, 1, 2);
+    assert!(ended.iter().all(|a| a["exit_code"] == 0), "{ended:?}");
+    let served = ["1.1", "1.2"]
+        .iter()
+        .filter(|a| pooled(&env, a).is_some())
+        .count();
+    assert_eq!(served, 1, "one pooled VM was waiting");
+    // The refill respects the budget too: never more than one 256 MiB VM waits.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(waiting() <= 1, "{}", ok(&env, &["pool", "ls"]));
+}
+
+#[test]
+fn a_vm_pooled_by_another_build_of_berth_is_never_handed_over() {
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    // "Another build": the same program at another path (an upgrade replaces the file).
+    let other = env.home.path().join("berth-old");
+    std::fs::copy(berth_tests::berth_bin(), &other).unwrap();
+    let agent = berth_tests::berth_bin().with_file_name("berth-agent");
+    let out = std::process::Command::new(&other)
+        .arg("--data-dir")
+        .arg(env.data_dir())
+        .args(["pool", "fill", "1", "--memory", "256"])
+        .env("HOME", env.home.path())
+        .env("BERTH_AGENT", &agent)
+        .env(
+            "BERTH_VIRTIOFSD",
+            berth_tests::find_virtiofsd().unwrap_or_default(),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_ready(&env, 1);
+    let stale = ready(&env);
+    let out = env
+        .berth()
+        .args(["task", "new", "--memory", "256", "--repo"])
+        .arg(&repo)
+        .args(["--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ended = wait_ended(&env, 1, 1);
+    assert_eq!(ended[0]["exit_code"], 0);
+    assert_eq!(pooled(&env, "1.1"), None, "a stale VM was handed over");
+    // The stale VM was discarded, not kept waiting.
+    let names: Vec<String> = json(&env, &["pool", "ls", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(!names.contains(&stale[0]), "{names:?}");
+}

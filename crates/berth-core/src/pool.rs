@@ -39,6 +39,9 @@ pub const POOL_SETTING: &str = "pool";
 pub const POOL_TCG_CACHE_MIB: u32 = 32;
 /// The most a user may ask for per shape.
 pub const MAX_POOL: u32 = 16;
+/// The setting: MiB of guest memory waiting VMs may hold in all (default: a quarter of the
+/// host's memory, [`POOL_MEMORY_SHARE`]).
+pub const POOL_MEMORY_SETTING: &str = "pool-memory";
 
 /// What a pooled VM can serve: attempts with this memory, these CPUs and a network (or not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +76,10 @@ struct SlotFile {
     image: String,
     ready_at_ms: u64,
     attempt: Option<String>,
+    /// The `berth` executable that started the slot (path, size, modification time): a VM
+    /// made by another build of Berth is never handed an attempt.
+    #[serde(default)]
+    made_by: String,
 }
 
 fn pool_dir(store: &Store) -> PathBuf {
@@ -235,7 +242,7 @@ pub fn fill(berth: &Path, store: &Store, shape: PoolShape) -> Result<usize, Task
         .filter(waiting)
         .map(|s| s.shape.memory_mib as u64)
         .sum();
-    let budget = pool_budget_mib(host_memory_mib());
+    let budget = pool_budget(store);
     let mut started = 0;
     for _ in have..want {
         if used + shape.memory_mib as u64 > budget {
@@ -253,6 +260,54 @@ pub const POOL_MEMORY_SHARE: f64 = 0.25;
 
 fn pool_budget_mib(host_mib: u64) -> u64 {
     (host_mib as f64 * POOL_MEMORY_SHARE) as u64
+}
+
+/// MiB waiting VMs may hold: the `pool-memory` setting, else a quarter of the host's.
+pub fn pool_budget(store: &Store) -> u64 {
+    store
+        .db()
+        .ok()
+        .and_then(|db| db.setting(POOL_MEMORY_SETTING).ok().flatten())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| pool_budget_mib(host_memory_mib()))
+}
+
+/// Sets the pool's memory budget (MiB); `None` returns to a quarter of the host's memory.
+/// Waiting VMs beyond it leave within a second.
+pub fn set_pool_budget(store: &Store, mib: Option<u64>) -> Result<(), TaskError> {
+    store
+        .db()?
+        .set_setting(POOL_MEMORY_SETTING, mib.map(|m| m.to_string()).as_deref())?;
+    Ok(())
+}
+
+/// Whether the waiting slot `name` is beyond the budget: waiting VMs are counted oldest
+/// first, and the ones past the budget (the newest) go.
+fn over_budget(store: &Store, name: &str) -> bool {
+    let budget = pool_budget(store);
+    let mut waiting: Vec<SlotView> = list_slots(store)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.state == "ready" || s.state == "booting")
+        .collect();
+    waiting.sort_by_key(|s| (std::cmp::Reverse(s.ready_s.unwrap_or(0)), s.name.clone()));
+    let mut used = 0;
+    for s in waiting {
+        used += s.shape.memory_mib as u64;
+        if s.name == name {
+            return used > budget;
+        }
+    }
+    false
+}
+
+/// The identity of a `berth` executable as a slot records it.
+pub(crate) fn exe_stamp(exe: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(exe) {
+        Ok(m) => format!("{}:{}:{}", exe.display(), m.len(), m.mtime()),
+        Err(_) => exe.display().to_string(),
+    }
 }
 
 /// Less than a tenth of the host's memory is available.
@@ -332,6 +387,7 @@ fn move_entries(from: &Path, into: &Path) -> std::io::Result<()> {
 /// Hands created attempt `id` to a ready pooled VM of its shape, if there is one: returns
 /// the pid of the slot process now supervising it. `None`: boot it cold.
 pub(crate) fn hand_over(
+    berth: &Path,
     store: &Store,
     id: AttemptId,
     cpus: u32,
@@ -364,7 +420,11 @@ pub(crate) fn hand_over(
         // Its share must be as it was made, empty: anything in it (put there by anyone) and
         // the VM is not handed an attempt.
         let empty = std::fs::read_dir(dir.join("share")).is_ok_and(|mut d| d.next().is_none());
+        // Made by another build of Berth (an upgrade since): its image or agent may not be
+        // the one this Berth boots.
+        let ours = file.made_by == exe_stamp(berth);
         let fresh = empty
+            && ours
             && alive(file.pid, file.start)
             && ask(&dir.join("sock"), "ping\n", Duration::from_secs(3))
                 .is_ok_and(|a| a.trim() == "ready");
@@ -482,6 +542,7 @@ pub fn run_slot<H: Hypervisor>(
         image: settings.image.id().to_string(),
         ready_at_ms: 0,
         attempt: None,
+        made_by: exe_stamp(berth),
     };
     let cleanup = |dir: &Path| {
         let _ = std::fs::remove_dir_all(dir);
@@ -543,8 +604,9 @@ pub fn run_slot<H: Hypervisor>(
                 broken = true;
                 break None;
             }
-            if under_pressure() {
-                // The host needs its memory more than the pool does: this VM goes.
+            if under_pressure() || over_budget(store, &name) {
+                // The host needs its memory more than the pool does (or the user gave the
+                // pool less of it): this VM goes.
                 break None;
             }
         }

@@ -30,7 +30,7 @@ pub fn spawn_supervisor(
     clock: Clock,
 ) -> Result<u32, TaskError> {
     // A pooled VM of the attempt's shape, if one waits: no boot.
-    if let Some(pid) = crate::pool::hand_over(store, id, opts.cpus, clock)? {
+    if let Some(pid) = crate::pool::hand_over(berth, store, id, opts.cpus, clock)? {
         return Ok(pid);
     }
     let log_path = store.supervisor_log(id);

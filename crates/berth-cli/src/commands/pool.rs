@@ -8,7 +8,8 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use berth_core::host::qemu::Qemu;
 use berth_core::{
-    PoolShape, drain_pool, fill_pool, list_slots, pool_size, run_slot, set_pool_size,
+    PoolShape, drain_pool, fill_pool, list_slots, pool_budget, pool_size, run_slot,
+    set_pool_budget, set_pool_size,
 };
 
 use super::supervise::VmArgs;
@@ -38,6 +39,10 @@ pub enum PoolCommand {
         /// For attempts with a network (any mode but off, or a bound secret).
         #[arg(long)]
         network: bool,
+        /// MiB of guest memory all waiting VMs may hold, kept as a setting (default: a
+        /// quarter of this machine's memory); waiting VMs past it leave within a second.
+        #[arg(long, value_name = "MIB")]
+        budget: Option<u64>,
     },
     /// Stop every waiting VM (those serving attempts are attempts now); with --off, also set
     /// the pool's size to 0 so nothing refills it.
@@ -57,7 +62,11 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&slots)?);
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("pool size per shape: {}", pool_size(&store)?);
+            println!(
+                "pool size per shape: {}; memory for waiting VMs: {} MiB",
+                pool_size(&store)?,
+                pool_budget(&store)
+            );
             if slots.is_empty() {
                 println!("no pooled VMs (`berth pool fill` boots some)");
             }
@@ -80,7 +89,11 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
             memory,
             cpus,
             network,
+            budget,
         } => {
+            if let Some(b) = budget {
+                set_pool_budget(&store, Some(b))?;
+            }
             let vm = VmArgs {
                 accel: None,
                 cpus: Some(cpus),

@@ -367,10 +367,11 @@ impl Drop for QemuVm {
     }
 }
 
-/// What a VM's QEMU may reach: its image, its root and cache layers (their folders, for
-/// the backing files they name), its run directory, and a setup VM's writable cache disk.
+/// What a VM's QEMU may reach: the image store its image is in (images, environment and
+/// agent layers: a layer's backing file is another layer there), its root and cache layers'
+/// folders, its run directory, and a setup VM's writable cache disk.
 fn vm_jail(spec: &VmSpec, run_dir: &Path, qemu: &Path, exe: &Path) -> crate::jail::Jail {
-    let mut read: Vec<&Path> = vec![&spec.image.dir];
+    let mut read: Vec<&Path> = vec![spec.image.dir.parent().unwrap_or(&spec.image.dir)];
     let mut write: Vec<&Path> = vec![run_dir];
     if let Some(root) = &spec.root {
         read.extend(root.path.parent());
