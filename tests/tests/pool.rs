@@ -354,7 +354,11 @@ fn a_vm_pooled_by_another_build_of_berth_is_never_handed_over() {
     // "Another build": the same program at another path (an upgrade replaces the file).
     let other = env.home.path().join("berth-old");
     std::fs::copy(berth_tests::berth_bin(), &other).unwrap();
-    let agent = berth_tests::berth_bin().with_file_name("berth-agent");
+    // The static guest agent the original finds beside itself (the copy is elsewhere).
+    let agent = berth_tests::berth_bin()
+        .parent()
+        .unwrap()
+        .join("../x86_64-unknown-linux-gnu/release/berth-agent");
     let out = std::process::Command::new(&other)
         .arg("--data-dir")
         .arg(env.data_dir())
