@@ -197,3 +197,36 @@ fn a_repo_cannot_raise_its_own_limits() {
     let ls = env.berth().args(["ls", "--json"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "[]");
 }
+
+#[test]
+fn berth_run_in_the_foreground_keeps_the_limits_too() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let out = env
+        .berth()
+        .args(["run", "--repo"])
+        .arg(&repo)
+        .args(["--max-workspace", "24MiB", "--", "sh", "-c"])
+        .arg("dd if=/dev/zero of=fill bs=1M count=400 2>/dev/null; echo wrote-everything")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    // (The command's own words are in the task's title: only its output line counts.)
+    assert!(
+        !text.lines().any(|l| l.trim() == "wrote-everything"),
+        "{text}"
+    );
+    assert!(text.contains("workspace reached"), "{text}");
+    let a = attempt(&env, "1.1");
+    assert_eq!(a["state"], "stopped", "{a}");
+    assert!(
+        audit_kinds(&env, "1.1")
+            .iter()
+            .any(|e| e["kind"] == "limit" && e["data"]["limit"] == "workspace")
+    );
+}

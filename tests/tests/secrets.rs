@@ -78,17 +78,19 @@ fn scan_guest_ram(run_dir: &Path, phantom: &str) -> (bool, bool) {
         .map(|e| e.path().join("qmp.sock"))
         .find(|p| p.exists())
         .expect("the attempt's QMP socket");
-    let dump = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    // Into the VM's own run directory: QEMU's jail lets it write nowhere else.
+    let dump = socket.with_file_name("ram.dump");
     let stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
     let mut qmp = qapi::Qmp::from_stream(&stream);
     qmp.handshake().unwrap();
     qmp.execute(&qapi::qmp::pmemsave {
         val: 0,
         size: 512 << 20,
-        filename: dump.path().display().to_string(),
+        filename: dump.display().to_string(),
     })
     .unwrap();
-    let ram = std::fs::read(dump.path()).unwrap();
+    let ram = std::fs::read(&dump).unwrap();
+    let _ = std::fs::remove_file(&dump);
     assert_eq!(ram.len(), 512 << 20);
     let holds = |needle: &[u8]| ram.windows(needle.len()).any(|w| w == needle);
     (holds(VALUE.as_bytes()), holds(phantom.as_bytes()))

@@ -325,6 +325,49 @@ impl LimitWatch {
     }
 }
 
+/// A [`LimitWatch`] on its own thread, for a command that blocks while it runs (`berth
+/// run`): on a hit it kills the VM's QEMU (its run directory's recorded pid, checked by start
+/// time), which ends the command; [`BackgroundWatch::finish`] then says which limit.
+pub struct BackgroundWatch {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Option<LimitHit>>>,
+}
+
+impl BackgroundWatch {
+    pub fn start(mut watch: LimitWatch, run_dir: PathBuf) -> BackgroundWatch {
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let d = done.clone();
+        let thread = std::thread::spawn(move || {
+            while !d.load(Ordering::SeqCst) {
+                if let Some(hit) = watch.check() {
+                    let vm = berth_vm::rundir::RunDir::open(run_dir);
+                    if let Some(pid) = vm.live_pid("qemu") {
+                        // SAFETY: a signal to the live QEMU this attempt started (pid and
+                        // start time checked by `live_pid`).
+                        unsafe {
+                            libc::kill(pid as i32, libc::SIGKILL);
+                        }
+                    }
+                    return Some(hit);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            None
+        });
+        BackgroundWatch {
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; the limit that was reached, if one was.
+    pub fn finish(mut self) -> Option<LimitHit> {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().and_then(|t| t.join().ok()).flatten()
+    }
+}
+
 /// What a tree holds on disk.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Usage {

@@ -535,7 +535,36 @@ pub fn run_attempt<H: Hypervisor>(
         "command",
         json!({"phase": "start", "argv": request.argv, "cwd": request.cwd}),
     )?;
+    let run_dir = session.vm.as_ref().and_then(|vm| {
+        berth_vm::RunningVm::console_log(vm)
+            .parent()
+            .map(Path::to_path_buf)
+    });
+    let watch = run_dir.map(|dir| {
+        crate::limits::BackgroundWatch::start(
+            crate::limits::LimitWatch::new(store, id, Some(&dir)),
+            dir,
+        )
+    });
     let result = session.agent.exec(request, io);
+    if let Some(hit) = watch.and_then(|w| w.finish()) {
+        session.kill();
+        audit(
+            &mut db,
+            clock,
+            id,
+            "limit",
+            json!({"limit": hit.what, "used": hit.used, "max": hit.limit}),
+        )?;
+        set_state(
+            &mut db,
+            clock,
+            id,
+            AttemptState::Stopped,
+            json!({"error": hit.message()}),
+        )?;
+        return Ok(None);
+    }
     match result {
         Ok(status) => {
             session.shutdown();

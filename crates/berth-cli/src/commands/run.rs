@@ -222,7 +222,22 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     for (rec, outcome) in &outcomes {
         let exit = match outcome {
             Ok(Some(code)) => code.to_string(),
-            Ok(None) => "stopped".into(),
+            Ok(None) => {
+                // Stopped by a limit (the reason is on the attempt) or from outside.
+                if let Some(why) = store
+                    .db()
+                    .ok()
+                    .and_then(|db| db.attempt(rec.id).ok())
+                    .and_then(|a| a.error)
+                {
+                    eprintln!(
+                        "berth: attempt {} {}",
+                        rec.id,
+                        berth_core::escape_controls(&why)
+                    );
+                }
+                "stopped".into()
+            }
             Err(e) => {
                 eprintln!("berth: attempt {} failed: {e}", rec.id);
                 "error".into()
