@@ -325,6 +325,30 @@ impl LimitWatch {
     }
 }
 
+/// Records that `id` was stopped at `hit`: its `limit` audit event, then its state.
+pub(crate) fn record_stop(
+    db: &mut berth_db::Db,
+    clock: crate::Clock,
+    id: AttemptId,
+    hit: &LimitHit,
+) -> Result<(), crate::task::TaskError> {
+    crate::task::audit(
+        db,
+        clock,
+        id,
+        "limit",
+        serde_json::json!({"limit": hit.what, "used": hit.used, "max": hit.limit}),
+    )?;
+    crate::task::set_state(
+        db,
+        clock,
+        id,
+        berth_db::AttemptState::Stopped,
+        serde_json::json!({"error": hit.message()}),
+    )?;
+    Ok(())
+}
+
 /// A [`LimitWatch`] on its own thread, for a command that blocks while it runs (`berth
 /// run`): on a hit it kills the VM's QEMU (its run directory's recorded pid, checked by start
 /// time), which ends the command; [`BackgroundWatch::finish`] then says which limit.

@@ -488,20 +488,7 @@ fn run_booted<V: RunningVm>(
         Outcome::Limit(hit) => {
             // At once: a guest filling a disk is not asked to stop filling it.
             session.kill();
-            audit(
-                &mut db,
-                clock,
-                id,
-                "limit",
-                json!({"limit": hit.what, "used": hit.used, "max": hit.limit}),
-            )?;
-            set_state(
-                &mut db,
-                clock,
-                id,
-                AttemptState::Stopped,
-                json!({"error": hit.message()}),
-            )?;
+            crate::limits::record_stop(&mut db, clock, id, &hit)?;
             let _ = crate::review::record_changes(store, id);
             AttemptState::Stopped
         }

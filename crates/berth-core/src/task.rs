@@ -549,20 +549,7 @@ pub fn run_attempt<H: Hypervisor>(
     let result = session.agent.exec(request, io);
     if let Some(hit) = watch.and_then(|w| w.finish()) {
         session.kill();
-        audit(
-            &mut db,
-            clock,
-            id,
-            "limit",
-            json!({"limit": hit.what, "used": hit.used, "max": hit.limit}),
-        )?;
-        set_state(
-            &mut db,
-            clock,
-            id,
-            AttemptState::Stopped,
-            json!({"error": hit.message()}),
-        )?;
+        crate::limits::record_stop(&mut db, clock, id, &hit)?;
         return Ok(None);
     }
     match result {
