@@ -7,6 +7,10 @@ use std::time::Duration;
 use berth_tests::{TestEnv, simple_repo, wait_until};
 use serde_json::Value;
 
+/// One pool test at a time: each boots several VMs (one has ten at once), and two of them
+/// side by side on a 2-core TCG machine starve each other's boots.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Empties the pool when the test ends, passed or not (nothing outlives it).
 struct Drain<'a>(&'a TestEnv);
 
@@ -48,7 +52,7 @@ fn ready(env: &TestEnv) -> Vec<String> {
 
 fn wait_ready(env: &TestEnv, n: usize) {
     assert!(
-        wait_until(Duration::from_secs(180), || ready(env).len() >= n),
+        wait_until(Duration::from_secs(300), || ready(env).len() >= n),
         "{} pooled VMs never became ready: {}",
         n,
         ok(env, &["pool", "ls"])
@@ -84,6 +88,7 @@ fn pooled(env: &TestEnv, attempt: &str) -> Option<String> {
 
 #[test]
 fn a_pooled_vm_serves_one_attempt_which_sees_only_its_own_workspace() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
@@ -154,6 +159,7 @@ fn a_pooled_vm_serves_one_attempt_which_sees_only_its_own_workspace() {
 
 #[test]
 fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_replaced() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
@@ -216,6 +222,7 @@ fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_re
 
 #[test]
 fn eight_attempts_at_once_with_a_pool_of_two_all_run_right() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
@@ -249,6 +256,7 @@ fn eight_attempts_at_once_with_a_pool_of_two_all_run_right() {
 /// the host, never the VM.
 #[test]
 fn a_pooled_attempt_uses_its_own_secret_through_its_own_gateway() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     const VALUE: &str = "sk-pool-test-1c2d3e4f5a6b";
     let env = TestEnv::new();
     let _drain = Drain(&env);
@@ -292,6 +300,7 @@ fn a_pooled_attempt_uses_its_own_secret_through_its_own_gateway() {
 
 #[test]
 fn a_smaller_memory_budget_shrinks_the_pool_and_attempts_still_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
@@ -348,6 +357,7 @@ fn a_smaller_memory_budget_shrinks_the_pool_and_attempts_still_run() {
 
 #[test]
 fn a_vm_pooled_by_another_build_of_berth_is_never_handed_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
