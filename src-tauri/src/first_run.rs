@@ -114,11 +114,7 @@ pub fn pool_set(app: State<'_, App>, size: u32) -> Res<String> {
         let n = berth_core::drain_pool(&app.store).map_err(|e| e.to_string())?;
         return Ok(format!("the pool is off; drained {n} waiting VM(s)"));
     }
-    let shape = berth_core::PoolShape {
-        memory_mib: 512,
-        cpus: 1,
-        network: false,
-    };
-    let n = berth_core::fill_pool(&app.berth, &app.store, shape).map_err(|e| e.to_string())?;
+    let shape = berth_core::PoolShape::plain(512, 1, false);
+    let n = berth_core::fill_pool(&app.berth, &app.store, &shape).map_err(|e| e.to_string())?;
     Ok(format!("keeping {size} VM(s) waiting; booting {n}"))
 }

@@ -187,9 +187,28 @@ fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_re
         "a network attempt took a VM made without one"
     );
     assert!(ok(&env, &["logs", "1.1"]).contains("eth0"));
+    // Once a network attempt ran, the pool keeps a VM of its shape waiting too.
+    wait_ready(&env, 2);
+    let slots = json(&env, &["pool", "ls", "--json"]);
+    assert!(
+        slots
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["shape"]["network"] == true && s["state"] == "ready"),
+        "{slots}"
+    );
 
-    // The waiting VM dies: its slot notices, goes, and another boots in its place.
-    let dead = ready(&env)[0].clone();
+    // The waiting VM without a network dies: its slot notices, goes, and another boots in
+    // its place.
+    let dead = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["shape"]["network"] == false && s["state"] == "ready")
+        .and_then(|s| s["name"].as_str())
+        .unwrap()
+        .to_string();
     let killed = std::process::Command::new("pkill")
         .args(["-9", "-f", &format!("qemu-system.*{dead}")])
         .status()
@@ -207,7 +226,7 @@ fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_re
         "{}",
         ok(&env, &["pool", "ls"])
     );
-    wait_ready(&env, 1);
+    wait_ready(&env, 2);
     let out = env
         .berth()
         .current_dir(&repo)
@@ -217,7 +236,8 @@ fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_re
     assert!(out.status.success(), "{out:?}");
     wait_ended(&env, 2, 1);
     assert!(ok(&env, &["logs", "2.1"]).contains("alive"));
-    assert_ne!(pooled(&env, "2.1").as_deref(), Some(dead.as_str()));
+    let served = pooled(&env, "2.1").expect("the replacement VM serves the next attempt");
+    assert_ne!(served, dead);
 }
 
 #[test]
@@ -403,4 +423,138 @@ fn a_vm_pooled_by_another_build_of_berth_is_never_handed_over() {
         .map(|s| s["name"].as_str().unwrap_or_default().to_string())
         .collect();
     assert!(!names.contains(&stale[0]), "{names:?}");
+}
+
+/// The waiting VMs, as `pool ls --json` shows them.
+fn waiting(env: &TestEnv) -> Vec<Value> {
+    json(env, &["pool", "ls", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["state"] == "ready" || s["state"] == "booting")
+        .cloned()
+        .collect()
+}
+
+fn task(env: &TestEnv, repo: &std::path::Path, script: &str) {
+    let out = env
+        .berth()
+        .current_dir(repo)
+        .args(["task", "new", "--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn attempts_with_an_environment_get_a_vm_of_that_environment_and_its_cache_and_never_a_stale_one() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    berth_tests::commit_file(
+        &repo,
+        "berth.toml",
+        "[env]\nsetup = [\"echo env-one > /home/agent/env.txt\", \
+         \"mkdir -p $PIP_CACHE_DIR && echo warm > $PIP_CACHE_DIR/marker\"]\n\
+         [cache]\npresets = [\"pip\"]\nsize = \"64MiB\"\n",
+        "env",
+    );
+    ok(&env, &["config", "pool", "1"]);
+    let script = "echo me=$BERTH_ATTEMPT; cat /home/agent/env.txt; cat $PIP_CACHE_DIR/marker; \
+                  ls -A /work; echo \"$BERTH_ATTEMPT\" > who.txt";
+    // The first attempt builds its environment and boots cold; once it runs, a VM of its
+    // shape (its environment's root, its cache generation) waits for the next.
+    task(&env, &repo, script);
+    wait_ended(&env, 1, 1);
+    assert_eq!(pooled(&env, "1.1"), None);
+    wait_ready(&env, 1);
+    let slot = waiting(&env)[0].clone();
+    let root = slot["shape"]["root"]["path"].as_str().unwrap().to_string();
+    let cache = slot["shape"]["cache"]["path"].as_str().unwrap().to_string();
+    assert!(root.contains("/envs/"), "{slot}");
+    assert!(cache.contains("/caches/"), "{slot}");
+    assert_eq!(slot["made_for"]["repo"], repo.to_str().unwrap(), "{slot}");
+
+    // The next attempt of the repo is handed that VM: its environment and warm cache are there.
+    task(&env, &repo, script);
+    wait_ended(&env, 2, 1);
+    assert_eq!(
+        pooled(&env, "2.1").as_deref(),
+        slot["name"].as_str(),
+        "{}",
+        ok(&env, &["audit", "2.1"])
+    );
+    let logs = ok(&env, &["logs", "2.1"]);
+    assert!(
+        logs.contains("me=2.1") && logs.contains("env-one") && logs.contains("warm"),
+        "{logs}"
+    );
+    ok(&env, &["pull", "2.1"]);
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/2/1:who.txt"]),
+        "2.1\n"
+    );
+
+    // A new cache generation: the waiting VM (refilled after the handoff) sits on the old
+    // one, so it leaves by itself and is never handed over.
+    wait_ready(&env, 1);
+    let old = waiting(&env)[0]["name"].as_str().unwrap().to_string();
+    let refreshed = env
+        .berth()
+        .current_dir(&repo)
+        .args(["cache", "refresh"])
+        .output()
+        .unwrap();
+    assert!(refreshed.status.success(), "{refreshed:?}");
+    assert!(
+        wait_until(Duration::from_secs(30), || waiting(&env).is_empty()),
+        "the VM on the old cache generation still waits: {}",
+        ok(&env, &["pool", "ls"])
+    );
+    task(&env, &repo, script);
+    wait_ended(&env, 3, 1);
+    assert_eq!(
+        pooled(&env, "3.1"),
+        None,
+        "a VM of an old generation served"
+    );
+    wait_ready(&env, 1);
+    let now = waiting(&env)[0].clone();
+    assert_ne!(now["name"], old.as_str());
+    assert_ne!(now["shape"]["cache"]["path"], cache.as_str(), "{now}");
+    assert_eq!(now["shape"]["root"]["path"], root.as_str(), "{now}");
+
+    // The environment changes (a new berth.toml): the repo's next attempt builds it and boots
+    // cold; the VM of the old environment is drained, never handed over, and the pool now
+    // waits with the new one.
+    let stale = now["name"].as_str().unwrap().to_string();
+    berth_tests::commit_file(
+        &repo,
+        "berth.toml",
+        "[env]\nsetup = [\"echo env-two > /home/agent/env.txt\"]\n",
+        "env two",
+    );
+    task(&env, &repo, script);
+    wait_ended(&env, 4, 1);
+    assert_eq!(pooled(&env, "4.1"), None);
+    assert!(ok(&env, &["logs", "4.1"]).contains("env-two"));
+    wait_ready(&env, 1);
+    let slots = waiting(&env);
+    assert!(
+        slots.iter().all(|s| s["name"] != stale.as_str()),
+        "the VM of the old environment still waits: {}",
+        ok(&env, &["pool", "ls"])
+    );
+    assert!(!env.data_dir().join("pool").join(&stale).exists());
+    assert!(
+        slots
+            .iter()
+            .all(|s| s["shape"]["root"]["path"] != root.as_str() && s["shape"]["cache"].is_null()),
+        "{slots:?}"
+    );
+    task(&env, &repo, script);
+    wait_ended(&env, 5, 1);
+    assert!(pooled(&env, "5.1").is_some());
+    assert!(ok(&env, &["logs", "5.1"]).contains("env-two"));
 }

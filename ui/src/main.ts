@@ -292,7 +292,7 @@ function poolPart(): HTMLElement {
   const size = h("input", { type: "number", name: "pool-size", min: 0, max: 16, value: String(p?.size ?? 0), style: "width:5em" }) as HTMLInputElement;
   const waiting = p ? p.slots.filter((s) => s.state === "ready").length : 0;
   return h("div", { class: "pool", "data-pool": "" },
-    h("label", {}, "Warm pool (VMs kept booted for attempts of 512 MiB, 1 CPU, no network; 0 turns it off)"),
+    h("label", {}, "Warm pool: VMs kept booted per kind of attempt (512 MiB, 1 CPU, no network; and each repo's environment and agent once one of its attempts ran); 0 turns it off"),
     h("form", { class: "inline", onsubmit: async (e: Event) => {
       e.preventDefault();
       try { ui.note = await api.setPool(Number(size.value)); ui.error = ""; ui.pool = await api.poolStatus(); render(); } catch (err) { showError(message(err)); }

@@ -230,5 +230,21 @@ export interface HostChecks {
 /** The warm pool (`pool_status`, `berth pool ls --json`). */
 export interface PoolStatus {
   size: number;
-  slots: { name: string; state: string; shape: { memory_mib: number; cpus: number; network: boolean }; pid: number; attempt: string | null; ready_s: number | null; image: string }[];
+  slots: {
+    name: string;
+    state: string;
+    shape: { memory_mib: number; cpus: number; network: boolean; root: PoolLayer | null; cache: PoolLayer | null };
+    pid: number;
+    attempt: string | null;
+    ready_s: number | null;
+    image: string;
+    made_for: { repo: string; agent: string | null } | null;
+  }[];
+}
+
+/** A layer a pooled VM boots on besides the image (an environment's, an agent's, a cache generation). */
+export interface PoolLayer {
+  path: string;
+  format: string;
+  identity: string;
 }

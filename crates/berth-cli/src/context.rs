@@ -154,17 +154,7 @@ pub fn host_memory_mib() -> u64 {
 
 /// Reads what the accelerator choice needs from this host.
 pub fn host_cpu() -> HostCpu {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let kvm_device = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-        .map(|_| ())
-        .map_err(|e| e.to_string());
-    HostCpu {
-        cpuinfo,
-        kvm_device,
-    }
+    HostCpu::read()
 }
 
 /// `$VAR` if set, else the first of `names` on PATH, else the first existing of `extra`.

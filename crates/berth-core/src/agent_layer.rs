@@ -166,6 +166,18 @@ pub fn install_script(preset: &AgentPreset, fetched: &Fetched) -> String {
     s
 }
 
+/// The layer of `preset` installed on `base`, if it is installed (nothing is made).
+pub(crate) fn find_agent_layer(
+    store: &Store,
+    preset: &AgentPreset,
+    base: &Path,
+) -> Option<AgentLayer> {
+    // Its layer is keyed by the recorded hashes (checked when it was made).
+    let fetched = crate::agent_install::find_fetched(store, preset)?;
+    let id = layer_id(base, preset, &fetched).ok()?;
+    read_manifest(&layers_dir(store).join(&id[..12])).filter(|m| m.id == id)
+}
+
 /// The preset's layer on `base` (the root the attempt would boot on), built if missing:
 /// the files fetched on the host if they are not yet, then the setup VM. `on` says what
 /// `base` is, for people.
@@ -180,12 +192,8 @@ pub fn ensure_agent_layer<H: Hypervisor>(
     now_s: u64,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(AgentLayer, bool), TaskError> {
-    // Installed already: its layer is keyed by the recorded hashes (checked when it was made).
-    if let Some(fetched) = crate::agent_install::find_fetched(store, preset) {
-        let id = layer_id(&base.path, preset, &fetched)?;
-        if let Some(m) = read_manifest(&layers_dir(store).join(&id[..12])).filter(|m| m.id == id) {
-            return Ok((m, false));
-        }
+    if let Some(m) = find_agent_layer(store, preset, &base.path) {
+        return Ok((m, false));
     }
     let fetched = crate::agent_install::fetch_agent(store, preset, now_s, progress)?;
     let id = layer_id(&base.path, preset, &fetched)?;

@@ -61,14 +61,8 @@ pub fn current_generation(store: &Store, repo: &Path, size: u64) -> Result<RootL
         .create(&dir)
         .map_err(|e| refused("cannot create", &dir, e))?;
     let _ = std::fs::write(dir.join("repo"), repo.as_os_str().as_encoded_bytes());
-    if let Ok(name) = std::fs::read_to_string(dir.join("current")) {
-        let path = dir.join(name.trim());
-        if is_generation_name(name.trim()) && path.is_file() {
-            return Ok(RootLayer {
-                path,
-                format: "qcow2",
-            });
-        }
+    if let Some(layer) = generation_in(&dir) {
+        return Ok(layer);
     }
     let base = dir.join("base.img");
     if !base.is_file() {
@@ -101,6 +95,40 @@ pub fn current_generation(store: &Store, repo: &Path, size: u64) -> Result<RootL
         path: base,
         format: "raw",
     })
+}
+
+/// The layer attempts of `repo` boot their cache overlay on now, without making anything:
+/// `None` while the repo has no cache disk yet.
+pub(crate) fn peek_generation(store: &Store, repo: &Path) -> Option<RootLayer> {
+    generation_in(&cache_dir(store, repo))
+}
+
+/// The current layer of the cache directory `dir`: its current generation, else its empty
+/// base disk.
+fn generation_in(dir: &Path) -> Option<RootLayer> {
+    if let Ok(name) = std::fs::read_to_string(dir.join("current")) {
+        let path = dir.join(name.trim());
+        if is_generation_name(name.trim()) && path.is_file() {
+            return Some(RootLayer {
+                path,
+                format: "qcow2",
+            });
+        }
+    }
+    let base = dir.join("base.img");
+    base.is_file().then_some(RootLayer {
+        path: base,
+        format: "raw",
+    })
+}
+
+/// Whether `layer` is still the current layer of the cache directory it is in (a newer
+/// generation published since: it is not).
+pub(crate) fn is_current(layer: &Path) -> bool {
+    layer
+        .parent()
+        .and_then(generation_in)
+        .is_some_and(|l| l.path == layer)
 }
 
 fn is_generation_name(name: &str) -> bool {

@@ -196,6 +196,15 @@ pub fn plan_env(store: &Store, repo: &Path, base: &str) -> Result<Option<EnvPlan
     }))
 }
 
+/// The id of plan `plan_id` built on `image`: the same plan on another image (a new berth)
+/// is another environment.
+pub(crate) fn env_id_on(plan_id: &str, image: &berth_vm::image::Image) -> String {
+    let mut h = Sha256::new();
+    h.update(plan_id.as_bytes());
+    h.update(image.manifest.hash.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The built environment with id `id`, if there is one (its layer as an absolute path).
 pub fn find_env(store: &Store, id: &str) -> Option<EnvManifest> {
     let path = env_dir(store, id).join("manifest.json");
@@ -271,14 +280,8 @@ pub fn ensure_env<H: Hypervisor>(
     again: bool,
 ) -> Result<(EnvManifest, EnvOutcome), TaskError> {
     let plan_id = plan.id.clone();
-    // The same plan on another image (a new berth) is another environment.
     let mut plan = plan.clone();
-    plan.id = {
-        let mut h = Sha256::new();
-        h.update(plan.id.as_bytes());
-        h.update(settings.image.manifest.hash.as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    };
+    plan.id = env_id_on(&plan.id, &settings.image);
     let plan = &plan;
     if !again && let Some(m) = find_env(store, &plan.id) {
         return Ok((m, EnvOutcome::UpToDate));

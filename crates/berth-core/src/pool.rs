@@ -14,8 +14,15 @@
 //! the attempt's id. The slot binds the attempt's own proxy (its policy, its secrets' gateway)
 //! at the socket its VM's bridge uses and runs the attempt as its supervisor. A VM serves one
 //! attempt, ever: after it the slot removes its directory and exits; a new slot refills the
-//! pool. Attempts with an environment, a cache or an agent layer boot cold (their root disk is
-//! not the image's).
+//! pool.
+//!
+//! A shape is everything a VM is booted with: memory, CPUs, a network device or not, and its
+//! layers: the root layer when it is not the image's (an environment's, an agent's) and the
+//! cache generation its throwaway cache overlay sits on, each with its file's identity. An
+//! attempt takes only a VM of exactly its shape. After an attempt of a repo starts, its
+//! supervisor refills the pool for that shape (the pool holds VMs for the environments in use)
+//! and drains the repo's waiting VMs of an older environment or cache generation; a waiting VM
+//! whose layer changed or whose cache generation is no longer current leaves by itself.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -25,14 +32,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_db::{AttemptId, AttemptState};
-use berth_vm::{Hypervisor, RunningVm};
+use berth_vm::image::Image;
+use berth_vm::{Hypervisor, RootLayer, RunningVm};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::task::{TaskError, VmSettings, audit, set_state};
 use crate::{Clock, Store};
 
-/// The setting: pooled VMs kept per shape (0, the default: no pool).
+/// The setting: pooled VMs kept per shape (unset: [`machine_pool_size`]; 0: no pool).
 pub const POOL_SETTING: &str = "pool";
 /// A pooled VM's TCG translation cache, MiB: it waits with what it translated in host
 /// memory (KVM has none).
@@ -43,12 +51,127 @@ pub const MAX_POOL: u32 = 16;
 /// host's memory, [`POOL_MEMORY_SHARE`]).
 pub const POOL_MEMORY_SETTING: &str = "pool-memory";
 
-/// What a pooled VM can serve: attempts with this memory, these CPUs and a network (or not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What a pooled VM can serve: attempts with this memory, these CPUs, a network (or not),
+/// and these layers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolShape {
     pub memory_mib: u32,
     pub cpus: u32,
     pub network: bool,
+    /// The root layer when it is not the image's: an environment's or an agent's.
+    #[serde(default)]
+    pub root: Option<PoolLayer>,
+    /// The cache generation its throwaway cache overlay sits on.
+    #[serde(default)]
+    pub cache: Option<PoolLayer>,
+}
+
+impl PoolShape {
+    /// A VM on the image's own root, without a cache disk.
+    pub fn plain(memory_mib: u32, cpus: u32, network: bool) -> Self {
+        Self {
+            memory_mib,
+            cpus,
+            network,
+            root: None,
+            cache: None,
+        }
+    }
+
+    /// Whether attempts would still boot on its layers: each file is the one it was (not
+    /// rebuilt, not removed) and the cache generation is still the current one.
+    fn current(&self) -> bool {
+        self.root.as_ref().is_none_or(PoolLayer::unchanged)
+            && self
+                .cache
+                .as_ref()
+                .is_none_or(|c| c.unchanged() && crate::cache::is_current(&c.path))
+    }
+
+    /// Its layers must be where Berth keeps them: environments and agents' layers in the
+    /// image store, cache generations in the caches' directory.
+    fn check_layers(&self, store: &Store) -> Result<(), TaskError> {
+        let inside = |l: &PoolLayer, dir: &Path| {
+            let real = std::fs::canonicalize(&l.path).ok();
+            let dir = std::fs::canonicalize(dir).ok();
+            matches!((real, dir), (Some(r), Some(d)) if r.starts_with(&d))
+                && (l.format == "raw" || l.format == "qcow2")
+        };
+        let images = store.data().images();
+        let caches = store.data().root().join("caches");
+        if self.root.as_ref().is_some_and(|l| !inside(l, &images))
+            || self.cache.as_ref().is_some_and(|l| !inside(l, &caches))
+        {
+            return Err(TaskError::Refused(
+                "a pooled VM's layers must be in Berth's image store and caches".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A disk a pooled VM boots on besides the image, with its file's identity (device, inode,
+/// size, modification time): a layer rebuilt in place is another layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolLayer {
+    pub path: PathBuf,
+    /// `raw` or `qcow2`.
+    pub format: String,
+    pub identity: String,
+}
+
+impl PoolLayer {
+    fn of(layer: &RootLayer) -> Option<Self> {
+        Some(Self {
+            path: layer.path.clone(),
+            format: layer.format.to_string(),
+            identity: file_identity(&layer.path)?,
+        })
+    }
+
+    fn root_layer(&self) -> RootLayer {
+        RootLayer {
+            path: self.path.clone(),
+            format: if self.format == "qcow2" {
+                "qcow2"
+            } else {
+                "raw"
+            },
+        }
+    }
+
+    fn unchanged(&self) -> bool {
+        file_identity(&self.path).as_deref() == Some(self.identity.as_str())
+    }
+}
+
+fn file_identity(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!(
+        "{}:{}:{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
+/// Whose attempts a pooled VM was made for (the repo and the agent); with a newer
+/// environment or cache generation for them, it is stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MadeFor {
+    pub repo: PathBuf,
+    pub agent: Option<String>,
+}
+
+/// What `__pool-slot` is started with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SlotPlan {
+    pub name: String,
+    pub shape: PoolShape,
+    pub made_for: Option<MadeFor>,
 }
 
 /// A slot as `berth pool ls` shows it.
@@ -65,6 +188,8 @@ pub struct SlotView {
     pub ready_s: Option<u64>,
     /// The image it booted.
     pub image: String,
+    /// The repo (and agent) whose attempt it was made after, if any.
+    pub made_for: Option<MadeFor>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +205,14 @@ struct SlotFile {
     /// made by another build of Berth is never handed an attempt.
     #[serde(default)]
     made_by: String,
+    #[serde(default)]
+    made_for: Option<MadeFor>,
+    /// The image's directory and its root file's identity: the attempt's shape is computed
+    /// on it, and an image rebuilt since is another image.
+    #[serde(default)]
+    image_dir: PathBuf,
+    #[serde(default)]
+    image_identity: String,
 }
 
 fn pool_dir(store: &Store) -> PathBuf {
@@ -90,15 +223,37 @@ fn slot_dir(store: &Store, name: &str) -> PathBuf {
     pool_dir(store).join(name)
 }
 
-/// The pool size per shape (0: no pool).
+/// The pool size per shape (0: no pool): the setting, else [`machine_pool_size`].
 pub fn pool_size(store: &Store) -> Result<u32, TaskError> {
     match store.db()?.setting(POOL_SETTING)? {
         Some(v) => v
             .trim()
             .parse::<u32>()
             .map_err(|_| TaskError::Refused(format!("the pool setting {v:?} is not a number"))),
-        None => Ok(0),
+        None => Ok(machine_pool_size(
+            &berth_vm::accel::HostCpu::read(),
+            host_cpus(),
+            host_memory_mib(),
+        )),
     }
+}
+
+/// The pool size this machine gets by default: with KVM, 1 VM per shape in use from 4 CPUs
+/// and 8 GiB, 2 from 8 CPUs and 16 GiB; none on smaller machines, and none under TCG, where
+/// a waiting VM still costs CPU time and host memory for its translations.
+pub fn machine_pool_size(host: &berth_vm::accel::HostCpu, cpus: u32, memory_mib: u64) -> u32 {
+    if berth_vm::accel::choose(host, None).accel != berth_vm::Accel::Kvm {
+        return 0;
+    }
+    match (cpus, memory_mib) {
+        (8.., 16_000..) => 2,
+        (4.., 8_000..) => 1,
+        _ => 0,
+    }
+}
+
+fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// Sets the pool size per shape (0 turns the pool off; `berth pool drain` empties it).
@@ -162,6 +317,7 @@ pub fn list_slots(store: &Store) -> Result<Vec<SlotView>, TaskError> {
                 .and_then(|now| now.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| (d.as_millis() as u64).saturating_sub(file.ready_at_ms) / 1000),
             image: file.image,
+            made_for: file.made_for,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -227,14 +383,59 @@ pub fn drain(store: &Store) -> Result<usize, TaskError> {
 
 /// Starts slots until `shape` has the pool's size (live ones counted); returns how many
 /// were started.
-pub fn fill(berth: &Path, store: &Store, shape: PoolShape) -> Result<usize, TaskError> {
+pub fn fill(berth: &Path, store: &Store, shape: &PoolShape) -> Result<usize, TaskError> {
+    fill_for(berth, store, shape, None)
+}
+
+/// After attempt `rec` started (pooled or cold): its shape's pool refilled, and the waiting
+/// VMs made for its repo and agent on another environment or cache generation drained (never
+/// handed over: attempts no longer boot on those). Nothing when the pool is off.
+pub(crate) fn refill_after(
+    berth: &Path,
+    store: &Store,
+    image: &Image,
+    rec: &berth_db::AttemptRecord,
+    cpus: u32,
+) -> Result<usize, TaskError> {
+    if pool_size(store)? == 0 {
+        return Ok(0);
+    }
+    let Some(shape) = shape_for(store, rec, cpus, image)? else {
+        return Ok(0);
+    };
+    let made_for = MadeFor {
+        repo: PathBuf::from(&rec.repo),
+        agent: crate::task::attempt_agent(rec)?.map(|a| a.name),
+    };
+    for s in list_slots(store)? {
+        let stale = s.made_for.as_ref() == Some(&made_for)
+            && (s.shape.root != shape.root || s.shape.cache != shape.cache);
+        if stale && s.state == "ready" {
+            let dir = slot_dir(store, &s.name);
+            if std::fs::rename(dir.join("ready.json"), dir.join("drained.json")).is_ok() {
+                let start = read_slot(&dir.join("drained.json")).map_or(0, |f| f.start);
+                discard(store, &s.name, s.pid, start);
+            }
+        }
+    }
+    fill_for(berth, store, &shape, Some(made_for))
+}
+
+fn fill_for(
+    berth: &Path,
+    store: &Store,
+    shape: &PoolShape,
+    made_for: Option<MadeFor>,
+) -> Result<usize, TaskError> {
     let want = pool_size(store)? as usize;
+    // One filler at a time: two attempts starting at once would each count the pool short.
+    let _lock = fill_lock(store)?;
     let slots = list_slots(store)?;
     let waiting = |s: &&SlotView| s.state == "ready" || s.state == "booting";
     let have = slots
         .iter()
         .filter(waiting)
-        .filter(|s| s.shape == shape)
+        .filter(|s| &s.shape == shape)
         .count();
     // Waiting VMs never take more than their share of the host's memory.
     let mut used: u64 = slots
@@ -248,7 +449,7 @@ pub fn fill(berth: &Path, store: &Store, shape: PoolShape) -> Result<usize, Task
         if used + shape.memory_mib as u64 > budget {
             break;
         }
-        spawn_slot(berth, store, shape)?;
+        spawn_slot(berth, store, shape, made_for.clone())?;
         used += shape.memory_mib as u64;
         started += 1;
     }
@@ -333,35 +534,109 @@ fn meminfo(field: &str) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
-fn spawn_slot(berth: &Path, store: &Store, shape: PoolShape) -> Result<u32, TaskError> {
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "__pool-slot".into(),
-        "--memory".into(),
-        shape.memory_mib.to_string().into(),
-        "--cpus".into(),
-        shape.cpus.to_string().into(),
-    ];
-    if shape.network {
-        args.push("--network".into());
-    }
-    crate::spawn::spawn_detached(berth, store, &args, "pool.log")
+/// The fill lock (`<data>/pool/pool-filling.lock`), held while slots are counted and started.
+fn fill_lock(store: &Store) -> Result<crate::env_build::EnvLock, TaskError> {
+    let dir = pool_dir(store);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode_private()
+        .create(&dir)
+        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
+    crate::env_build::EnvLock::take(&dir, "pool-filling", "filling the pool", &mut |_| {})
 }
 
-/// The shape attempt `rec` needs, or `None` when it cannot come from the pool (its root disk
-/// is an environment's or an agent's layer, or it asks for a CA in the guest).
-fn shape_for(rec: &berth_db::AttemptRecord, cpus: u32) -> Result<Option<PoolShape>, TaskError> {
-    if crate::task::attempt_env(rec)?.is_some() {
-        return Ok(None);
+fn new_slot_name() -> Result<String, TaskError> {
+    let mut bytes = [0u8; 4];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| TaskError::Refused(format!("no randomness for a name: {e}")))?;
+    Ok(format!(
+        "pool-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
+}
+
+/// Starts a slot process and, before returning (under the fill lock), records it as booting,
+/// so the next count sees it.
+fn spawn_slot(
+    berth: &Path,
+    store: &Store,
+    shape: &PoolShape,
+    made_for: Option<MadeFor>,
+) -> Result<u32, TaskError> {
+    let plan = SlotPlan {
+        name: new_slot_name()?,
+        shape: shape.clone(),
+        made_for: made_for.clone(),
+    };
+    let dir = slot_dir(store, &plan.name);
+    std::fs::DirBuilder::new()
+        .mode_private()
+        .create(&dir)
+        .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
+    let args: Vec<std::ffi::OsString> = vec![
+        "__pool-slot".into(),
+        "--plan".into(),
+        serde_json::to_string(&plan).unwrap_or_default().into(),
+    ];
+    let pid = match crate::spawn::spawn_detached(berth, store, &args, "pool.log") {
+        Ok(pid) => pid,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    let file = SlotFile {
+        name: plan.name,
+        pid,
+        start: berth_vm::rundir::start_time(pid).unwrap_or_default(),
+        shape: shape.clone(),
+        image: String::new(),
+        ready_at_ms: 0,
+        attempt: None,
+        made_by: exe_stamp(berth),
+        made_for,
+        image_dir: PathBuf::new(),
+        image_identity: String::new(),
+    };
+    // Only if the slot has not written its own yet.
+    let booting = dir.join("booting.json");
+    if !booting.exists() && !dir.join("ready.json").exists() {
+        let _ = std::fs::write(
+            dir.join("booting.fill"),
+            serde_json::to_vec(&file).unwrap_or_default(),
+        )
+        .and_then(|_| std::fs::hard_link(dir.join("booting.fill"), &booting))
+        .and_then(|_| std::fs::remove_file(dir.join("booting.fill")));
     }
-    if crate::task::attempt_agent(rec)?.is_some_and(|a| !a.fetch.is_empty()) {
+    Ok(pid)
+}
+
+/// The shape attempt `rec` needs on `image`, or `None` when it cannot come from the pool
+/// (its environment, cache disk or agent's layer is not built yet: it builds them cold).
+fn shape_for(
+    store: &Store,
+    rec: &berth_db::AttemptRecord,
+    cpus: u32,
+    image: &Image,
+) -> Result<Option<PoolShape>, TaskError> {
+    let Some((root, cache)) = crate::task::built_layers(store, image, rec)? else {
         return Ok(None);
-    }
+    };
+    let layer = |l: Option<RootLayer>| match l {
+        None => Some(None),
+        Some(l) => PoolLayer::of(&l).map(Some),
+    };
+    let (Some(root), Some(cache)) = (layer(root), layer(cache)) else {
+        return Ok(None);
+    };
     let policy = crate::egress::attempt_policy(&rec.policy);
     let uses = crate::secrets::attempt_secrets(&rec.secrets);
     Ok(Some(PoolShape {
         memory_mib: rec.memory_mib,
         cpus: cpus.max(1),
         network: policy.mode != berth_egress::Mode::Off || !uses.is_empty(),
+        root,
+        cache,
     }))
 }
 
@@ -385,7 +660,9 @@ fn move_entries(from: &Path, into: &Path) -> std::io::Result<()> {
 }
 
 /// Hands created attempt `id` to a ready pooled VM of its shape, if there is one: returns
-/// the pid of the slot process now supervising it. `None`: boot it cold.
+/// the pid of the slot process now supervising it. `None`: boot it cold. The shape is
+/// computed on the slot's image; the slot was made by this very `berth` (so the image is the
+/// one it boots) and the image's root file is the one the slot booted.
 pub(crate) fn hand_over(
     berth: &Path,
     store: &Store,
@@ -401,12 +678,21 @@ pub(crate) fn hand_over(
     if rec.state.is_live() {
         return Ok(None);
     }
-    let Some(shape) = shape_for(&rec, cpus)? else {
-        return Ok(None);
-    };
     let work = store.workspace(id);
     for s in list_slots(store)? {
-        if s.state != "ready" || s.shape != shape {
+        if s.state != "ready" {
+            continue;
+        }
+        let Some(waiting) = read_slot(&slot_dir(store, &s.name).join("ready.json")) else {
+            continue;
+        };
+        let Ok(image) = Image::open(&waiting.image_dir) else {
+            continue;
+        };
+        let Some(shape) = shape_for(store, &rec, cpus, &image)? else {
+            continue;
+        };
+        if waiting.shape != shape {
             continue;
         }
         let dir = slot_dir(store, &s.name);
@@ -422,9 +708,11 @@ pub(crate) fn hand_over(
         let empty = std::fs::read_dir(dir.join("share")).is_ok_and(|mut d| d.next().is_none());
         // Made by another build of Berth (an upgrade since): its image or agent may not be
         // the one this Berth boots.
-        let ours = file.made_by == exe_stamp(berth);
+        let ours = file.made_by == exe_stamp(berth)
+            && file.image_identity == file_identity(&image.rootfs()).unwrap_or_default();
         let fresh = empty
             && ours
+            && file.shape.current()
             && alive(file.pid, file.start)
             && ask(&dir.join("sock"), "ping\n", Duration::from_secs(3))
                 .is_ok_and(|a| a.trim() == "ready");
@@ -511,24 +799,42 @@ pub fn run_slot<H: Hypervisor>(
     store: &Store,
     hv: &H,
     settings: &VmSettings,
-    shape: PoolShape,
+    plan: SlotPlan,
     clock: Clock,
     stop: Arc<AtomicBool>,
 ) -> Result<Option<AttemptState>, TaskError> {
-    let mut bytes = [0u8; 4];
-    getrandom::getrandom(&mut bytes)
-        .map_err(|e| TaskError::Refused(format!("no randomness for a name: {e}")))?;
-    let name = format!(
-        "pool-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    );
+    let SlotPlan {
+        name,
+        shape,
+        made_for,
+    } = plan;
     let dir = slot_dir(store, &name);
+    let cleanup = |dir: &Path| {
+        let _ = std::fs::remove_dir_all(dir);
+    };
+    if !name.starts_with("pool-")
+        || !name[5..].bytes().all(|b| b.is_ascii_hexdigit())
+        || name.len() != 13
+    {
+        return Err(TaskError::Refused(format!(
+            "{name:?} is not a pool slot's name"
+        )));
+    }
+    if let Err(e) = shape.check_layers(store) {
+        cleanup(&dir);
+        return Err(e);
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode_private()
         .create(&dir)
         .map_err(|e| TaskError::Refused(format!("cannot create {}: {e}", dir.display())))?;
     let share = dir.join("share");
+    if share.exists() {
+        return Err(TaskError::Refused(format!(
+            "pool slot {name} exists already"
+        )));
+    }
     std::fs::DirBuilder::new()
         .mode_private()
         .create(&share)
@@ -538,14 +844,14 @@ pub fn run_slot<H: Hypervisor>(
         name: name.clone(),
         pid,
         start: berth_vm::rundir::start_time(pid).unwrap_or_default(),
-        shape,
+        shape: shape.clone(),
         image: settings.image.id().to_string(),
         ready_at_ms: 0,
         attempt: None,
         made_by: exe_stamp(berth),
-    };
-    let cleanup = |dir: &Path| {
-        let _ = std::fs::remove_dir_all(dir);
+        made_for: made_for.clone(),
+        image_dir: settings.image.dir.clone(),
+        image_identity: file_identity(&settings.image.rootfs()).unwrap_or_default(),
     };
     let _ = write_atomic(
         &dir.join("booting.json"),
@@ -560,8 +866,11 @@ pub fn run_slot<H: Hypervisor>(
         accel: settings.accel,
         extra_kernel_args: Vec::new(),
         network: shape.network,
-        root: None,
-        cache: None,
+        root: shape.root.as_ref().map(PoolLayer::root_layer),
+        cache: shape
+            .cache
+            .as_ref()
+            .map(|c| berth_vm::CacheDisk::Overlay(c.root_layer())),
         tcg_cache_mib: Some(POOL_TCG_CACHE_MIB),
     };
     let mut session = match berth_vm::session::VmSession::boot(hv, &spec, &settings.boot) {
@@ -607,6 +916,11 @@ pub fn run_slot<H: Hypervisor>(
             if under_pressure() || over_budget(store, &name) {
                 // The host needs its memory more than the pool does (or the user gave the
                 // pool less of it): this VM goes.
+                break None;
+            }
+            if !shape.current() {
+                // Its environment was rebuilt or removed, or a newer cache generation was
+                // published: attempts no longer boot on what it booted on.
                 break None;
             }
         }
@@ -665,12 +979,14 @@ pub fn run_slot<H: Hypervisor>(
         cleanup(&dir);
         if broken {
             // Its VM died while it waited: another takes its place.
-            let _ = fill(berth, store, shape);
+            let _ = fill_for(berth, store, &shape, made_for);
         }
         return Ok(None);
     };
     // The pool refills in the background while this VM serves its one attempt.
-    let _ = fill(berth, store, shape);
+    if let Ok(rec) = store.db().and_then(|db| db.attempt(id)) {
+        let _ = refill_after(berth, store, &settings.image, &rec, shape.cpus);
+    }
     let state = crate::supervisor::supervise_pooled(
         store,
         &settings.boot.run_root,
@@ -716,5 +1032,108 @@ trait PrivateMode {
 impl PrivateMode for std::fs::DirBuilder {
     fn mode_private(&mut self) -> &mut Self {
         std::os::unix::fs::DirBuilderExt::mode(self, 0o700)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(flags: &str, kvm: bool) -> berth_vm::accel::HostCpu {
+        berth_vm::accel::HostCpu {
+            cpuinfo: format!("flags\t\t: fpu {flags}\ncpu MHz\t\t: 2000.0\n"),
+            kvm_device: if kvm { Ok(()) } else { Err("no".into()) },
+        }
+    }
+
+    #[test]
+    fn the_default_pool_is_sized_for_the_machine_and_off_without_kvm() {
+        assert_eq!(machine_pool_size(&host("vmx", true), 8, 32_000), 2);
+        assert_eq!(machine_pool_size(&host("svm", true), 4, 8_000), 1);
+        assert_eq!(machine_pool_size(&host("vmx", true), 8, 8_000), 1);
+        assert_eq!(machine_pool_size(&host("vmx", true), 2, 24_000), 0);
+        assert_eq!(machine_pool_size(&host("vmx", true), 4, 4_000), 0);
+        // A nested host without vmx/svm (TCG), or /dev/kvm closed: no pool by default.
+        assert_eq!(machine_pool_size(&host("", true), 16, 64_000), 0);
+        assert_eq!(machine_pool_size(&host("vmx", false), 16, 64_000), 0);
+    }
+
+    fn layer(path: &Path, format: &'static str) -> PoolLayer {
+        PoolLayer::of(&RootLayer {
+            path: path.to_path_buf(),
+            format,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_shape_stops_being_current_when_its_layer_is_rebuilt_or_its_cache_generation_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root.qcow2");
+        std::fs::write(&root, "layer").unwrap();
+        let cache_dir = dir.path().join("cache");
+        std::fs::create_dir(&cache_dir).unwrap();
+        std::fs::write(cache_dir.join("base.img"), "").unwrap();
+        std::fs::write(cache_dir.join("gen-1.qcow2"), "1").unwrap();
+        std::fs::write(cache_dir.join("current"), "gen-1.qcow2").unwrap();
+        let mut shape = PoolShape::plain(512, 1, false);
+        assert!(shape.current());
+        shape.root = Some(layer(&root, "qcow2"));
+        shape.cache = Some(layer(&cache_dir.join("gen-1.qcow2"), "qcow2"));
+        assert!(shape.current());
+        // A newer generation published: the VM on gen-1 is stale.
+        std::fs::write(cache_dir.join("gen-2.qcow2"), "2").unwrap();
+        std::fs::write(cache_dir.join("current"), "gen-2.qcow2").unwrap();
+        assert!(!shape.current());
+        shape.cache = Some(layer(&cache_dir.join("gen-2.qcow2"), "qcow2"));
+        assert!(shape.current());
+        // The environment rebuilt (another file renamed to the same path), then removed.
+        std::fs::write(dir.path().join("new.qcow2"), "layer").unwrap();
+        std::fs::rename(dir.path().join("new.qcow2"), &root).unwrap();
+        assert!(!shape.current());
+        shape.root = Some(layer(&root, "qcow2"));
+        assert!(shape.current());
+        std::fs::remove_file(&root).unwrap();
+        assert!(!shape.current());
+    }
+
+    #[test]
+    fn a_slot_boots_only_layers_from_the_image_store_and_the_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(crate::DataDir::new(dir.path().join("data")));
+        let images = store.data().images();
+        let caches = store.data().root().join("caches/r");
+        std::fs::create_dir_all(images.join("envs/e")).unwrap();
+        std::fs::create_dir_all(&caches).unwrap();
+        let env = images.join("envs/e/root.qcow2");
+        std::fs::write(&env, "").unwrap();
+        std::fs::write(caches.join("base.img"), "").unwrap();
+        let outside = dir.path().join("host-file");
+        std::fs::write(&outside, "secret").unwrap();
+        let mut shape = PoolShape::plain(512, 1, false);
+        shape.root = Some(layer(&env, "qcow2"));
+        shape.cache = Some(layer(&caches.join("base.img"), "raw"));
+        shape.check_layers(&store).unwrap();
+        // A host file as the root, through `..`, through a symlink, or as the cache.
+        for bad in [
+            outside.clone(),
+            images.join("../../host-file"),
+            images.join("envs/e/link"),
+        ] {
+            let _ = std::os::unix::fs::symlink(&outside, images.join("envs/e/link"));
+            let mut s = shape.clone();
+            s.root = Some(PoolLayer {
+                path: bad.clone(),
+                format: "raw".into(),
+                identity: String::new(),
+            });
+            assert!(s.check_layers(&store).is_err(), "{}", bad.display());
+        }
+        let mut s = shape.clone();
+        s.cache = Some(layer(&env, "qcow2"));
+        assert!(s.check_layers(&store).is_err());
+        let mut s = shape.clone();
+        s.root.as_mut().unwrap().format = "vmdk".into();
+        assert!(s.check_layers(&store).is_err());
     }
 }

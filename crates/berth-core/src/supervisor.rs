@@ -243,6 +243,10 @@ pub fn supervise<H: Hypervisor>(
         &mut progress,
     )?;
     drop(env_log);
+    // The pool keeps VMs of this attempt's shape waiting (its environment is built now).
+    if let Ok(exe) = std::env::current_exe() {
+        let _ = crate::pool::refill_after(&exe, store, &settings.image, &rec, settings.cpus);
+    }
     run_booted(store, &rec, session, proxy, desk, clock, stop)
 }
 

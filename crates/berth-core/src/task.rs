@@ -448,6 +448,51 @@ fn attempt_root<H: Hypervisor>(
     ))
 }
 
+/// An attempt's root layer (`None`: the image's) and cache generation.
+pub(crate) type BuiltLayers = (Option<berth_vm::RootLayer>, Option<berth_vm::RootLayer>);
+
+/// What [`attempt_root`] would give, if everything it needs is built already (its
+/// environment, its cache disk, its agent's layer); `None` when something would have to be
+/// built first. Nothing is made.
+pub(crate) fn built_layers(
+    store: &Store,
+    image: &Image,
+    rec: &AttemptRecord,
+) -> Result<Option<BuiltLayers>, TaskError> {
+    let (root, cache) = match attempt_env(rec)? {
+        Some(plan) => {
+            let id = crate::env::env_id_on(&plan.id, image);
+            let Some(env) = crate::env::find_env(store, &id) else {
+                return Ok(None);
+            };
+            let cache = match &plan.cache {
+                Some(_) => match crate::cache::peek_generation(store, &plan.repo) {
+                    Some(g) => Some(g),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            (Some(env.root_layer()), cache)
+        }
+        None => (None, None),
+    };
+    let Some(agent) = attempt_agent(rec)?.filter(|a| !a.fetch.is_empty()) else {
+        return Ok(Some((root, cache)));
+    };
+    let base = root.map_or_else(|| image.rootfs(), |r| r.path);
+    Ok(
+        crate::agent_layer::find_agent_layer(store, &agent, &base).map(|layer| {
+            (
+                Some(berth_vm::RootLayer {
+                    path: layer.layer,
+                    format: "qcow2",
+                }),
+                cache,
+            )
+        }),
+    )
+}
+
 /// The agent the attempt runs, if any.
 pub(crate) fn attempt_agent(
     rec: &AttemptRecord,

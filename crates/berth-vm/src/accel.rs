@@ -64,6 +64,21 @@ impl HostCpu {
         None
     }
 
+    /// This host's CPU flags and whether `/dev/kvm` opens for reading and writing.
+    pub fn read() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let kvm_device = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        HostCpu {
+            cpuinfo,
+            kvm_device,
+        }
+    }
+
     /// The host TSC frequency in kHz from `cpu MHz`, for `tsc_early_khz` under TCG.
     pub fn tsc_khz(&self) -> Option<u64> {
         let line = self.cpuinfo.lines().find(|l| l.starts_with("cpu MHz"))?;

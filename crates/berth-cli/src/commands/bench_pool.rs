@@ -13,14 +13,10 @@ use crate::context::Context;
 
 pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()> {
     let store = ctx.store();
-    let before = berth_core::pool_size(&store)?;
+    let before = store.db()?.setting(berth_core::POOL_SETTING)?;
     let repo = ctx.data.root().join(berth_core::random_id("bench-repo")?);
     berth_core::init_repo_with_files(&repo, &[("a.txt", "a\n", false)], "bench\n")?;
-    let shape = PoolShape {
-        memory_mib: memory,
-        cpus: 1,
-        network: false,
-    };
+    let shape = PoolShape::plain(memory, 1, false);
     let mut rows = Vec::new();
     let mut idle = Vec::new();
     let result = (|| -> Result<()> {
@@ -29,7 +25,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
             berth_core::drain_pool(&store)?;
             let cold = first_bytes(ctx, &store, &repo, n, memory)?;
             berth_core::set_pool_size(&store, n)?;
-            berth_core::fill_pool(&ctx.exe, &store, shape)?;
+            berth_core::fill_pool(&ctx.exe, &store, &shape)?;
             wait_ready(&store, n as usize)?;
             std::thread::sleep(Duration::from_secs(3)); // idle, settled
             idle.extend(idle_overheads(ctx, &store)?);
@@ -45,7 +41,9 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
         }
         Ok(())
     })();
-    berth_core::set_pool_size(&store, before)?;
+    store
+        .db()?
+        .set_setting(berth_core::POOL_SETTING, before.as_deref())?;
     berth_core::drain_pool(&store)?;
     let _ = std::fs::remove_dir_all(&repo);
     result?;

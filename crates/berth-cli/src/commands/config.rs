@@ -55,9 +55,11 @@ Unknown keys are refused; a bad value names its line and key.";
 pub struct Args {
     /// The setting: `editor` (the command "Open in editor" runs; the checkout's path is
     /// appended); `history` (commits of the base's history each attempt's repo gets, default
-    /// 50; `--history` overrides it for one task); or `trust`, which trusts the repo's berth.toml as it is now (what in it
-    /// widens a guest's reach takes effect only then; a changed file asks again). Without
-    /// it, every setting is shown.
+    /// 50; `--history` overrides it for one task); `pool` (booted VMs kept waiting per kind of
+    /// attempt; default: sized for this machine, 0 turns it off); `pool-memory` (MiB of guest
+    /// memory waiting VMs may hold; default a quarter of this machine's); or `trust`, which
+    /// trusts the repo's berth.toml as it is now (what in it widens a guest's reach takes
+    /// effect only then; a changed file asks again). Without it, every setting is shown.
     key: Option<String>,
     /// The new value; without it, the current value is shown.
     value: Option<String>,
@@ -82,6 +84,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         None => {
             println!("editor = {}", editor_command(&store, visual.as_deref())?);
             println!("history = {}", berth_core::history_depth(&store)?);
+            println!("pool = {}", berth_core::pool_size(&store)?);
+            println!("pool-memory = {}", berth_core::pool_budget(&store));
         }
         Some(EDITOR_SETTING) => {
             if args.unset {
@@ -102,9 +106,37 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
             println!("{}", berth_core::history_depth(&store)?);
         }
+        Some(berth_core::POOL_SETTING) => {
+            if args.unset {
+                store.db()?.set_setting(berth_core::POOL_SETTING, None)?;
+            } else if let Some(v) = &args.value {
+                let n: u32 = v.trim().parse().with_context(|| {
+                    format!("pool {v:?}: give a number of VMs per kind of attempt (0: off)")
+                })?;
+                berth_core::set_pool_size(&store, n)?;
+                if n == 0 {
+                    berth_core::drain_pool(&store)?;
+                }
+            }
+            println!("{}", berth_core::pool_size(&store)?);
+        }
+        Some(berth_core::POOL_MEMORY_SETTING) => {
+            if args.unset {
+                berth_core::set_pool_budget(&store, None)?;
+            } else if let Some(v) = &args.value {
+                let n: u64 = v.trim().parse().with_context(|| {
+                    format!("pool-memory {v:?}: give MiB of guest memory for waiting VMs")
+                })?;
+                berth_core::set_pool_budget(&store, Some(n))?;
+            }
+            println!("{}", berth_core::pool_budget(&store));
+        }
         Some("trust") => return trust(ctx, &args),
         Some(other) => {
-            bail!("there is no setting '{other}'; the settings are: editor, history, trust")
+            bail!(
+                "there is no setting '{other}'; the settings are: editor, history, pool, \
+                 pool-memory, trust"
+            )
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Result;
 use berth_core::host::qemu::Qemu;
 use berth_core::{
-    PoolShape, drain_pool, fill_pool, list_slots, pool_budget, pool_size, run_slot,
+    PoolShape, SlotPlan, drain_pool, fill_pool, list_slots, pool_budget, pool_size, run_slot,
     set_pool_budget, set_pool_size,
 };
 
@@ -25,10 +25,11 @@ pub enum PoolCommand {
         json: bool,
     },
     /// Keep SIZE booted VMs of a shape waiting (the setting stays: after each handoff a new
-    /// one boots). Attempts of that memory, CPUs and network take one instead of booting;
-    /// those with an environment, a cache or an agent's layer still boot their own.
+    /// one boots). Attempts of that memory, CPUs and network on the image take one instead
+    /// of booting; for attempts with an environment, a cache or an agent, the pool keeps
+    /// SIZE of their shape waiting once one of them has started.
     Fill {
-        /// VMs per shape (default: the pool setting, or 1 when it is off).
+        /// VMs per shape (default: the pool's size, or 1 when it is off).
         size: Option<u32>,
         /// Guest memory, MiB (an attempt's `--memory`).
         #[arg(long, default_value_t = DEFAULT_MEMORY)]
@@ -62,9 +63,11 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&slots)?);
                 return Ok(ExitCode::SUCCESS);
             }
+            let size = pool_size(&store)?;
+            let set = store.db()?.setting(berth_core::POOL_SETTING)?.is_some();
             println!(
-                "pool size per shape: {}; memory for waiting VMs: {} MiB",
-                pool_size(&store)?,
+                "pool size per shape: {size}{}; memory for waiting VMs: {} MiB",
+                if set { "" } else { " (this machine's default)" },
                 pool_budget(&store)
             );
             if slots.is_empty() {
@@ -72,12 +75,13 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
             }
             for s in slots {
                 println!(
-                    "{:<14} {:<8} {:>5} MiB {} CPU network {:<3} {}",
+                    "{:<14} {:<8} {:>5} MiB {} CPU network {:<3} {} {}",
                     s.name,
                     s.state,
                     s.shape.memory_mib,
                     s.shape.cpus,
                     if s.shape.network { "on" } else { "off" },
+                    describe_layers(&s.shape),
                     s.attempt
                         .map(|a| format!("attempt {a}"))
                         .unwrap_or_default()
@@ -109,12 +113,8 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
             )?;
             let size = size.unwrap_or(pool_size(&store)?.max(1));
             set_pool_size(&store, size)?;
-            let shape = PoolShape {
-                memory_mib: memory,
-                cpus,
-                network,
-            };
-            let n = fill_pool(&ctx.exe, &store, shape)?;
+            let shape = PoolShape::plain(memory, cpus, network);
+            let n = fill_pool(&ctx.exe, &store, &shape)?;
             println!(
                 "pool of {size} per shape; booting {n} more ({memory} MiB, {cpus} CPU, network {}); \
                  `berth pool ls` shows them",
@@ -132,17 +132,32 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a pooled VM boots on, for `pool ls`: the image's root or a layer, and a cache.
+fn describe_layers(shape: &PoolShape) -> String {
+    let name = |l: &berth_core::PoolLayer| {
+        let p = &l.path;
+        let dir = p.parent().and_then(|d| d.file_name());
+        match dir {
+            Some(d) => format!(
+                "{}/{}",
+                d.to_string_lossy(),
+                p.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => p.display().to_string(),
+        }
+    };
+    let root = shape.root.as_ref().map_or("image".into(), &name);
+    match &shape.cache {
+        Some(c) => format!("on {root}, cache {}", name(c)),
+        None => format!("on {root}"),
+    }
+}
+
 #[derive(clap::Args)]
 pub struct SlotArgs {
-    /// Guest memory, MiB.
+    /// The slot's name, shape and whose attempts it is made for (JSON, from the pool filler).
     #[arg(long)]
-    memory: u32,
-    /// vCPUs.
-    #[arg(long)]
-    cpus: u32,
-    /// A network device (for attempts with a network).
-    #[arg(long)]
-    network: bool,
+    plan: String,
 }
 
 /// `__pool-slot`: boots one pooled VM and waits for its attempt (then supervises it).
@@ -154,21 +169,22 @@ pub fn slot(ctx: &Context, args: SlotArgs) -> Result<ExitCode> {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
+    let plan: SlotPlan = serde_json::from_str(&args.plan)
+        .map_err(|e| anyhow::anyhow!("--plan is not a pool slot's plan: {e}"))?;
     let vm = VmArgs {
         accel: None,
-        cpus: Some(args.cpus),
+        cpus: Some(plan.shape.cpus),
         boot_timeout: 120,
         max_memory_share: 0.75,
     };
-    let settings = ctx.vm_settings(args.memory, &vm)?;
+    let settings = ctx.vm_settings(plan.shape.memory_mib, &vm)?;
     let hv = Qemu::new(ctx.qemu_config()?);
-    let shape = PoolShape {
-        memory_mib: args.memory,
-        cpus: args.cpus,
-        network: args.network,
-    };
-    eprintln!("pool slot (pid {}) booting", std::process::id());
-    match run_slot(&ctx.exe, &ctx.store(), &hv, &settings, shape, now_ms, stop)? {
+    eprintln!(
+        "pool slot {} (pid {}) booting",
+        plan.name,
+        std::process::id()
+    );
+    match run_slot(&ctx.exe, &ctx.store(), &hv, &settings, plan, now_ms, stop)? {
         Some(state) => eprintln!("pool slot served its attempt: {state}"),
         None => eprintln!("pool slot drained"),
     }
