@@ -10,7 +10,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked
 fi
-targets=(agent_frames proxy_request gateway_request berth_toml git_checks)
+targets=(agent_frames proxy_request gateway_request gateway_connection berth_toml git_checks)
 # No sanitizer: the code is safe Rust, a panic is what is looked for, and the build is
 # minutes shorter (ASan would instrument every dependency).
 echo "==> building the fuzz targets"

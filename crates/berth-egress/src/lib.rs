@@ -10,6 +10,8 @@ mod approval;
 mod decide;
 mod events;
 mod forward;
+#[cfg(feature = "fuzzing")]
+mod fuzz_gateway;
 pub mod gateway;
 pub mod host_addrs;
 pub mod intercept;
@@ -41,6 +43,8 @@ pub mod fuzz {
             let _ = crate::target::normalize(&r.host);
         }
     }
+
+    pub use crate::fuzz_gateway::gateway_connection;
 
     /// The gateway: whether a head is for it, its path split and dot-segment check.
     pub fn gateway_head(head: &[u8]) {
