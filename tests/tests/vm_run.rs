@@ -114,3 +114,71 @@ fn bad_input_is_refused_with_an_actionable_message() {
     assert_eq!(out.status.code(), Some(2), "clap usage error");
     assert!(Leftovers::of(env.data_dir(), None).is_clean());
 }
+
+/// The guest RAM a VM holds on the host (QEMU's shared-memory PSS), KiB.
+fn guest_ram_kib(data: &std::path::Path) -> u64 {
+    let Some(pid) = std::fs::read_dir(data.join("run"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| std::fs::read_to_string(e.path().join("qemu.pid")).ok())
+        .and_then(|p| p.split_whitespace().next().map(str::to_string))
+    else {
+        return 0;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Pss_Shmem:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn memory_the_guest_frees_goes_back_to_the_host() {
+    use std::io::BufRead;
+    let env = TestEnv::new();
+    // 256 MiB touched, then freed; the guest then waits (until the test is done with it).
+    let mut child = env
+        .berth()
+        .args(["vm", "run", "-i", "--memory", "512", "--", "python3", "-c"])
+        .arg(
+            "import sys, time\n\
+             b = bytearray(256 * 1024 * 1024)\n\
+             for i in range(0, len(b), 4096): b[i] = 1\n\
+             print('touched', flush=True)\n\
+             sys.stdin.readline()\n\
+             del b\n\
+             print('freed', flush=True)\n\
+             sys.stdin.readline()\n",
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next(), "touched");
+    let held = guest_ram_kib(env.data_dir());
+    assert!(
+        held > 256 * 1024,
+        "the touched memory is not on the host: {held} KiB"
+    );
+    std::io::Write::write_all(&mut stdin, b"\n").unwrap();
+    assert_eq!(next(), "freed");
+    // Free page reporting (virtio-balloon): the freed pages leave the host's memory.
+    let back = berth_tests::wait_until(std::time::Duration::from_secs(60), || {
+        guest_ram_kib(env.data_dir()) + 200 * 1024 < held
+    });
+    let now = guest_ram_kib(env.data_dir());
+    let _ = std::io::Write::write_all(&mut stdin, b"\n");
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(
+        back,
+        "still {now} KiB of {held} KiB after the guest freed 256 MiB"
+    );
+    assert!(status.success(), "{status:?}");
+}

@@ -18,7 +18,7 @@ cp "$agent" "$work/berth-agent"
 install -m 0755 "$recipe/init" "$work/init"
 
 src="$kernel/modules/$version"
-want="virtio virtio_ring virtio_mmio virtio_blk virtio_console crc16 crc32c_generic mbcache jbd2 ext4 fuse virtiofs failover net_failover virtio_net"
+want="virtio virtio_ring virtio_mmio virtio_blk virtio_console crc16 crc32c_generic mbcache jbd2 ext4 fuse virtiofs failover net_failover virtio_net virtio_balloon"
 for m in $want; do
   f=$(find "$src/kernel" -name "$m.ko*" | head -n 1)
   [ -n "$f" ] || { echo "error: module $m missing from kernel $version" >&2; exit 1; }
