@@ -62,9 +62,9 @@ pub fn boot_floor(
     }
     let mut cmd = Command::new(qemu);
     cmd.args(["-M", "microvm,rtc=on", "-accel", &accel.to_string()]);
-    if accel == Accel::Kvm {
-        cmd.args(["-cpu", "host"]);
-    }
+    // The CPU model Berth's VMs get (under TCG, `max`: a kernel takes longer to boot on it
+    // than on QEMU's default model, and attempts cannot do without it).
+    cmd.args(["-cpu", crate::qemu::args::cpu_model(accel)]);
     cmd.args(["-m", &format!("{memory_mib}M"), "-smp", "1"])
         .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
         .arg("-kernel")

@@ -51,6 +51,16 @@ pub struct Bridge {
     pub args: Vec<String>,
 }
 
+/// The guest's CPU model. KVM: the host's CPU. TCG: `max`, everything QEMU can emulate
+/// (SSE4.2, AVX2, ...): under the default model real agent binaries die with "Illegal
+/// instruction".
+pub fn cpu_model(accel: Accel) -> &'static str {
+    match accel {
+        Accel::Kvm => "host",
+        Accel::Tcg => "max",
+    }
+}
+
 pub fn qemu_args(
     spec: &VmSpec,
     dir: &RunDir,
@@ -73,15 +83,7 @@ pub fn qemu_args(
             Accel::Kvm => "kvm".into(),
         },
     ];
-    // KVM: the host's CPU. TCG: `max`, everything QEMU can emulate (SSE4.2, AVX2, ...):
-    // under the default model real agent binaries die with "Illegal instruction".
-    a.extend([
-        "-cpu".into(),
-        match spec.accel {
-            Accel::Kvm => "host".into(),
-            Accel::Tcg => "max".into(),
-        },
-    ]);
+    a.extend(["-cpu".into(), cpu_model(spec.accel).into()]);
     a.extend([
         "-m".into(),
         format!("{mem}M"),

@@ -1,7 +1,7 @@
 //! The QEMU backend: `microvm`, direct kernel boot, a qcow2 overlay over the read-only base
 //! image, virtiofs for `/work`, a virtio-serial port for the agent, QMP for control.
 
-mod args;
+pub(crate) mod args;
 mod qmp;
 mod spawn;
 pub mod version;
