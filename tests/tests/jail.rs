@@ -68,6 +68,46 @@ fn the_jail_lets_a_program_reach_its_paths_and_nothing_else() {
     assert_eq!(out.status.code(), Some(125));
 }
 
+/// As root, the jail runs its program as an unprivileged uid with only the DAC capabilities:
+/// it cannot signal or look into a root process (Berth, virtiofsd), nor raise a capability.
+#[test]
+fn as_root_a_jailed_program_is_another_uid_that_cannot_touch_root_processes() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: the jail keeps the user's own uid");
+        return;
+    }
+    let allowed = tempfile::tempdir().unwrap();
+    let me = std::process::id();
+    let uid = berth_vm::jail::vm_uid("attempt-9-9").to_string();
+    let mut cmd = Command::new(berth_bin());
+    cmd.arg("__jail");
+    for p in SYSTEM.iter().chain(&["/proc"]) {
+        cmd.args(["--ro", p]);
+    }
+    cmd.arg("--rw")
+        .arg(allowed.path())
+        .args(["--uid", &uid, "--"]);
+    cmd.args(["sh", "-c"]).arg(format!(
+        "id -u; grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status;          kill -0 {me} 2>/dev/null && echo SIGNALLED-ROOT;          head -c 1 /proc/{me}/environ >/dev/null 2>&1 && echo READ-ROOT-ENVIRON;          head -c 1 /proc/{me}/mem >/dev/null 2>&1 && echo READ-ROOT-MEMORY;          echo done"
+    ));
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.starts_with(&format!("{uid}\n")), "{text}");
+    // CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH only, and nothing more to be had.
+    for set in ["CapEff", "CapBnd", "CapAmb"] {
+        assert!(
+            text.contains(&format!("{set}:\t0000000000000006")),
+            "{text}"
+        );
+    }
+    for breach in ["SIGNALLED-ROOT", "READ-ROOT-ENVIRON", "READ-ROOT-MEMORY"] {
+        assert!(!text.contains(breach), "{breach}: {text}");
+    }
+    assert!(text.contains("done"), "{text}");
+}
+
 /// One QMP command on a fresh monitor connection; its answer line.
 fn qmp(socket: &std::path::Path, command: &str) -> String {
     let s = UnixStream::connect(socket).unwrap();
@@ -134,5 +174,18 @@ fn an_attempts_qemu_cannot_open_a_host_file_outside_its_jail() {
     );
     let other = add("other", &env.data_dir().join("berth.db"));
     assert!(other.contains("Permission denied"), "{other}");
+    // As root, the QEMU itself is an unprivileged uid of the VM's own.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let pid = std::fs::read_to_string(run.join("qemu.pid")).unwrap();
+        let pid = pid.split_whitespace().next().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = berth_vm::jail::vm_uid("attempt-1-1");
+        assert!(
+            status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")),
+            "{status}"
+        );
+        assert!(status.contains("CapBnd:\t0000000000000006"), "{status}");
+    }
     let _ = env.berth().args(["stop", "1.1"]).output();
 }

@@ -144,11 +144,14 @@ fn user_namespaces(max: Option<String>, unprivileged: Option<String>) -> Wall {
 fn as_root(root: bool) -> Wall {
     Wall {
         name: "unprivileged",
-        available: !root,
+        available: true,
         detail: if root {
-            "Berth runs as root, so QEMU and virtiofsd do too (running them as an unprivileged \
-             uid is not done yet)"
-                .into()
+            format!(
+                "Berth runs as root: each VM's QEMU and its bridges run as an unprivileged uid \
+                 of the VM's own (from {}) keeping only the capabilities to open what its jail \
+                 allows; virtiofsd runs as root in its own sandbox",
+                berth_vm::jail::VM_UID_BASE
+            )
         } else {
             "QEMU and virtiofsd run as you, not as root".into()
         },
@@ -171,6 +174,11 @@ mod tests {
         assert!(user_namespaces(Some("1000".into()), None).available);
         assert!(!user_namespaces(Some("1000".into()), Some("0\n".into())).available);
         assert!(!user_namespaces(Some("0".into()), None).available);
-        assert!(!as_root(true).available && as_root(false).available);
+        assert!(as_root(true).available && as_root(false).available);
+        assert!(
+            as_root(true)
+                .detail
+                .contains("unprivileged uid of the VM's own")
+        );
     }
 }

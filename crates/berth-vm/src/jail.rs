@@ -4,10 +4,17 @@
 //! starts (`guestfwd ... cmd:`) inherit it. A QEMU that a guest took over through a device
 //! bug still cannot read the user's files or another attempt's workspace.
 //!
-//! QEMU is started as `berth __jail --ro P... --rw P... -- qemu ARGS`: that small process
-//! enforces the rules on itself, single-threaded, then executes QEMU (same pid), so no
-//! allocation happens between fork and exec. Where the kernel has no Landlock the rules are
-//! not enforced; `berth doctor` says so.
+//! QEMU is started as `berth __jail --ro P... --rw P... [--uid U] -- qemu ARGS`: that small
+//! process enforces the rules on itself, single-threaded, then executes QEMU (same pid), so
+//! no allocation happens between fork and exec. Where the kernel has no Landlock the rules
+//! are not enforced; `berth doctor` says so.
+//!
+//! When Berth runs as root, QEMU does not: the jail first becomes an unprivileged uid of the
+//! VM's own ([`vm_uid`], no supplementary groups) that keeps only the two capabilities that let
+//! it open what the Landlock rules allow whoever owns it (`CAP_DAC_OVERRIDE`,
+//! `CAP_DAC_READ_SEARCH`: the data directory is under root's home). Every other capability is
+//! gone from its bounding set, so neither QEMU nor a bridge can get one back; being another
+//! uid, it cannot signal or trace Berth, virtiofsd or another VM's QEMU.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +29,22 @@ pub struct Jail {
     pub read: Vec<PathBuf>,
     /// Read, write, create and use devices beneath these.
     pub write: Vec<PathBuf>,
+    /// Run as this uid (and gid) with only the DAC capabilities (when started by root).
+    pub uid: Option<u32>,
+}
+
+/// The first uid VMs' QEMUs run as when Berth runs as root: above the range systemd gives
+/// containers, below 2^31, with no user of the system there.
+pub const VM_UID_BASE: u32 = 1_900_000_000;
+
+/// The uid VM `name`'s QEMU runs as (as root): one of 65536 from [`VM_UID_BASE`], by a hash of
+/// the name, so VMs running side by side get different ones.
+pub fn vm_uid(name: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in name.bytes() {
+        h = (h ^ b as u32).wrapping_mul(0x0100_0193);
+    }
+    VM_UID_BASE + (h & 0xffff)
 }
 
 /// Where programs and the libraries they load live on Linux systems.
@@ -45,7 +68,13 @@ const DEVICES: &[&str] = &["/dev/kvm", "/dev/null", "/dev/zero", "/dev/urandom"]
 impl Jail {
     /// The jail of a VM's QEMU: `program` (QEMU), `exe` (Berth, for its bridges), the
     /// system, the given read-only layers and the writable paths.
-    pub fn for_vm(program: &Path, exe: &Path, read: &[&Path], write: &[&Path]) -> Jail {
+    pub fn for_vm(
+        program: &Path,
+        exe: &Path,
+        read: &[&Path],
+        write: &[&Path],
+        uid: Option<u32>,
+    ) -> Jail {
         let mut r: Vec<PathBuf> = SYSTEM.iter().map(PathBuf::from).collect();
         // A QEMU installed under a prefix of its own (`<prefix>/bin/qemu-…`) needs the
         // prefix's firmware and libraries.
@@ -58,7 +87,11 @@ impl Jail {
         r.extend(read.iter().map(|p| p.to_path_buf()));
         let mut w: Vec<PathBuf> = DEVICES.iter().map(PathBuf::from).collect();
         w.extend(write.iter().map(|p| p.to_path_buf()));
-        Jail { read: r, write: w }
+        Jail {
+            read: r,
+            write: w,
+            uid,
+        }
     }
 
     /// `exe __jail --ro … --rw … -- program`: add the program's arguments to it.
@@ -70,6 +103,9 @@ impl Jail {
         }
         for p in &self.write {
             cmd.arg("--rw").arg(p);
+        }
+        if let Some(uid) = self.uid {
+            cmd.arg("--uid").arg(uid.to_string());
         }
         cmd.arg("--").arg(program);
         cmd
@@ -85,6 +121,13 @@ impl Jail {
                 Some("--rw") => jail
                     .write
                     .push(it.next().ok_or("--rw needs a path")?.into()),
+                Some("--uid") => {
+                    let n = it.next().and_then(|n| n.to_str()?.parse::<u32>().ok());
+                    match n {
+                        Some(n) if n != 0 => jail.uid = Some(n),
+                        _ => return Err("--uid needs a uid other than 0".into()),
+                    }
+                }
                 Some("--") => {
                     let rest: Vec<_> = it.cloned().collect();
                     if rest.is_empty() {
@@ -136,9 +179,82 @@ pub fn enforce(_jail: &Jail) -> Result<Enforced, String> {
     Ok(Enforced::Not)
 }
 
+/// The capabilities a jailed QEMU keeps when it runs as another uid: opening what the
+/// Landlock rules allow, whoever owns it.
+#[cfg(target_os = "linux")]
+const KEPT: [caps::Capability; 2] = [
+    caps::Capability::CAP_DAC_OVERRIDE,
+    caps::Capability::CAP_DAC_READ_SEARCH,
+];
+
+/// Becomes `uid` (and gid `uid`, no supplementary groups) keeping only [`KEPT`], as ambient
+/// capabilities that the program executed next keeps; every other capability leaves the
+/// bounding set. Only root can; the parent-death signal (cleared by the change) is set again.
+#[cfg(target_os = "linux")]
+pub fn become_uid(uid: u32) -> Result<(), String> {
+    use caps::{CapSet, CapsHashSet};
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("cannot {what}: {e}");
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    let keep: CapsHashSet = KEPT.into_iter().collect();
+    for c in caps::all() {
+        // A capability this kernel does not know is not in the bounding set either.
+        if !keep.contains(&c) && caps::has_cap(None, CapSet::Bounding, c).unwrap_or(false) {
+            caps::drop(None, CapSet::Bounding, c).map_err(|e| fail("drop a capability", &e))?;
+        }
+    }
+    // SAFETY: plain syscalls on this process's own credentials; every result is checked.
+    unsafe {
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+            return Err(fail("keep capabilities", &std::io::Error::last_os_error()));
+        }
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(uid, uid, uid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
+        {
+            return Err(fail(
+                &format!("become uid {uid}"),
+                &std::io::Error::last_os_error(),
+            ));
+        }
+    }
+    for set in [CapSet::Permitted, CapSet::Effective, CapSet::Inheritable] {
+        caps::set(None, set, &keep).map_err(|e| fail("set the capabilities", &e))?;
+    }
+    for c in KEPT {
+        caps::raise(None, CapSet::Ambient, c).map_err(|e| fail("keep a capability", &e))?;
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        if libc::getppid() != parent {
+            return Err("its parent is gone".into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn become_uid(_uid: u32) -> Result<(), String> {
+    Err("running QEMU as another uid is for Linux".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vms_get_unprivileged_uids_of_their_own() {
+        let names: Vec<String> = (1..=64).map(|i| format!("task-{i}-1")).collect();
+        let uids: std::collections::BTreeSet<u32> = names.iter().map(|n| vm_uid(n)).collect();
+        assert!(uids.len() >= 63, "{uids:?}");
+        assert!(
+            uids.iter()
+                .all(|&u| (VM_UID_BASE..VM_UID_BASE + 65536).contains(&u))
+        );
+        const { assert!(VM_UID_BASE + 65536 < 1 << 31) };
+        assert_eq!(vm_uid("pool-0a1b2c3d"), vm_uid("pool-0a1b2c3d"));
+    }
 
     #[test]
     fn the_command_line_round_trips() {
@@ -147,6 +263,7 @@ mod tests {
             Path::new("/x/berth"),
             &[Path::new("/data/images/a")],
             &[Path::new("/data/run/vm-1")],
+            Some(vm_uid("vm-1")),
         );
         assert!(j.read.contains(&PathBuf::from("/opt/q")));
         let cmd = j.command(
@@ -162,6 +279,10 @@ mod tests {
             vec![std::ffi::OsString::from("/opt/q/bin/qemu-system-x86_64")]
         );
         assert!(Jail::parse(&["--ro".into()]).is_err());
+        // Never "become" root, nor a uid that is not a number.
+        for bad in ["0", "-1", "root", ""] {
+            assert!(Jail::parse(&["--uid".into(), bad.into(), "--".into(), "q".into()]).is_err());
+        }
         assert!(Jail::parse(&["--".into()]).is_err());
     }
 }

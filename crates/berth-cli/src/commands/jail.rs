@@ -1,5 +1,6 @@
-//! `berth __jail --ro P... --rw P... -- PROGRAM ARGS`: enforces a Landlock jail on itself
-//! (see `berth_vm::jail`) and becomes PROGRAM (same pid). Started for each VM's QEMU.
+//! `berth __jail --ro P... --rw P... [--uid U] -- PROGRAM ARGS`: becomes uid U with only the
+//! DAC capabilities (when given), enforces a Landlock jail on itself (see `berth_vm::jail`)
+//! and becomes PROGRAM (same pid). Started for each VM's QEMU.
 
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
@@ -14,6 +15,12 @@ pub fn run(args: &[std::ffi::OsString]) -> ExitCode {
             return ExitCode::from(crate::BERTH_FAILURE);
         }
     };
+    if let Some(uid) = jail.uid
+        && let Err(e) = berth_core::host::jail::become_uid(uid)
+    {
+        eprintln!("berth: jail: {e}");
+        return ExitCode::from(crate::BERTH_FAILURE);
+    }
     match enforce(&jail) {
         // Where it lands: the program's log (QEMU's stderr is its run directory's log).
         Ok(Enforced::Fully) => {}

@@ -384,5 +384,10 @@ fn vm_jail(spec: &VmSpec, run_dir: &Path, qemu: &Path, exe: &Path) -> crate::jai
         }
         None => {}
     }
-    crate::jail::Jail::for_vm(qemu, exe, &read, &write)
+    // As root, QEMU runs as an unprivileged uid of this VM's own.
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let uid = (root && std::env::var_os("BERTH_JAIL_AS_ROOT").is_none())
+        .then(|| crate::jail::vm_uid(&run_dir.file_name().unwrap_or_default().to_string_lossy()));
+    crate::jail::Jail::for_vm(qemu, exe, &read, &write, uid)
 }
