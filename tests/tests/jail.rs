@@ -187,5 +187,93 @@ fn an_attempts_qemu_cannot_open_a_host_file_outside_its_jail() {
         );
         assert!(status.contains("CapBnd:\t0000000000000006"), "{status}");
     }
+    // Where the host gives control groups, the QEMU is in one of its own, with its limits.
+    let cgroups = std::fs::read_to_string(run.join("cgroups")).unwrap_or_default();
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if berth_vm::cgroup::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), root).is_some() {
+        let pid = std::fs::read_to_string(run.join("qemu.pid")).unwrap();
+        let pid = pid.split_whitespace().next().unwrap().to_string();
+        assert!(!cgroups.is_empty());
+        for dir in cgroups.lines() {
+            let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap();
+            assert!(procs.lines().any(|p| p == pid), "{dir}: {procs}");
+        }
+    }
     let _ = env.berth().args(["stop", "1.1"]).output();
+    // The group goes with the VM.
+    assert!(
+        wait_until(Duration::from_secs(60), || cgroups
+            .lines()
+            .all(|d| !std::path::Path::new(d).exists())),
+        "{cgroups}"
+    );
+}
+
+/// A jailed program in a control group of its own (as QEMU is, where the host gives one):
+/// over its memory limit it is killed, past its task limit it cannot fork, and the group goes
+/// away with everything in it.
+#[test]
+fn a_jailed_program_cannot_take_more_memory_or_tasks_than_its_group_allows() {
+    use berth_vm::cgroup::{Hierarchy, VmCgroup};
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let Some(h) = Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), root) else {
+        eprintln!("no control groups Berth can make here: nothing to check");
+        return;
+    };
+    let name = format!("jail-test-{}", std::process::id());
+    let cg = VmCgroup::create(&h, &name, 96 << 20, 24).unwrap();
+    let allowed = tempfile::tempdir().unwrap();
+    let jailed = |script: &str| {
+        let mut cmd = Command::new(berth_bin());
+        cmd.arg("__jail");
+        for p in SYSTEM {
+            cmd.args(["--ro", p]);
+        }
+        cmd.arg("--rw").arg(allowed.path());
+        for p in cg.procs_files() {
+            cmd.arg("--cgroup").arg(p);
+        }
+        cmd.args(["--", "python3", "-c", script]);
+        cmd.output().unwrap()
+    };
+    // 64 MiB fits; 400 MiB is killed by the kernel (SIGKILL), not refused by the program.
+    let fits = jailed("b = bytearray(64 << 20); print('fits')");
+    assert_eq!(String::from_utf8_lossy(&fits.stdout), "fits\n", "{fits:?}");
+    let over = jailed("b = bytearray(400 << 20); print('took it')");
+    assert!(
+        !String::from_utf8_lossy(&over.stdout).contains("took it"),
+        "{over:?}"
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&over.status),
+        Some(libc::SIGKILL),
+        "{over:?}"
+    );
+    assert!(cg.oom_kills() >= 1);
+    // A fork bomb: at most 24 tasks at once, the rest refused.
+    let bomb = jailed(
+        "import os, time\n\
+         made = 0\n\
+         for i in range(200):\n\
+         \x20   try:\n\
+         \x20       if os.fork() == 0:\n\
+         \x20           time.sleep(5); os._exit(0)\n\
+         \x20       made += 1\n\
+         \x20   except OSError:\n\
+         \x20       break\n\
+         print('made', made, flush=True)\n\
+         os._exit(0)\n",
+    );
+    let text = String::from_utf8_lossy(&bomb.stdout);
+    let made: u32 = text
+        .trim()
+        .strip_prefix("made ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{bomb:?}"));
+    assert!(made < 24, "{made} forks in a group of 24 tasks");
+    // Removing the group kills what is left in it (the sleeping children) and the group.
+    cg.remove();
+    assert!(cg.dirs.iter().all(|d| !d.exists()), "{:?}", cg.dirs);
 }

@@ -334,7 +334,16 @@ fn discard(store: &Store, name: &str, pid: u32, start: u64) {
         }
     }
     let _ = std::fs::remove_dir_all(slot_dir(store, name));
-    let _ = std::fs::remove_dir_all(store.data().run().join(name));
+    remove_run_dir(store, name);
+}
+
+/// Removes a slot's run directory the way its VM's own teardown does: what it recorded
+/// (QEMU, virtiofsd) killed if still running, its control group removed.
+fn remove_run_dir(store: &Store, name: &str) {
+    let dir = store.data().run().join(name);
+    if dir.is_dir() {
+        berth_vm::rundir::RunDir::open(dir).destroy();
+    }
 }
 
 /// Removes what slots whose process is gone left (their directory and run directory); run
@@ -344,7 +353,7 @@ pub(crate) fn tidy(store: &Store) -> usize {
     for s in list_slots(store).unwrap_or_default() {
         if s.state == "gone" {
             let _ = std::fs::remove_dir_all(slot_dir(store, &s.name));
-            let _ = std::fs::remove_dir_all(store.data().run().join(&s.name));
+            remove_run_dir(store, &s.name);
             n += 1;
         }
     }
@@ -373,7 +382,7 @@ pub fn drain(store: &Store) -> Result<usize, TaskError> {
             }
             "gone" => {
                 let _ = std::fs::remove_dir_all(&dir);
-                let _ = std::fs::remove_dir_all(store.data().run().join(&s.name));
+                remove_run_dir(store, &s.name);
             }
             _ => {}
         }

@@ -1,5 +1,5 @@
 //! What this host gives to wall an attempt's host processes in, beyond the VM itself
-//! (`berth doctor`): Landlock, cgroup v2, user namespaces, seccomp, and whether Berth runs as
+//! (`berth doctor`): Landlock, control groups, user namespaces, seccomp, and whether Berth runs as
 //! root. It says what is there and what Berth does with it today; it changes nothing.
 
 use std::path::Path;
@@ -16,7 +16,8 @@ pub struct Wall {
 pub fn host_walls() -> Vec<Wall> {
     vec![
         landlock(landlock_abi()),
-        cgroup_v2(
+        cgroups(
+            berth_vm::cgroup::Hierarchy::detect(Path::new("/sys/fs/cgroup"), unsafe_geteuid() == 0),
             std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").ok(),
             own_cgroup_writable(),
         ),
@@ -89,14 +90,31 @@ fn landlock(abi: Result<i64, i32>) -> Wall {
     }
 }
 
-fn cgroup_v2(controllers: Option<String>, writable: bool) -> Wall {
-    match controllers {
-        Some(c) => Wall {
-            name: "cgroup v2",
+fn cgroups(
+    usable: Option<berth_vm::cgroup::Hierarchy>,
+    controllers: Option<String>,
+    writable: bool,
+) -> Wall {
+    if let Some(h) = usable {
+        return Wall {
+            name: "cgroups",
             available: true,
             detail: format!(
-                "controllers: {}; your cgroup is {}; Berth does not put attempts in cgroups \
-                 yet (a guest is bounded by its memory and vCPUs)",
+                "{}: each VM's QEMU and its bridges in a group of their own, at most its guest \
+                 memory + its translation cache + {} MiB, and {} tasks",
+                h.describe(),
+                berth_vm::cgroup::HEADROOM_MIB,
+                berth_vm::cgroup::PIDS_MAX
+            ),
+        };
+    }
+    Wall {
+        name: "cgroups",
+        available: false,
+        detail: match controllers {
+            Some(c) => format!(
+                "cgroup v2 controllers: {}; your cgroup is {}; Berth makes groups only as root, \
+                 so VMs run without one (each is still bounded by its memory and vCPUs)",
                 c.split_whitespace().collect::<Vec<_>>().join(", "),
                 if writable {
                     "delegated to you"
@@ -104,11 +122,9 @@ fn cgroup_v2(controllers: Option<String>, writable: bool) -> Wall {
                     "not delegated to you"
                 }
             ),
-        },
-        None => Wall {
-            name: "cgroup v2",
-            available: false,
-            detail: "no unified cgroup hierarchy at /sys/fs/cgroup".into(),
+            None => "no cgroup hierarchy Berth can write to: VMs run without a group (each is \
+                     still bounded by its memory and vCPUs)"
+                .into(),
         },
     }
 }
@@ -167,10 +183,16 @@ mod tests {
         assert!(landlock(Ok(4)).available);
         assert!(landlock(Err(libc::EOPNOTSUPP)).detail.contains("lsm="));
         assert!(!landlock(Err(libc::ENOSYS)).available);
-        let cg = cgroup_v2(Some("cpu memory pids\n".into()), false);
-        assert!(cg.available && cg.detail.contains("cpu, memory, pids"));
+        let cg = cgroups(None, Some("cpu memory pids\n".into()), false);
+        assert!(!cg.available && cg.detail.contains("cpu, memory, pids"));
         assert!(cg.detail.contains("not delegated"));
-        assert!(!cgroup_v2(None, false).available);
+        assert!(!cgroups(None, None, false).available);
+        let v1 = berth_vm::cgroup::Hierarchy::V1 {
+            memory: "/m".into(),
+            pids: "/p".into(),
+        };
+        let cg = cgroups(Some(v1), None, false);
+        assert!(cg.available && cg.detail.contains("cgroup v1 (memory, pids)"));
         assert!(user_namespaces(Some("1000".into()), None).available);
         assert!(!user_namespaces(Some("1000".into()), Some("0\n".into())).available);
         assert!(!user_namespaces(Some("0".into()), None).available);

@@ -31,6 +31,8 @@ pub struct Jail {
     pub write: Vec<PathBuf>,
     /// Run as this uid (and gid) with only the DAC capabilities (when started by root).
     pub uid: Option<u32>,
+    /// Join these control groups first (their `cgroup.procs` files; see [`crate::cgroup`]).
+    pub cgroups: Vec<PathBuf>,
 }
 
 /// The first uid VMs' QEMUs run as when Berth runs as root: above the range systemd gives
@@ -91,6 +93,7 @@ impl Jail {
             read: r,
             write: w,
             uid,
+            cgroups: Vec::new(),
         }
     }
 
@@ -107,6 +110,9 @@ impl Jail {
         if let Some(uid) = self.uid {
             cmd.arg("--uid").arg(uid.to_string());
         }
+        for p in &self.cgroups {
+            cmd.arg("--cgroup").arg(p);
+        }
         cmd.arg("--").arg(program);
         cmd
     }
@@ -121,6 +127,16 @@ impl Jail {
                 Some("--rw") => jail
                     .write
                     .push(it.next().ok_or("--rw needs a path")?.into()),
+                Some("--cgroup") => {
+                    let p = PathBuf::from(it.next().ok_or("--cgroup needs a path")?);
+                    if !p.starts_with("/sys/fs/cgroup") || !p.ends_with("cgroup.procs") {
+                        return Err(format!(
+                            "{} is not a control group's procs file",
+                            p.display()
+                        ));
+                    }
+                    jail.cgroups.push(p);
+                }
                 Some("--uid") => {
                     let n = it.next().and_then(|n| n.to_str()?.parse::<u32>().ok());
                     match n {
@@ -177,6 +193,16 @@ pub fn enforce(jail: &Jail) -> Result<Enforced, String> {
 #[cfg(not(target_os = "linux"))]
 pub fn enforce(_jail: &Jail) -> Result<Enforced, String> {
     Ok(Enforced::Not)
+}
+
+/// Moves this process into the control groups of `jail` (before anything else: what it
+/// allocates from then on counts against their limits).
+pub fn join_cgroups(jail: &Jail) -> Result<(), String> {
+    let pid = std::process::id().to_string();
+    for p in &jail.cgroups {
+        std::fs::write(p, &pid).map_err(|e| format!("cannot join {}: {e}", p.display()))?;
+    }
+    Ok(())
 }
 
 /// The capabilities a jailed QEMU keeps when it runs as another uid: opening what the

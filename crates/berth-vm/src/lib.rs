@@ -7,6 +7,7 @@
 
 pub mod accel;
 pub mod agent;
+pub mod cgroup;
 pub mod floor;
 pub mod guard;
 pub mod image;

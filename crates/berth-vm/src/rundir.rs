@@ -141,6 +141,10 @@ impl RunDir {
                 wait_gone(pid);
             }
         }
+        // QEMU's control group, with anything QEMU left in it (a bridge).
+        if let Some(cg) = crate::cgroup::VmCgroup::recorded(&self.path) {
+            cg.remove();
+        }
         let _ = std::fs::remove_dir_all(&self.path);
     }
 

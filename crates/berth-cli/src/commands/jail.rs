@@ -15,6 +15,10 @@ pub fn run(args: &[std::ffi::OsString]) -> ExitCode {
             return ExitCode::from(crate::BERTH_FAILURE);
         }
     };
+    if let Err(e) = berth_core::host::jail::join_cgroups(&jail) {
+        eprintln!("berth: jail: {e} (BERTH_NO_CGROUP=1 runs VMs without their control group)");
+        return ExitCode::from(crate::BERTH_FAILURE);
+    }
     if let Some(uid) = jail.uid
         && let Err(e) = berth_core::host::jail::become_uid(uid)
     {

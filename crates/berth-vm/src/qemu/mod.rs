@@ -91,6 +91,7 @@ impl Hypervisor for Qemu {
             virtiofsd: None,
             guard: None,
             sandbox: None,
+            cgroup: None,
             done: false,
         };
         // From here on, dropping `vm` on an error tears down whatever was started.
@@ -125,7 +126,12 @@ impl Hypervisor for Qemu {
             File::create(&log_path).map_err(|e| VmError::io("cannot create", &log_path, e))?;
         let mut cmd = match &self.config.jail {
             Some(exe) => {
-                vm_jail(spec, vm.dir.path(), &self.config.qemu, exe).command(exe, &self.config.qemu)
+                let mut jail = vm_jail(spec, vm.dir.path(), &self.config.qemu, exe);
+                vm.cgroup = vm_cgroup(spec, &vm.dir);
+                if let Some(cg) = &vm.cgroup {
+                    jail.cgroups = cg.procs_files();
+                }
+                jail.command(exe, &self.config.qemu)
             }
             None => Command::new(&self.config.qemu),
         };
@@ -243,6 +249,8 @@ pub struct QemuVm {
     virtiofsd: Option<Child>,
     guard: Option<GuardHandle>,
     sandbox: Option<Sandbox>,
+    /// QEMU's control group (see [`crate::cgroup`]), when the host gives one.
+    cgroup: Option<crate::cgroup::VmCgroup>,
     done: bool,
 }
 
@@ -322,6 +330,13 @@ impl RunningVm for QemuVm {
 
     fn problem(&mut self) -> Option<String> {
         if let Some(status) = self.qemu_exit() {
+            if self.cgroup.as_ref().is_some_and(|c| c.oom_kills() > 0) {
+                return Some(format!(
+                    "QEMU exited ({status}): the kernel killed it for going over its memory \
+                     limit (guest memory, its translation cache and {} MiB)",
+                    crate::cgroup::HEADROOM_MIB
+                ));
+            }
             return Some(format!("QEMU exited ({status})"));
         }
         if let Some(Ok(Some(status))) = self.virtiofsd.as_mut().map(|c| c.try_wait()) {
@@ -363,6 +378,41 @@ impl Drop for QemuVm {
     fn drop(&mut self) {
         if !self.done {
             self.teardown(Duration::ZERO);
+        }
+    }
+}
+
+/// The control group QEMU joins, when the host gives Berth one (recorded in the run
+/// directory, which removes it with itself). A group that cannot be made is logged and
+/// skipped: the VM still has its memory and vCPUs, the jail and the uid.
+fn vm_cgroup(spec: &VmSpec, dir: &RunDir) -> Option<crate::cgroup::VmCgroup> {
+    use crate::cgroup::{Hierarchy, PIDS_MAX, VmCgroup, memory_limit};
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let h = Hierarchy::detect(Path::new("/sys/fs/cgroup"), root)?;
+    let tcg = match spec.accel {
+        crate::Accel::Tcg => spec.tcg_cache_mib.unwrap_or(args::TCG_CACHE_MIB),
+        crate::Accel::Kvm => 0,
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let name = format!(
+        "{}-{}-{stamp:x}",
+        dir.path().file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    );
+    match VmCgroup::create(&h, &name, memory_limit(spec.memory_mib, tcg), PIDS_MAX) {
+        Ok(cg) => {
+            if cg.record(dir.path()).is_err() {
+                cg.remove();
+                return None;
+            }
+            Some(cg)
+        }
+        Err(e) => {
+            tracing::warn!("no control group for this VM ({}): {e}", h.describe());
+            None
         }
     }
 }

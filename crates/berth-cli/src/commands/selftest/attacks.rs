@@ -605,7 +605,15 @@ fn approval_spoof(ev: &Evidence) -> Result<String, (bool, String)> {
     if audit.contains('\u{1b}') {
         return breach("a raw escape sequence reached the audit");
     }
-    Ok("no approval, no guest text in the audit".into())
+    // Berth's own terminal text about the attempt (its audit, the task list): the guest's
+    // escapes and bells, in the host name it asked for, arrive made visible, never raw.
+    if ev.attacker_shown.is_empty() {
+        return unknown("berth audit and berth ls printed nothing");
+    }
+    if ev.attacker_shown.contains(['\u{1b}', '\u{7}', '\u{9b}']) {
+        return breach("a raw control sequence reached `berth audit` or `berth ls`");
+    }
+    Ok("no approval; no guest text in the audit; `berth audit` and `berth ls` show its escapes made visible".into())
 }
 
 // ------------------------------------------------------------------------------ git
@@ -886,5 +894,13 @@ mod tests {
         ev.bomb_stop = Some(Ok(1.0));
         (ev.procs_at_bomb, ev.procs_peak_bomb) = (4, 40);
         assert_eq!(outcome(&ev, "fork-bomb"), "BREACH");
+        ev.guest
+            .insert("approval-spoof".into(), json!({"status": 403}));
+        ev.attacker_audit = vec![json!({"kind": "egress", "data": {"host": "evil\\x1b"}})];
+        assert_eq!(outcome(&ev, "approval-spoof"), "not run");
+        ev.attacker_shown = "1.1  egress  deny evil\\x1b[2J.selftest".into();
+        assert_eq!(outcome(&ev, "approval-spoof"), "stopped");
+        ev.attacker_shown = "1.1  egress  deny evil\u{1b}[2J.selftest".into();
+        assert_eq!(outcome(&ev, "approval-spoof"), "BREACH");
     }
 }

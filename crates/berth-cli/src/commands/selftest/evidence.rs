@@ -58,6 +58,9 @@ pub struct Evidence {
     pub host_ids: Vec<String>,
     pub attacker_output: String,
     pub attacker_audit: Vec<Value>,
+    /// What Berth itself prints about the attacker for a terminal: `berth audit ID` and
+    /// `berth ls` (guest-chosen text in them must arrive escaped).
+    pub attacker_shown: String,
     pub attacker_state: Value,
     pub neighbour_pull: Value,
     pub attacker_pull: Value,
@@ -243,6 +246,11 @@ pub fn gather(bench: &Bench, progress: &dyn Fn(&str)) -> Result<Evidence> {
         ev.problem("the attacker", format!("did not finish: {state}"));
     }
     ev.attacker_audit = audit(bench, &attacker);
+    for args in [vec!["audit", attacker.as_str()], vec!["ls"]] {
+        if let Ok(text) = bench.ok(&args) {
+            ev.attacker_shown.push_str(&text);
+        }
+    }
     let _ = bench.out(&["stop", &neighbour]);
     bench.wait_ended(&neighbour, Duration::from_secs(60));
 
