@@ -1030,7 +1030,10 @@ fn compare_and_choose_a_winner_merging_into_a_clean_checkout_only() {
     assert!(
         berth_tests::wait_until(std::time::Duration::from_secs(300), || {
             let rows = compare();
-            rows[0]["state"] == "exited" && rows[1]["state"] == "running"
+            // Its changes are counted just after it is marked exited (the guest gone first).
+            rows[0]["state"] == "exited"
+                && !rows[0]["files_changed"].is_null()
+                && rows[1]["state"] == "running"
         }),
         "{}",
         compare()
