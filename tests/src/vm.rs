@@ -96,6 +96,7 @@ impl TestEnv {
             logs_dir: self.data_dir().join("logs"),
             owner_pid: std::process::id(),
             boot_timeout: Duration::from_secs(120),
+            cancel: None,
         };
         let session = VmSession::boot(&Qemu::new(qemu_config()), &spec, &opts)
             .unwrap_or_else(|e| panic!("boot failed: {e}"));

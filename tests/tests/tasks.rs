@@ -293,13 +293,24 @@ fn attach_is_a_real_pty_that_resizes_and_detaching_leaves_the_attempt_running() 
 }
 
 fn pid_of(path: &Path) -> i32 {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    let read = || {
+        std::fs::read_to_string(path)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let mut pid = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            pid = read();
+            pid.is_some()
+        }),
+        "no pid in {}",
+        path.display()
+    );
+    pid.unwrap()
 }
 
 /// Kills one of an attempt's processes with SIGKILL, at boot or while it runs, repeatedly:
@@ -522,6 +533,52 @@ fn a_flood_of_output_keeps_at_most_two_capped_logs_and_logs_streams_them() {
     assert_eq!(total, size("output.log.1") + size("output.log"));
     assert!(String::from_utf8_lossy(&tail).contains("THE-END"));
     assert!(peak < 32 * 1024, "berth logs peaked at {peak} KiB");
+}
+
+/// `berth stop` while the VM boots (no supervisor socket yet): the supervisor gives the boot
+/// up itself, records the stop and ends (never killed), leaving nothing; a later start runs.
+#[test]
+fn stopping_an_attempt_while_it_boots_ends_the_boot_cleanly() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    task_new(&env, &repo, &[], "echo up; sleep 300");
+    let run = env.data_dir().join("run/attempt-1-1");
+    assert!(wait_until(Duration::from_secs(60), || run
+        .join("qemu.pid")
+        .exists()));
+    assert_eq!(state(&env, "1.1"), "booting");
+    ok(&env, &["stop", "1.1"]);
+    let rec = attempt(&env, "1.1");
+    assert_eq!(rec["state"], "stopped", "{rec}");
+    assert_eq!(rec["error"], "stopped by the user", "{rec}");
+    // The supervisor ended by itself, after tearing the VM down (not SIGKILLed by `stop`).
+    let log = || {
+        std::fs::read_to_string(env.data_dir().join("attempts/1.1/supervisor.log"))
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || log().contains("done: stopped")),
+        "{}",
+        log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || berth_tests::Leftovers::of(
+            env.data_dir(),
+            None
+        )
+        .is_clean()),
+        "{:?}",
+        berth_tests::Leftovers::of(env.data_dir(), None)
+    );
+    // The stop was for that run only.
+    ok(&env, &["start", "1.1"]);
+    wait_state(&env, "1.1", &["running"], 180);
+    assert!(wait_until(Duration::from_secs(60), || ok(
+        &env,
+        &["logs", "1.1"]
+    )
+    .contains("up")));
+    ok(&env, &["stop", "1.1"]);
 }
 
 #[test]

@@ -75,6 +75,7 @@ impl Context {
                 logs_dir: self.data.logs(),
                 owner_pid: std::process::id(),
                 boot_timeout: std::time::Duration::from_secs(vm.boot_timeout),
+                cancel: None,
             },
         })
     }

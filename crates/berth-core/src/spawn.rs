@@ -81,6 +81,8 @@ pub fn spawn_supervisor(
         )));
     }
     set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
+    // A stop asked of an earlier run is not one of this run's.
+    let _ = std::fs::remove_file(store.stop_request(id));
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -225,6 +225,11 @@ pub fn supervise<H: Hypervisor>(
     stop: Arc<AtomicBool>,
 ) -> Result<AttemptState, TaskError> {
     let (rec, desk) = begin(store, id, clock)?;
+    // Until its socket is up (after the boot), `berth stop` asks through a file.
+    let _watch = StopFileWatch::start(store.stop_request(id), stop.clone());
+    let mut settings = settings.clone();
+    settings.boot.cancel = Some(stop.clone());
+    let settings = &settings;
     // Building the environment can take minutes: its progress goes where the attempt's
     // output goes (`berth logs`, attach, the app's card).
     let mut env_log = crate::output_log::open(&store.output_log(id)).ok();
@@ -233,7 +238,7 @@ pub fn supervise<H: Hypervisor>(
             let _ = log.write_all(format!("[berth] {line}\r\n").as_bytes());
         }
     };
-    let (session, proxy) = boot_attempt(
+    let booted = boot_attempt(
         store,
         hv,
         settings,
@@ -241,7 +246,12 @@ pub fn supervise<H: Hypervisor>(
         clock,
         Some(desk.approver()),
         &mut progress,
-    )?;
+    );
+    let (session, proxy) = match booted {
+        // Recorded as stopped by boot_attempt.
+        Err(_) if stop.load(Ordering::SeqCst) => return Ok(AttemptState::Stopped),
+        other => other?,
+    };
     drop(env_log);
     // The pool keeps VMs of this attempt's shape waiting (its environment is built now).
     if let Ok(exe) = std::env::current_exe() {
@@ -300,6 +310,33 @@ pub(crate) fn supervise_pooled<V: RunningVm>(
         }
     };
     run_booted(store, &rec, session, proxy, desk, clock, stop)
+}
+
+/// Sets `stop` when the attempt's stop-request file appears (`berth stop` writes it when the
+/// supervisor has no socket yet, i.e. while it boots); ends when dropped.
+struct StopFileWatch(Arc<AtomicBool>);
+
+impl StopFileWatch {
+    fn start(file: std::path::PathBuf, stop: Arc<AtomicBool>) -> StopFileWatch {
+        let done = Arc::new(AtomicBool::new(false));
+        let watching = done.clone();
+        std::thread::spawn(move || {
+            while !watching.load(Ordering::SeqCst) {
+                if file.exists() {
+                    stop.store(true, Ordering::SeqCst);
+                    let _ = std::fs::remove_file(&file);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        StopFileWatch(done)
+    }
+}
+
+impl Drop for StopFileWatch {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The supervisor's claim on the attempt: its pid in the record, the state booting, and the

@@ -392,7 +392,23 @@ pub(crate) fn boot_attempt<H: Hypervisor>(
         });
     if let Err(e) = &booted {
         let mut db = store.db()?;
-        set_failed(&mut db, clock, rec.id, &e.to_string())?;
+        if settings
+            .boot
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            // Stopped while booting: what the user asked, not a failure.
+            set_state(
+                &mut db,
+                clock,
+                rec.id,
+                AttemptState::Stopped,
+                json!({"error": crate::STOPPED_BY_USER}),
+            )?;
+        } else {
+            set_failed(&mut db, clock, rec.id, &e.to_string())?;
+        }
     }
     booted
 }

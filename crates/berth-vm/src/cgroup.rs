@@ -198,6 +198,50 @@ impl VmCgroup {
     }
 }
 
+/// Removes the empty Berth groups whose maker is gone: a group is named
+/// `<run dir>-<maker's pid>-<stamp>`, and one whose maker no longer runs and that holds no
+/// process serves nobody (its VM's run directory, with the record of it, was deleted under the
+/// VM). A group that still holds a process is left to whoever kills that process. Returns how
+/// many went.
+pub fn remove_abandoned() -> usize {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let Some(h) = Hierarchy::detect(Path::new("/sys/fs/cgroup"), root) else {
+        return 0;
+    };
+    let parents = match &h {
+        Hierarchy::V2(r) => vec![r.join("berth")],
+        Hierarchy::V1 { memory, pids } => vec![memory.join("berth"), pids.join("berth")],
+    };
+    let mut removed = 0;
+    for parent in parents {
+        for entry in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(maker) = maker_pid(&name) else {
+                continue;
+            };
+            let maker_runs =
+                Path::new(&format!("/proc/{maker}")).exists() && !crate::rundir::is_zombie(maker);
+            let empty = std::fs::read_to_string(entry.path().join("cgroup.procs"))
+                .is_ok_and(|p| p.trim().is_empty());
+            if !maker_runs && empty && std::fs::remove_dir(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
+/// The pid in a group's name `<run dir>-<pid>-<hex stamp>`.
+fn maker_pid(name: &str) -> Option<u32> {
+    let mut parts = name.rsplitn(3, '-');
+    let stamp = parts.next()?;
+    let pid = parts.next()?;
+    parts.next().filter(|rest| !rest.is_empty())?;
+    u128::from_str_radix(stamp, 16).ok()?;
+    pid.parse().ok().filter(|p| *p > 1)
+}
+
 /// The memory limit of a VM with `memory_mib` of RAM and a TCG cache of `tcg_cache_mib`
 /// (0 under KVM), in bytes.
 pub fn memory_limit(memory_mib: u32, tcg_cache_mib: u32) -> u64 {
@@ -207,6 +251,23 @@ pub fn memory_limit(memory_mib: u32, tcg_cache_mib: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_names_its_maker() {
+        assert_eq!(maker_pid("attempt-1-2-4242-18c2f0a9b"), Some(4242));
+        assert_eq!(maker_pid("pool-3-77-ff"), Some(77));
+        // Not a name Berth makes: left alone.
+        for name in [
+            "4242-ff",
+            "x-4242-zz",
+            "x-1-ff",
+            "x--ff",
+            "x-abc-ff",
+            "berth",
+        ] {
+            assert_eq!(maker_pid(name), None, "{name}");
+        }
+    }
 
     #[test]
     fn the_hierarchy_is_the_one_berth_can_use() {

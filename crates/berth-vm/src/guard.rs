@@ -56,4 +56,7 @@ pub fn run_guard(run_dir: &Path) {
     let mut stdin = std::io::stdin();
     while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
     RunDir::open(run_dir.to_path_buf()).destroy();
+    // The owner is gone: if its run directory (and so its record of the group) was deleted
+    // first, its group is found by the owner's pid in its name.
+    crate::cgroup::remove_abandoned();
 }

@@ -121,9 +121,13 @@ impl RunDir {
 
     /// Records that `process` has `pid`, so a guard or a later cleanup can kill it.
     pub fn record_pid(&self, process: &str, pid: u32) -> Result<(), VmError> {
+        // Written aside and renamed into place: a reader (a guard, a cleanup, a test) sees
+        // the whole line or no file, never an empty one.
         let p = self.path.join(format!("{process}.pid"));
+        let tmp = self.path.join(format!(".{process}.pid.tmp"));
         let line = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
-        std::fs::write(&p, line).map_err(|e| VmError::io("cannot write", &p, e))
+        std::fs::write(&tmp, line).map_err(|e| VmError::io("cannot write", &tmp, e))?;
+        std::fs::rename(&tmp, &p).map_err(|e| VmError::io("cannot write", &p, e))
     }
 
     /// SIGKILLs every recorded process that is still the same process (pid and start time
@@ -176,6 +180,7 @@ pub fn reap_orphans(root: &Path) -> Vec<PathBuf> {
             reaped.push(entry.path());
         }
     }
+    crate::cgroup::remove_abandoned();
     reaped
 }
 
@@ -194,7 +199,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
 }
 
 /// Whether `pid` exists only as a zombie (dead, waiting for its parent to reap it).
-fn is_zombie(pid: u32) -> bool {
+pub(crate) fn is_zombie(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     stat.rfind(')')
         .and_then(|i| stat[i + 1..].split_whitespace().next())

@@ -1,6 +1,8 @@
 //! A booted VM with a connected agent: what `berth vm run`, the benchmarks and the tests use.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -14,6 +16,8 @@ pub enum SessionError {
     Vm(#[from] VmError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error("stopped while booting")]
+    Cancelled,
 }
 
 /// Where failed VMs leave their console log, and how long to wait for the agent.
@@ -24,6 +28,9 @@ pub struct BootOptions {
     /// Recorded as the VM's owner: when that process is gone, the VM is an orphan.
     pub owner_pid: u32,
     pub boot_timeout: Duration,
+    /// Set (by a stop request) while the VM boots: the boot gives up at once, with
+    /// [`SessionError::Cancelled`], and the VM is torn down.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 pub struct VmSession<V: RunningVm> {
@@ -40,6 +47,9 @@ impl<V: RunningVm> VmSession<V> {
         spec: &VmSpec,
         opts: &BootOptions,
     ) -> Result<VmSession<V>, SessionError> {
+        if cancelled(opts) {
+            return Err(SessionError::Cancelled);
+        }
         let started = Instant::now();
         let dir = hv.create(spec, &opts.run_root)?;
         dir.record_pid("owner", opts.owner_pid)?;
@@ -49,7 +59,7 @@ impl<V: RunningVm> VmSession<V> {
             &vm.agent_socket(),
             &kept_console,
             opts.boot_timeout,
-            &mut || !vm.has_exited(),
+            &mut || !cancelled(opts) && !vm.has_exited(),
         );
         match connected {
             Ok(agent) => Ok(VmSession {
@@ -58,6 +68,10 @@ impl<V: RunningVm> VmSession<V> {
                 boot_time: started.elapsed(),
                 kept_console,
             }),
+            Err(_) if cancelled(opts) => {
+                vm.stop(Duration::ZERO);
+                Err(SessionError::Cancelled)
+            }
             Err(e) => {
                 keep_console(&vm, &kept_console);
                 vm.stop(Duration::ZERO);
@@ -98,6 +112,12 @@ impl<V: RunningVm> VmSession<V> {
             vm.stop(Duration::ZERO);
         }
     }
+}
+
+fn cancelled(opts: &BootOptions) -> bool {
+    opts.cancel
+        .as_ref()
+        .is_some_and(|c| c.load(Ordering::SeqCst))
 }
 
 fn keep_console<V: RunningVm>(vm: &V, to: &Path) {

@@ -150,6 +150,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
         logs_dir: ctx.data.logs(),
         owner_pid: std::process::id(),
         boot_timeout: Duration::from_secs(120),
+        cancel: None,
     };
 
     let mut berth = Vec::new();

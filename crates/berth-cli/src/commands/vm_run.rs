@@ -154,6 +154,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         logs_dir: ctx.data.logs(),
         owner_pid: std::process::id(),
         boot_timeout: Duration::from_secs(args.boot_timeout),
+        cancel: None,
     };
     let mut session = match VmSession::boot(&hv, &spec, &opts) {
         Ok(s) => s,

@@ -308,6 +308,11 @@ impl QemuVm {
             let _ = child.wait();
         }
         self.dir.destroy();
+        // The group the VM was made with, even if the run directory's record of it is gone
+        // (a data directory deleted under a running VM).
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
         if let Some(g) = self.guard.take() {
             g.release();
         }
