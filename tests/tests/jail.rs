@@ -198,6 +198,10 @@ fn an_attempts_qemu_cannot_open_a_host_file_outside_its_jail() {
         for dir in cgroups.lines() {
             let procs = std::fs::read_to_string(format!("{dir}/cgroup.procs")).unwrap();
             assert!(procs.lines().any(|p| p == pid), "{dir}: {procs}");
+            // Where there is a CPU limit: its vCPU + one.
+            if let Ok(quota) = std::fs::read_to_string(format!("{dir}/cpu.cfs_quota_us")) {
+                assert_eq!(quota.trim(), "200000", "{dir}");
+            }
         }
     }
     // The run directory's record of the group is lost while the VM runs (as when a data
@@ -217,7 +221,7 @@ fn an_attempts_qemu_cannot_open_a_host_file_outside_its_jail() {
 /// away with everything in it.
 #[test]
 fn a_jailed_program_cannot_take_more_memory_or_tasks_than_its_group_allows() {
-    use berth_vm::cgroup::{Hierarchy, VmCgroup};
+    use berth_vm::cgroup::{GroupLimits, Hierarchy, VmCgroup};
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let Some(h) = Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), root) else {
@@ -225,7 +229,13 @@ fn a_jailed_program_cannot_take_more_memory_or_tasks_than_its_group_allows() {
         return;
     };
     let name = format!("jail-test-{}", std::process::id());
-    let cg = VmCgroup::create(&h, &name, 96 << 20, 24).unwrap();
+    let limits = GroupLimits {
+        memory: 96 << 20,
+        pids: 24,
+        // A fifth of a CPU.
+        cpu_millis: Some(200),
+    };
+    let cg = VmCgroup::create(&h, &name, limits).unwrap();
     let allowed = tempfile::tempdir().unwrap();
     let jailed = |script: &str| {
         let mut cmd = Command::new(berth_bin());
@@ -254,6 +264,18 @@ fn a_jailed_program_cannot_take_more_memory_or_tasks_than_its_group_allows() {
         "{over:?}"
     );
     assert!(cg.oom_kills() >= 1);
+    // A busy loop for a second: where the host has the CPU controller, the kernel holds it
+    // back (it may run 20 ms of every 100 ms).
+    if h.has_cpu() {
+        let spin = jailed(
+            "import time\n\
+             end = time.monotonic() + 1.0\n\
+             while time.monotonic() < end: pass\n\
+             print('spun')\n",
+        );
+        assert_eq!(String::from_utf8_lossy(&spin.stdout), "spun\n", "{spin:?}");
+        assert!(cg.cpu_throttled() >= 1, "{:?}", cg.dirs);
+    }
     // A fork bomb: at most 24 tasks at once, the rest refused.
     let bomb = jailed(
         "import os, time\n\
@@ -278,4 +300,84 @@ fn a_jailed_program_cannot_take_more_memory_or_tasks_than_its_group_allows() {
     // Removing the group kills what is left in it (the sleeping children) and the group.
     cg.remove();
     assert!(cg.dirs.iter().all(|d| !d.exists()), "{:?}", cg.dirs);
+}
+
+/// A QEMU that goes over its group's memory limit (as a QEMU its guest took over could try)
+/// is killed by the kernel, only it, and the attempt says why. The limit is lowered here to
+/// just above what the running VM holds; the guest then touches 300 MiB.
+#[test]
+fn a_qemu_over_its_memory_limit_is_killed_and_the_attempt_says_why() {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if berth_vm::cgroup::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), root).is_none() {
+        eprintln!("no control groups Berth can make here: nothing to check");
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let script = "while [ ! -f go ]; do sleep 0.2; done; \
+                  python3 -c 'b = bytearray(300 << 20); print(\"took it\")'; sleep 300";
+    let out = env
+        .berth()
+        .args(["task", "new", "--memory", "512", "--repo"])
+        .arg(&repo)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let state = |env: &TestEnv| {
+        let out = env.berth().args(["ls", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .and_then(|a| a.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(wait_until(
+        Duration::from_secs(180),
+        || state(&env)["state"] == "running"
+    ));
+    let run = env.run_dir().join("attempt-1-1");
+    let groups = std::fs::read_to_string(run.join("cgroups")).unwrap();
+    let memory = groups
+        .lines()
+        .find(|d| {
+            let d = std::path::Path::new(d);
+            d.join("memory.limit_in_bytes").exists() || d.join("memory.max").exists()
+        })
+        .unwrap()
+        .to_string();
+    let (usage, limit) = if std::path::Path::new(&memory).join("memory.max").exists() {
+        ("memory.current", "memory.max")
+    } else {
+        ("memory.usage_in_bytes", "memory.limit_in_bytes")
+    };
+    let held: u64 = std::fs::read_to_string(format!("{memory}/{usage}"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::write(format!("{memory}/{limit}"), (held + (64 << 20)).to_string()).unwrap();
+    std::fs::write(env.data_dir().join("attempts/1.1/work/go"), "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || state(&env)["state"]
+            == "failed"),
+        "{}",
+        state(&env)
+    );
+    let rec = state(&env);
+    let error = rec["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("killed it for going over its memory limit"),
+        "{rec}"
+    );
+    let logs = env.berth().args(["logs", "1.1"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&logs.stdout).contains("took it"));
+    // Nothing of the VM is left, its group included.
+    assert!(wait_until(Duration::from_secs(30), || groups
+        .lines()
+        .all(|d| !std::path::Path::new(d).exists())));
+    assert!(wait_until(Duration::from_secs(30), || {
+        berth_tests::Leftovers::of(env.data_dir(), None).is_clean()
+    }));
 }

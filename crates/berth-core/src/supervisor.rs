@@ -484,7 +484,11 @@ fn run_booted<V: RunningVm>(
                     break end;
                 }
             }
-            Err(e) => break Outcome::Failed(e),
+            // The channel broke: if QEMU is gone, why it went is the better answer.
+            Err(e) => match session.vm_problem(Duration::from_secs(2)) {
+                Some(problem) => break Outcome::Broken(problem),
+                None => break Outcome::Failed(e),
+            },
         }
     };
     let _ = std::fs::remove_file(&socket);

@@ -645,8 +645,13 @@ pub fn run_attempt<H: Hypervisor>(
         }
         Err(e) => {
             session.keep_console();
+            // The channel broke: if QEMU is gone, why it went is the better answer.
+            let error = match session.vm_problem(std::time::Duration::from_secs(2)) {
+                Some(problem) => format!("{problem} ({e})"),
+                None => e.to_string(),
+            };
             session.kill();
-            set_failed(&mut db, clock, id, &e.to_string())?;
+            set_failed(&mut db, clock, id, &error)?;
             Err(SessionError::from(e).into())
         }
     }

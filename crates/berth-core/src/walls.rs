@@ -101,10 +101,15 @@ fn cgroups(
             available: true,
             detail: format!(
                 "{}: each VM's QEMU and its bridges in a group of their own, at most its guest \
-                 memory + its translation cache + {} MiB, and {} tasks",
+                 memory + its translation cache + {} MiB, {} tasks{}",
                 h.describe(),
                 berth_vm::cgroup::HEADROOM_MIB,
-                berth_vm::cgroup::PIDS_MAX
+                berth_vm::cgroup::PIDS_MAX,
+                if h.has_cpu() {
+                    " and the CPU time of its vCPUs + 1"
+                } else {
+                    " (no CPU limit: the host has no CPU controller Berth can use)"
+                }
             ),
         };
     }
@@ -190,6 +195,7 @@ mod tests {
         let v1 = berth_vm::cgroup::Hierarchy::V1 {
             memory: "/m".into(),
             pids: "/p".into(),
+            cpu: None,
         };
         let cg = cgroups(Some(v1), None, false);
         assert!(cg.available && cg.detail.contains("cgroup v1 (memory, pids)"));

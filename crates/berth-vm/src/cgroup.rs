@@ -32,8 +32,12 @@ pub struct VmCgroup {
 pub enum Hierarchy {
     /// The unified hierarchy's root (as root only: its children may have controllers).
     V2(PathBuf),
-    /// The v1 memory and pids hierarchies' roots.
-    V1 { memory: PathBuf, pids: PathBuf },
+    /// The v1 memory and pids hierarchies' roots, and the cpu one's where it is writable.
+    V1 {
+        memory: PathBuf,
+        pids: PathBuf,
+        cpu: Option<PathBuf>,
+    },
 }
 
 impl Hierarchy {
@@ -48,20 +52,32 @@ impl Hierarchy {
             let has = |n: &str| c.split_whitespace().any(|x| x == n);
             return (is_root && has("memory") && has("pids")).then(|| Hierarchy::V2(root.into()));
         }
-        let (memory, pids) = (root.join("memory"), root.join("pids"));
+        let (memory, pids, cpu) = (root.join("memory"), root.join("pids"), root.join("cpu"));
+        let cpu = (cpu.join("cpu.cfs_quota_us").exists() && writable(&cpu)).then_some(cpu);
         (memory.join("memory.limit_in_bytes").exists()
             && pids.join("cgroup.procs").exists()
             && writable(&memory)
             && writable(&pids))
-        .then_some(Hierarchy::V1 { memory, pids })
+        .then_some(Hierarchy::V1 { memory, pids, cpu })
+    }
+
+    /// Whether groups here can have a CPU limit.
+    pub fn has_cpu(&self) -> bool {
+        match self {
+            Hierarchy::V2(root) => std::fs::read_to_string(root.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|x| x == "cpu")),
+            Hierarchy::V1 { cpu, .. } => cpu.is_some(),
+        }
     }
 
     /// Says what this is, for `berth doctor`.
     pub fn describe(&self) -> String {
-        match self {
-            Hierarchy::V2(_) => "cgroup v2 (memory, pids)".into(),
-            Hierarchy::V1 { .. } => "cgroup v1 (memory, pids)".into(),
-        }
+        let version = match self {
+            Hierarchy::V2(_) => "v2",
+            Hierarchy::V1 { .. } => "v1",
+        };
+        let cpu = if self.has_cpu() { ", cpu" } else { "" };
+        format!("cgroup {version} (memory, pids{cpu})")
     }
 }
 
@@ -83,47 +99,118 @@ fn make_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// What a group may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    /// Bytes of memory.
+    pub memory: u64,
+    /// Tasks (processes and threads).
+    pub pids: u64,
+    /// CPU time, in thousandths of a CPU (per 100 ms period), where the host has the CPU
+    /// controller; `None`: no CPU limit.
+    pub cpu_millis: Option<u64>,
+}
+
+/// The CFS period the CPU quota is counted in, microseconds.
+const CPU_PERIOD_US: u64 = 100_000;
+
+impl GroupLimits {
+    /// A VM's: its guest memory + TCG's translation cache + QEMU's headroom, [`PIDS_MAX`]
+    /// tasks, and its vCPUs + one CPU (QEMU's main loop and I/O threads, its bridges).
+    pub fn for_vm(memory_mib: u32, tcg_cache_mib: u32, cpus: u32) -> GroupLimits {
+        GroupLimits {
+            memory: memory_limit(memory_mib, tcg_cache_mib),
+            pids: PIDS_MAX,
+            cpu_millis: Some((cpus as u64 + 1) * 1000),
+        }
+    }
+
+    fn cpu_quota_us(&self) -> Option<u64> {
+        self.cpu_millis
+            .map(|m| (m * CPU_PERIOD_US / 1000).max(1000))
+    }
+}
+
 impl VmCgroup {
-    /// Makes the group `name` (unique on this host) in `h` with `memory` bytes and `pids`
-    /// tasks at most. A failure leaves nothing behind.
-    pub fn create(h: &Hierarchy, name: &str, memory: u64, pids: u64) -> Result<VmCgroup, String> {
-        match h {
+    /// Makes the group `name` (unique on this host) in `h` with `limits`. The CPU limit is
+    /// set where the host has the CPU controller and skipped where it has not. A failure
+    /// leaves nothing behind.
+    pub fn create(h: &Hierarchy, name: &str, limits: GroupLimits) -> Result<VmCgroup, String> {
+        let cg = match h {
             Hierarchy::V2(root) => {
                 let parent = root.join("berth");
-                (|| {
-                    write(&root.join("cgroup.subtree_control"), "+memory +pids")?;
-                    make_dir(&parent)?;
-                    write(&parent.join("cgroup.subtree_control"), "+memory +pids")?;
-                    let dir = parent.join(name);
-                    make_dir(&dir)?;
-                    let cg = VmCgroup {
-                        dirs: vec![dir.clone()],
-                    };
-                    let set = write(&dir.join("memory.max"), &memory.to_string())
-                        .and_then(|_| write(&dir.join("memory.swap.max"), "0").or(Ok(())))
-                        .and_then(|_| write(&dir.join("pids.max"), &pids.to_string()));
-                    set.map(|_| cg.clone()).inspect_err(|_| cg.remove())
-                })()
+                write(&root.join("cgroup.subtree_control"), "+memory +pids")?;
+                make_dir(&parent)?;
+                write(&parent.join("cgroup.subtree_control"), "+memory +pids")?;
+                // The CPU controller where the host has it (the limit is then set below).
+                if limits.cpu_millis.is_some() && h.has_cpu() {
+                    let _ = write(&root.join("cgroup.subtree_control"), "+cpu")
+                        .and_then(|_| write(&parent.join("cgroup.subtree_control"), "+cpu"));
+                }
+                VmCgroup {
+                    dirs: vec![parent.join(name)],
+                }
             }
-            Hierarchy::V1 { memory: m, pids: p } => (|| {
-                let (md, pd) = (m.join("berth"), p.join("berth"));
-                make_dir(&md)?;
-                make_dir(&pd)?;
-                let cg = VmCgroup {
-                    dirs: vec![md.join(name), pd.join(name)],
-                };
-                let set = make_dir(&cg.dirs[0])
-                    .and_then(|_| make_dir(&cg.dirs[1]))
-                    .and_then(|_| {
-                        write(
-                            &cg.dirs[0].join("memory.limit_in_bytes"),
-                            &memory.to_string(),
-                        )
-                    })
-                    .and_then(|_| write(&cg.dirs[1].join("pids.max"), &pids.to_string()));
-                set.map(|_| cg.clone()).inspect_err(|_| cg.remove())
-            })(),
-        }
+            Hierarchy::V1 { memory, pids, cpu } => {
+                let mut dirs = vec![memory.join("berth"), pids.join("berth")];
+                if let Some(c) = cpu.as_ref().filter(|_| limits.cpu_millis.is_some()) {
+                    dirs.push(c.join("berth"));
+                }
+                for d in &dirs {
+                    make_dir(d)?;
+                }
+                VmCgroup {
+                    dirs: dirs.iter().map(|d| d.join(name)).collect(),
+                }
+            }
+        };
+        let set = || -> Result<(), String> {
+            for d in &cg.dirs {
+                make_dir(d)?;
+            }
+            for d in &cg.dirs {
+                if d.join("memory.max").exists() {
+                    write(&d.join("memory.max"), &limits.memory.to_string())?;
+                    let _ = write(&d.join("memory.swap.max"), "0");
+                }
+                if d.join("memory.limit_in_bytes").exists() {
+                    write(&d.join("memory.limit_in_bytes"), &limits.memory.to_string())?;
+                }
+                if d.join("pids.max").exists() {
+                    write(&d.join("pids.max"), &limits.pids.to_string())?;
+                }
+                if let Some(quota) = limits.cpu_quota_us() {
+                    if d.join("cpu.max").exists() {
+                        write(&d.join("cpu.max"), &format!("{quota} {CPU_PERIOD_US}"))?;
+                    }
+                    if d.join("cpu.cfs_quota_us").exists() {
+                        write(&d.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                        write(&d.join("cpu.cfs_quota_us"), &quota.to_string())?;
+                    }
+                }
+            }
+            // Every limit asked for is in place, or the group is not used.
+            let has = |f: &str| cg.dirs.iter().any(|d| d.join(f).exists());
+            if !(has("memory.max") || has("memory.limit_in_bytes")) || !has("pids.max") {
+                return Err("the group has no memory or pids limit".into());
+            }
+            Ok(())
+        };
+        set().map(|_| cg.clone()).inspect_err(|_| cg.remove())
+    }
+
+    /// How many periods the kernel held the group back for its CPU limit (0 without one).
+    pub fn cpu_throttled(&self) -> u64 {
+        self.dirs
+            .iter()
+            .filter_map(|d| std::fs::read_to_string(d.join("cpu.stat")).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.strip_prefix("nr_throttled "))
+                    .filter_map(|n| n.trim().parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
     }
 
     /// The files a process writes its pid to, to join the group.
@@ -211,7 +298,11 @@ pub fn remove_abandoned() -> usize {
     };
     let parents = match &h {
         Hierarchy::V2(r) => vec![r.join("berth")],
-        Hierarchy::V1 { memory, pids } => vec![memory.join("berth"), pids.join("berth")],
+        Hierarchy::V1 { memory, pids, cpu } => [Some(memory), Some(pids), cpu.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|r| r.join("berth"))
+            .collect(),
     };
     let mut removed = 0;
     for parent in parents {
@@ -282,6 +373,34 @@ mod tests {
         assert_eq!(Hierarchy::detect(d.path(), false), None);
         std::fs::write(d.path().join("cgroup.controllers"), "cpu\n").unwrap();
         assert_eq!(Hierarchy::detect(d.path(), true), None);
+    }
+
+    /// The v2 files and what goes in them, on a stand-in tree (this machine's kernel binds
+    /// memory and pids to v1, so the unified hierarchy cannot be tried for real here).
+    #[test]
+    fn a_v2_group_gets_its_memory_pids_and_cpu_limits() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        std::fs::write(root.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        let group = root.join("berth/vm-1-7-ab");
+        std::fs::create_dir_all(&group).unwrap();
+        for f in ["memory.max", "memory.swap.max", "pids.max", "cpu.max"] {
+            std::fs::write(group.join(f), "max\n").unwrap();
+        }
+        let h = Hierarchy::detect(root, true).unwrap();
+        assert!(h.has_cpu());
+        assert_eq!(h.describe(), "cgroup v2 (memory, pids, cpu)");
+        let cg = VmCgroup::create(&h, "vm-1-7-ab", GroupLimits::for_vm(512, 256, 2)).unwrap();
+        assert_eq!(cg.dirs, vec![group.clone()]);
+        let read = |f: &str| std::fs::read_to_string(group.join(f)).unwrap();
+        assert_eq!(read("memory.max"), ((512u64 + 256 + 512) << 20).to_string());
+        assert_eq!(read("memory.swap.max"), "0");
+        assert_eq!(read("pids.max"), PIDS_MAX.to_string());
+        // Two vCPUs + one: 300 ms of every 100 ms period.
+        assert_eq!(read("cpu.max"), "300000 100000");
+        // A tree without a pids limit to set is refused.
+        std::fs::remove_file(group.join("pids.max")).unwrap();
+        assert!(VmCgroup::create(&h, "vm-1-7-ab", GroupLimits::for_vm(512, 0, 1)).is_err());
     }
 
     #[test]

@@ -80,6 +80,20 @@ impl<V: RunningVm> VmSession<V> {
         }
     }
 
+    /// After the agent's channel broke: what happened to the VM (QEMU's exit, and why when
+    /// the kernel killed it), waiting up to `within` for QEMU to be gone; `None` while the VM
+    /// still runs.
+    pub fn vm_problem(&mut self, within: Duration) -> Option<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let problem = self.vm.as_mut().and_then(|vm| vm.problem());
+            if problem.is_some() || Instant::now() >= deadline {
+                return problem;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Keeps the guest console for the user after a failure (the run dir is about to go).
     pub fn keep_console(&self) -> &Path {
         if let Some(vm) = &self.vm {

@@ -391,7 +391,7 @@ impl Drop for QemuVm {
 /// directory, which removes it with itself). A group that cannot be made is logged and
 /// skipped: the VM still has its memory and vCPUs, the jail and the uid.
 fn vm_cgroup(spec: &VmSpec, dir: &RunDir) -> Option<crate::cgroup::VmCgroup> {
-    use crate::cgroup::{Hierarchy, PIDS_MAX, VmCgroup, memory_limit};
+    use crate::cgroup::{GroupLimits, Hierarchy, VmCgroup};
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     let h = Hierarchy::detect(Path::new("/sys/fs/cgroup"), root)?;
@@ -407,7 +407,11 @@ fn vm_cgroup(spec: &VmSpec, dir: &RunDir) -> Option<crate::cgroup::VmCgroup> {
         dir.path().file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     );
-    match VmCgroup::create(&h, &name, memory_limit(spec.memory_mib, tcg), PIDS_MAX) {
+    match VmCgroup::create(
+        &h,
+        &name,
+        GroupLimits::for_vm(spec.memory_mib, tcg, spec.cpus),
+    ) {
         Ok(cg) => {
             if cg.record(dir.path()).is_err() {
                 cg.remove();
