@@ -201,12 +201,21 @@ impl VmCgroup {
 
     /// How many periods the kernel held the group back for its CPU limit (0 without one).
     pub fn cpu_throttled(&self) -> u64 {
+        self.counter(&["cpu.stat"], "nr_throttled ")
+    }
+
+    /// The sum of the `key` lines of the first of `files` each directory has.
+    fn counter(&self, files: &[&str], key: &str) -> u64 {
         self.dirs
             .iter()
-            .filter_map(|d| std::fs::read_to_string(d.join("cpu.stat")).ok())
+            .filter_map(|d| {
+                files
+                    .iter()
+                    .find_map(|f| std::fs::read_to_string(d.join(f)).ok())
+            })
             .flat_map(|t| {
                 t.lines()
-                    .filter_map(|l| l.strip_prefix("nr_throttled "))
+                    .filter_map(|l| l.strip_prefix(key))
                     .filter_map(|n| n.trim().parse::<u64>().ok())
                     .collect::<Vec<_>>()
             })
@@ -244,20 +253,7 @@ impl VmCgroup {
 
     /// How many times the kernel killed a process of the group for its memory limit.
     pub fn oom_kills(&self) -> u64 {
-        self.dirs
-            .iter()
-            .filter_map(|d| {
-                std::fs::read_to_string(d.join("memory.events"))
-                    .or_else(|_| std::fs::read_to_string(d.join("memory.oom_control")))
-                    .ok()
-            })
-            .flat_map(|t| {
-                t.lines()
-                    .filter_map(|l| l.strip_prefix("oom_kill "))
-                    .filter_map(|n| n.trim().parse::<u64>().ok())
-                    .collect::<Vec<_>>()
-            })
-            .sum()
+        self.counter(&["memory.events", "memory.oom_control"], "oom_kill ")
     }
 
     /// Kills whatever is still in the group (a bridge QEMU left behind) and removes it.
