@@ -3,10 +3,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Processes whose command line mentions `needle` (e.g. a test's data dir), with their pids.
+/// Processes whose command line mentions `needle` (e.g. a test's data dir) or whose working
+/// directory is under it (virtiofsd as a VM's uid is handed its share as its working
+/// directory), and their descendants (that virtiofsd's sandboxed child), with their pids.
 pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
-    let mut found = Vec::new();
     let me = std::process::id();
+    // pid, parent, command line, whether it matches by itself
+    let mut all = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -19,14 +22,36 @@ pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
         };
         let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
         let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = state
+        let after = state
             .rfind(')')
-            .is_some_and(|i| state[i + 1..].trim_start().starts_with('Z'));
-        if cmdline.contains(needle) && !zombie {
-            found.push((pid, cmdline));
+            .map(|i| &state[i + 1..])
+            .unwrap_or_default();
+        let mut fields = after.split_whitespace();
+        if fields.next() == Some("Z") {
+            continue;
         }
+        let parent: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        let matches = cmdline.contains(needle) || cwd.to_string_lossy().starts_with(needle);
+        all.push((pid, parent, cmdline, matches));
     }
-    found
+    let mut found: std::collections::HashSet<u32> =
+        all.iter().filter(|p| p.3).map(|p| p.0).collect();
+    loop {
+        let more: Vec<u32> = all
+            .iter()
+            .filter(|p| !found.contains(&p.0) && found.contains(&p.1))
+            .map(|p| p.0)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        found.extend(more);
+    }
+    all.into_iter()
+        .filter(|p| found.contains(&p.0))
+        .map(|p| (p.0, p.2))
+        .collect()
 }
 
 /// What is left of VMs under a data directory.

@@ -82,6 +82,7 @@ impl TestEnv {
             name: berth_core::random_id("vm").unwrap(),
             image,
             share: share.map(Path::to_path_buf),
+            share_is_berths: false,
             memory_mib: 384,
             cpus: 1,
             accel: auto_accel(),

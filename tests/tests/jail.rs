@@ -381,3 +381,65 @@ fn a_qemu_over_its_memory_limit_is_killed_and_the_attempt_says_why() {
         berth_tests::Leftovers::of(env.data_dir(), None).is_clean()
     }));
 }
+
+/// As root, an attempt's virtiofsd is not root: it runs as the VM's own uid, the workspace is
+/// that uid's, and what the guest makes there (a setuid file included) belongs to that uid on
+/// the host, never to root; the attempt's work still pulls back.
+#[test]
+fn as_root_virtiofsd_serves_the_workspace_as_the_vms_uid() {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: virtiofsd runs as the user already");
+        return;
+    }
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let script = "echo made > new.txt; cp /bin/sh ./shell; chmod 4755 ./shell; \
+                  git add new.txt && git commit -qm made && echo committed; sleep 300";
+    let out = env
+        .berth()
+        .args(["task", "new", "--repo"])
+        .arg(&repo)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let logs = || {
+        String::from_utf8_lossy(&env.berth().args(["logs", "1.1"]).output().unwrap().stdout)
+            .into_owned()
+    };
+    assert!(
+        wait_until(Duration::from_secs(180), || logs().contains("committed")),
+        "{}",
+        logs()
+    );
+    let uid = berth_vm::jail::vm_uid("attempt-1-1");
+    let run = env.run_dir().join("attempt-1-1");
+    let pid = std::fs::read_to_string(run.join("virtiofsd.pid")).unwrap();
+    let pid = pid.split_whitespace().next().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.contains(&format!("Uid:\t{uid}\t{uid}\t{uid}\t{uid}")),
+        "{status}"
+    );
+    assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
+    let work = env.data_dir().join("attempts/1.1/work");
+    for f in ["", "new.txt", "shell", ".git", ".git/HEAD"] {
+        let m = std::fs::symlink_metadata(work.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, uid), "{f}");
+    }
+    // The guest's setuid file is a setuid to that uid, not to root.
+    assert_ne!(
+        std::fs::metadata(work.join("shell")).unwrap().mode() & 0o4000,
+        0
+    );
+    let stop = env.berth().args(["stop", "1.1"]).output().unwrap();
+    assert!(stop.status.success(), "{stop:?}");
+    let pull = env.berth().args(["pull", "1.1"]).output().unwrap();
+    assert!(pull.status.success(), "{pull:?}");
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/1:new.txt"]),
+        "made\n"
+    );
+}

@@ -525,6 +525,7 @@ fn run_setup<H: Hypervisor>(
         name,
         image: settings.image.clone(),
         share: Some(work.clone()),
+        share_is_berths: true,
         memory_mib: settings.memory_mib.max(1024),
         cpus: settings.cpus,
         accel: settings.accel,

@@ -748,6 +748,7 @@ pub(crate) fn hand_over(
         }
         let share = dir.join("share");
         let moved = move_entries(&work, &share)
+            .and_then(|_| give_to_share_owner(&share))
             .and_then(|_| std::fs::remove_dir(&work))
             .and_then(|_| std::fs::rename(&share, &work));
         let told = moved.and_then(|_| {
@@ -798,6 +799,14 @@ pub(crate) fn hand_over(
         }
     }
     Ok(None)
+}
+
+/// The workspace moved into a slot's share belongs to whoever the share does: as root, the
+/// slot's VM's uid, which its virtiofsd runs as (see `berth_vm::share_owner`).
+fn give_to_share_owner(share: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(share)?;
+    berth_vm::share_owner::own_tree(share, meta.uid(), meta.gid())
 }
 
 /// A slot process's life: boot a VM of `shape` on an empty share, wait (ready) until an
@@ -870,6 +879,7 @@ pub fn run_slot<H: Hypervisor>(
         name: name.clone(),
         image: settings.image.clone(),
         share: Some(share.clone()),
+        share_is_berths: true,
         memory_mib: shape.memory_mib,
         cpus: shape.cpus,
         accel: settings.accel,

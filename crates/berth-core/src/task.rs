@@ -248,6 +248,7 @@ impl VmSettings {
             name: store.vm_name(id),
             image: self.image.clone(),
             share: Some(store.workspace(id)),
+            share_is_berths: true,
             memory_mib: self.memory_mib,
             cpus: self.cpus,
             accel: self.accel,

@@ -39,6 +39,15 @@ pub struct Jail {
 /// containers, below 2^31, with no user of the system there.
 pub const VM_UID_BASE: u32 = 1_900_000_000;
 
+/// The uid the helpers of a VM named `name` (QEMU, its bridges, virtiofsd for a workspace)
+/// run as when Berth runs as root and has not been told to keep them root
+/// (`BERTH_JAIL_AS_ROOT=1`); `None` otherwise (they run as the user).
+pub fn helpers_uid(name: &str) -> Option<u32> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    (root && std::env::var_os("BERTH_JAIL_AS_ROOT").is_none()).then(|| vm_uid(name))
+}
+
 /// The uid VM `name`'s QEMU runs as (as root): one of 65536 from [`VM_UID_BASE`], by a hash of
 /// the name, so VMs running side by side get different ones.
 pub fn vm_uid(name: &str) -> u32 {

@@ -16,6 +16,7 @@ pub mod logfile;
 pub mod qemu;
 pub mod rundir;
 pub mod session;
+pub mod share_owner;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -64,6 +65,11 @@ pub struct VmSpec {
     pub image: Image,
     /// Host directory shared read-write at `/work`.
     pub share: Option<PathBuf>,
+    /// The share is Berth's own (a workspace, a pooled VM's empty share): when Berth runs as
+    /// root it is given to the VM's unprivileged uid, which virtiofsd then runs as
+    /// ([`share_owner`]). `false` for a folder of the user's (`berth vm run --share`), whose
+    /// files are never given away (virtiofsd then serves it as the user).
+    pub share_is_berths: bool,
     pub memory_mib: u32,
     pub cpus: u32,
     pub accel: Accel,

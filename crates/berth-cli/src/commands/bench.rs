@@ -159,6 +159,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             name: berth_core::random_id("bench")?,
             image: image.clone(),
             share: Some(share.clone()),
+            share_is_berths: false,
             memory_mib: memory,
             cpus: 1,
             accel: choice.accel,

@@ -70,6 +70,7 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
             name: berth_core::random_id("bench")?,
             image: settings.image.clone(),
             share: None,
+            share_is_berths: false,
             memory_mib: settings.memory_mib,
             cpus: 1,
             accel: settings.accel,

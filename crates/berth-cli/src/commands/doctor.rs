@@ -142,7 +142,7 @@ fn share_sandbox(run: &Path, virtiofsd: &Path, allow_none: bool) -> Result<Sandb
     let result = std::fs::create_dir(&share)
         .map_err(|e| e.to_string())
         .and_then(|_| {
-            berth_core::host::qemu::virtiofsd::spawn(virtiofsd, &share, &dir, allow_none)
+            berth_core::host::qemu::virtiofsd::spawn(virtiofsd, &share, &dir, allow_none, None)
                 .map_err(|e| e.to_string())
         })
         .map(|(mut child, sandbox)| {

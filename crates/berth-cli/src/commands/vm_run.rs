@@ -108,6 +108,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         name,
         image,
         share,
+        share_is_berths: false,
         memory_mib: args.memory,
         cpus: args.cpus,
         accel: choice.accel,

@@ -202,6 +202,7 @@ mod tests {
                 },
             },
             share: share.then(|| PathBuf::from("/share")),
+            share_is_berths: false,
             memory_mib: 256,
             cpus: 1,
             accel,

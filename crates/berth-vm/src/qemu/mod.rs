@@ -102,11 +102,16 @@ impl Hypervisor for Qemu {
         }
         tracing::debug!("guard started after {:?}", t0.elapsed());
         if let Some(share) = &spec.share {
+            let as_uid = spec
+                .share_is_berths
+                .then(|| crate::jail::helpers_uid(&spec.name))
+                .flatten();
             let (child, sandbox) = virtiofsd::spawn(
                 &self.config.virtiofsd,
                 share,
                 &vm.dir,
                 self.config.allow_unsandboxed_share,
+                as_uid,
             )?;
             tracing::debug!("virtiofsd ready after {:?}", t0.elapsed());
             vm.virtiofsd = Some(child);
@@ -444,9 +449,6 @@ fn vm_jail(spec: &VmSpec, run_dir: &Path, qemu: &Path, exe: &Path) -> crate::jai
         None => {}
     }
     // As root, QEMU runs as an unprivileged uid of this VM's own.
-    // SAFETY: geteuid cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    let uid = (root && std::env::var_os("BERTH_JAIL_AS_ROOT").is_none())
-        .then(|| crate::jail::vm_uid(&run_dir.file_name().unwrap_or_default().to_string_lossy()));
+    let uid = crate::jail::helpers_uid(&run_dir.file_name().unwrap_or_default().to_string_lossy());
     crate::jail::Jail::for_vm(qemu, exe, &read, &write, uid)
 }
