@@ -325,7 +325,9 @@ mod tests {
         let share = tmp.path().join("share");
         std::fs::create_dir(&share).unwrap();
         let dir = RunDir::create(&tmp.path().join("run"), "vm").unwrap();
-        let err = spawn(&bin, &share, &dir, false, None).unwrap_err().to_string();
+        let err = spawn(&bin, &share, &dir, false, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(UNSANDBOXED_OPT_IN), "{err}");
         let calls = std::fs::read_to_string(tmp.path().join("calls")).unwrap();
         assert!(!calls.contains("--sandbox=none"), "{calls}");

@@ -41,6 +41,11 @@ const ATTACKS: &[(&str, &str, Judge)] = &[
         share_hardlink,
     ),
     (
+        "share-setuid",
+        "a setuid file made in /work is never root's on the host",
+        share_setuid,
+    ),
+    (
         "host-proc",
         "no host process is visible in the guest's /proc",
         host_proc,
@@ -363,6 +368,33 @@ fn share_symlink(ev: &Evidence) -> Result<String, (bool, String)> {
     Ok(format!(
         "reading it: {}",
         short(r["read"].as_str().unwrap_or("?"))
+    ))
+}
+
+fn share_setuid(ev: &Evidence) -> Result<String, (bool, String)> {
+    let r = report(ev, "share-setuid")?;
+    let Some((uid, mode)) = ev.share_setuid else {
+        return unknown(format!(
+            "no file on the host: {}",
+            short(&r["made"].to_string())
+        ));
+    };
+    let setuid = mode & 0o4000 != 0;
+    if uid == 0 && setuid {
+        return breach("the host has a setuid-root file the guest wrote");
+    }
+    let whose = if uid == ev.berth_uid {
+        "yours".to_string()
+    } else {
+        format!("uid {uid}, the VM's own")
+    };
+    Ok(format!(
+        "on the host: {whose}{}",
+        if setuid {
+            ", setuid to that uid only"
+        } else {
+            ", no setuid bit"
+        }
     ))
 }
 
@@ -902,5 +934,12 @@ mod tests {
         assert_eq!(outcome(&ev, "approval-spoof"), "stopped");
         ev.attacker_shown = "1.1  egress  deny evil\u{1b}[2J.selftest".into();
         assert_eq!(outcome(&ev, "approval-spoof"), "BREACH");
+        ev.guest
+            .insert("share-setuid".into(), json!({"made": "0o104755"}));
+        assert_eq!(outcome(&ev, "share-setuid"), "not run");
+        ev.share_setuid = Some((1_900_000_001, 0o104755));
+        assert_eq!(outcome(&ev, "share-setuid"), "stopped");
+        ev.share_setuid = Some((0, 0o104755));
+        assert_eq!(outcome(&ev, "share-setuid"), "BREACH");
     }
 }

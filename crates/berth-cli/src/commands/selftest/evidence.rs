@@ -90,6 +90,10 @@ pub struct Evidence {
     pub qemu_open_outside: String,
     pub frames_length: FrameRun,
     pub frames_garbage: FrameRun,
+    /// The setuid file the attacker made in /work, on the host: its owner and mode.
+    pub share_setuid: Option<(u32, u32)>,
+    /// The uid Berth runs as.
+    pub berth_uid: u32,
 }
 
 impl Evidence {
@@ -246,6 +250,17 @@ pub fn gather(bench: &Bench, progress: &dyn Fn(&str)) -> Result<Evidence> {
         ev.problem("the attacker", format!("did not finish: {state}"));
     }
     ev.attacker_audit = audit(bench, &attacker);
+    {
+        use std::os::unix::fs::MetadataExt;
+        let probe = bench
+            .data
+            .join(format!("attempts/{attacker}/work/setuid-probe"));
+        ev.share_setuid = std::fs::symlink_metadata(probe)
+            .ok()
+            .map(|m| (m.uid(), m.mode()));
+        // SAFETY: geteuid cannot fail.
+        ev.berth_uid = unsafe { libc::geteuid() };
+    }
     for args in [vec!["audit", attacker.as_str()], vec!["ls"]] {
         if let Ok(text) = bench.ok(&args) {
             ev.attacker_shown.push_str(&text);

@@ -94,6 +94,12 @@ def share_links():
     attempt(os.symlink, "/", "/work/root-link")
     report("share-symlink", read=attempt(read_path, link),
            listed=attempt(lambda: sorted(os.listdir("/work/root-link"))[:40]))
+    def setuid_file():
+        with open("/work/setuid-probe", "w") as f:
+            f.write("#!/bin/sh\nid\n")
+        os.chmod("/work/setuid-probe", 0o4755)
+        return oct(os.stat("/work/setuid-probe").st_mode)
+    report("share-setuid", made=attempt(setuid_file))
     report("share-hardlink", host=attempt(os.link, CFG["host_marker"], "/work/hard-host"),
            guest=attempt(os.link, "/etc/passwd", "/work/hard-passwd"),
            parent=attempt(os.link, "/work/..", "/work/hard-parent"))
