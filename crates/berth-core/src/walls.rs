@@ -170,7 +170,8 @@ fn as_root(root: bool) -> Wall {
             format!(
                 "Berth runs as root: each VM's QEMU and its bridges run as an unprivileged uid \
                  of the VM's own (from {}) keeping only the capabilities to open what its jail \
-                 allows; virtiofsd runs as root in its own sandbox",
+                 allows; virtiofsd serves each workspace as that uid too, with no capability, \
+                 in its own user namespace",
                 berth_vm::jail::VM_UID_BASE
             )
         } else {
