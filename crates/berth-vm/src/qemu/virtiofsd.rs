@@ -61,9 +61,10 @@ pub fn spawn(
         )));
     }
     if let Some(uid) = as_uid {
-        crate::share_owner::own_tree(share, uid, uid)
-            .map_err(|e| VmError::io("cannot give the share to its VM's uid", share, e))?;
-        match unprivileged::spawn(bin, share, dir, uid) {
+        let served = crate::share_owner::own_tree(share, uid, uid)
+            .map_err(|e| format!("cannot give the share to it: {e}"))
+            .and_then(|_| unprivileged::spawn(bin, share, dir, uid));
+        match served {
             Ok(child) => return Ok((child, Sandbox::Namespace)),
             Err(e) => tracing::warn!("virtiofsd as uid {uid}: {e}; it runs as root instead"),
         }
