@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Processes whose command line mentions `needle` (e.g. a test's data dir) or whose working
-/// directory is under it (virtiofsd as a VM's uid is handed its share as its working
-/// directory), and their descendants (that virtiofsd's sandboxed child), with their pids.
+/// Processes whose command line mentions `needle` (e.g. a test's data dir), and those whose
+/// working directory is under it with their descendants (virtiofsd as a VM's uid is handed its
+/// share as its working directory; its sandboxed child has none), with their pids.
 pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
     let me = std::process::id();
     // pid, parent, command line, whether it matches by itself
@@ -32,24 +32,25 @@ pub fn processes_mentioning(needle: &str) -> Vec<(u32, String)> {
         }
         let parent: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
         let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
-        let matches = cmdline.contains(needle) || cwd.to_string_lossy().starts_with(needle);
-        all.push((pid, parent, cmdline, matches));
+        let by_name = cmdline.contains(needle);
+        let by_cwd = cwd.to_string_lossy().starts_with(needle);
+        all.push((pid, parent, cmdline, by_name, by_cwd));
     }
-    let mut found: std::collections::HashSet<u32> =
-        all.iter().filter(|p| p.3).map(|p| p.0).collect();
+    let mut under: std::collections::HashSet<u32> =
+        all.iter().filter(|p| p.4).map(|p| p.0).collect();
     loop {
         let more: Vec<u32> = all
             .iter()
-            .filter(|p| !found.contains(&p.0) && found.contains(&p.1))
+            .filter(|p| !under.contains(&p.0) && under.contains(&p.1))
             .map(|p| p.0)
             .collect();
         if more.is_empty() {
             break;
         }
-        found.extend(more);
+        under.extend(more);
     }
     all.into_iter()
-        .filter(|p| found.contains(&p.0))
+        .filter(|p| p.3 || under.contains(&p.0))
         .map(|p| (p.0, p.2))
         .collect()
 }

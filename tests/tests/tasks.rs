@@ -581,6 +581,33 @@ fn stopping_an_attempt_while_it_boots_ends_the_boot_cleanly() {
     ok(&env, &["stop", "1.1"]);
 }
 
+/// `stop` returns once the supervisor is done, including reading the workspace's changes
+/// into the attempt's host repository (seconds for a large one): a `pull` right after never
+/// meets that repository locked.
+#[test]
+fn a_pull_right_after_stop_never_meets_the_supervisors_lock() {
+    let env = TestEnv::new();
+    let repo = simple_repo(&env);
+    let script = "mkdir big; for f in $(seq 200); do head -c 200000 /dev/urandom > big/$f; done; echo written; sleep 300";
+    task_new(&env, &repo, &[], script);
+    assert!(wait_until(Duration::from_secs(300), || ok(
+        &env,
+        &["logs", "1.1"]
+    )
+    .contains("written")));
+    ok(&env, &["stop", "1.1"]);
+    let rec = attempt(&env, "1.1");
+    assert_eq!(rec["files_changed"], 200, "{rec}");
+    ok(&env, &["pull", "1.1"]);
+    assert_eq!(
+        git(&repo, &["ls-tree", "-r", "--name-only", "berth/1/1"])
+            .lines()
+            .filter(|l| l.starts_with("big/"))
+            .count(),
+        200
+    );
+}
+
 #[test]
 fn two_starts_at_once_boot_the_attempt_once() {
     let env = TestEnv::new();
@@ -588,6 +615,10 @@ fn two_starts_at_once_boot_the_attempt_once() {
     task_new(&env, &repo, &[], "sleep 300");
     wait_state(&env, "1.1", &["running"], 180);
     ok(&env, &["stop", "1.1"]);
+    // `stop` returned after the supervisor's last word: its changes are counted already (a
+    // `pull` now never meets the attempt's host repository locked by it).
+    let rec = attempt(&env, "1.1");
+    assert!(rec["files_changed"].is_number(), "{rec}");
     // Both pass a "not running" check at once; only one may claim the attempt.
     let starts: Vec<_> = (0..2)
         .map(|_| env.berth().args(["start", "1.1"]).spawn().unwrap())

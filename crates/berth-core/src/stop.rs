@@ -30,13 +30,17 @@ pub fn stop_attempt(store: &Store, id: AttemptId, clock: Clock) -> Result<bool, 
         // stop this attempt only; it records the stop and goes on with its others.
         let _ = std::fs::write(store.stop_request(id), b"");
     }
-    let ended = |store: &Store| {
-        supervisor_gone(&rec)
-            || store
-                .db()
-                .and_then(|db| db.attempt(id))
-                .is_ok_and(|a| !a.state.is_live())
+    let stopped = |store: &Store| {
+        store
+            .db()
+            .and_then(|db| db.attempt(id))
+            .is_ok_and(|a| !a.state.is_live())
     };
+    // A supervisor records the stop, then reads the workspace's changes into the attempt's
+    // host repository, then exits: `stop` returns once it has exited, so a `pull` right after
+    // never meets that repository locked. A `berth run` process goes on with its other
+    // attempts, so there the record is what counts.
+    let ended = |store: &Store| supervisor_gone(&rec) || (!supervised && stopped(store));
     let deadline = Instant::now() + STOP_GRACE;
     while !ended(store) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
@@ -47,7 +51,10 @@ pub fn stop_attempt(store: &Store, id: AttemptId, clock: Clock) -> Result<bool, 
         reconcile(store, clock)?;
         return Ok(true);
     }
+    // Killed only if it has not even recorded the stop: one that has is finishing its
+    // bookkeeping (a large workspace's changes), which a kill would leave half done.
     if !supervisor_gone(&rec)
+        && !stopped(store)
         && let Some(pid) = rec.supervisor_pid
     {
         // SAFETY: kill takes plain integers; supervisor_gone checked the pid's start time, so
