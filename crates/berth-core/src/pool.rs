@@ -747,8 +747,8 @@ pub(crate) fn hand_over(
             return Ok(None);
         }
         let share = dir.join("share");
-        let moved = move_entries(&work, &share)
-            .and_then(|_| give_to_share_owner(&share))
+        let moved = give_to_share_owner(&work, &share)
+            .and_then(|_| move_entries(&work, &share))
             .and_then(|_| std::fs::remove_dir(&work))
             .and_then(|_| std::fs::rename(&share, &work));
         let told = moved.and_then(|_| {
@@ -801,12 +801,14 @@ pub(crate) fn hand_over(
     Ok(None)
 }
 
-/// The workspace moved into a slot's share belongs to whoever the share does: as root, the
-/// slot's VM's uid, which its virtiofsd runs as (see `berth_vm::share_owner`).
-fn give_to_share_owner(share: &Path) -> std::io::Result<()> {
+/// The workspace about to move into a slot's share is given to whoever owns the share (as
+/// root, the slot's VM's uid, which its virtiofsd runs as; see `berth_vm::share_owner`).
+/// Given while it is still where no guest sees it: the walk goes by path, so it must never run
+/// on a tree a running guest could change under it.
+fn give_to_share_owner(work: &Path, share: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(share)?;
-    berth_vm::share_owner::own_tree(share, meta.uid(), meta.gid())
+    berth_vm::share_owner::own_tree(work, meta.uid(), meta.gid())
 }
 
 /// A slot process's life: boot a VM of `shape` on an empty share, wait (ready) until an

@@ -9,7 +9,10 @@ use std::path::Path;
 
 /// Gives `dir` and everything under it to `uid`:`gid`: symlinks themselves (never what they
 /// point to), nothing on another filesystem (a mount under the tree is left as it is). Only
-/// entries owned by someone else are changed.
+/// entries owned by someone else are changed. The walk goes by path: call it only while no
+/// guest can change the tree (before virtiofsd serves it; a pooled handoff gives the workspace
+/// before moving it into the slot's share), or a directory swapped for a symlink mid-walk
+/// would have root give away what the symlink points to.
 pub fn own_tree(dir: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     let top = std::fs::symlink_metadata(dir)?;
     own_entry(dir, &top, uid, gid)?;
