@@ -158,6 +158,99 @@ fn a_pooled_vm_serves_one_attempt_which_sees_only_its_own_workspace() {
 }
 
 #[test]
+fn berth_run_takes_a_pooled_vm_and_ends_as_an_attempt_it_boots_would() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "1"]);
+    wait_ready(&env, 1);
+    let slot = ready(&env)[0].clone();
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--", "sh", "-c"])
+        .arg(
+            "echo out-line; echo err-line >&2; if [ -t 1 ]; then echo has-tty; else echo no-tty; fi; \
+             printf '50%%\\r60%%\\n'; echo \"$BERTH_ATTEMPT\" > who.txt; exit 3",
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    // The command's own exit code, from a VM that was waiting (no boot).
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("starts on a waiting VM"), "{stderr}");
+    assert_eq!(pooled(&env, "1.1").as_deref(), Some(slot.as_str()));
+    // No terminal, as for an attempt `berth run` boots; line ends as the command printed
+    // them (a CR of its own kept); both streams shown.
+    for line in ["out-line\n", "err-line\n", "no-tty\n50%\r60%\n"] {
+        assert!(stdout.contains(line), "{line:?} in {stdout:?}");
+    }
+    assert!(!stdout.contains("has-tty"), "{stdout:?}");
+    // The log keeps it as a terminal shows it, for `berth logs` and the app.
+    let logs = ok(&env, &["logs", "1.1"]);
+    assert!(
+        logs.contains("out-line\r\n") && logs.contains("60%\r\n"),
+        "{logs:?}"
+    );
+    // Its work is a branch, as any attempt's.
+    assert!(stdout.contains("berth/1/1"), "{stdout}");
+    assert_eq!(
+        berth_tests::git(&repo, &["show", "berth/1/1:who.txt"]),
+        "1.1\n"
+    );
+    // The VM served that one attempt; the pool refills.
+    assert!(!env.data_dir().join("pool").join(&slot).exists());
+    wait_ready(&env, 1);
+
+    // Ctrl-C stops a pooled attempt as it stops one `berth run` boots: exit 130, the
+    // attempt stopped, its VM gone.
+    let slot = ready(&env)[0].clone();
+    let child = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--", "sh", "-c", "echo started; sleep 600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let out = env.berth().args(["logs", "2.1"]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).contains("started")
+        }),
+        "{}",
+        ok(&env, &["ls"])
+    );
+    // SAFETY: a signal to the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("started"));
+    assert_eq!(pooled(&env, "2.1").as_deref(), Some(slot.as_str()));
+    let rec = json(&env, &["ls", "--json"]);
+    let a = rec
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "2.1")
+        .unwrap()
+        .clone();
+    assert_eq!(a["state"], "stopped", "{a}");
+    assert!(!env.data_dir().join("pool").join(&slot).exists());
+}
+
+#[test]
 fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_replaced() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();

@@ -801,6 +801,29 @@ pub(crate) fn hand_over(
     Ok(None)
 }
 
+/// `berth run`'s way into the pool: hands created attempt `id` to a waiting VM of its shape,
+/// to run without a terminal as `berth run`'s own attempts do (it follows the attempt's log;
+/// see `Store::foreground_marker`). Returns the slot process's pid; `None`: boot it here.
+pub fn hand_over_foreground(
+    berth: &Path,
+    store: &Store,
+    id: AttemptId,
+    cpus: u32,
+    clock: Clock,
+) -> Result<Option<u32>, TaskError> {
+    if !pool_dir(store).is_dir() {
+        return Ok(None);
+    }
+    let marker = store.foreground_marker(id);
+    std::fs::write(&marker, b"")
+        .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", marker.display())))?;
+    let handed = hand_over(berth, store, id, cpus, clock);
+    if !matches!(handed, Ok(Some(_))) {
+        let _ = std::fs::remove_file(&marker);
+    }
+    handed
+}
+
 /// The workspace about to move into a slot's share is given to whoever owns the share (as
 /// root, the slot's VM's uid, which its virtiofsd runs as; see `berth_vm::share_owner`).
 /// Given while it is still where no guest sees it: the walk goes by path, so it must never run
@@ -1028,7 +1051,12 @@ fn warm_up(agent: &mut berth_vm::agent::AgentClient) {
         fn stderr(&mut self, _: &[u8]) {}
         fn error(&mut self, _: &str) {}
     }
-    for _ in 0..2 {
+    // Under a terminal (what `task new` and the app run) and without one (`berth run`).
+    for pty in [
+        Some(berth_proto::WinSize { rows: 24, cols: 80 }),
+        None,
+        Some(berth_proto::WinSize { rows: 24, cols: 80 }),
+    ] {
         let _ = agent.exec(
             berth_proto::ExecRequest {
                 argv: vec![
@@ -1039,7 +1067,7 @@ fn warm_up(agent: &mut berth_vm::agent::AgentClient) {
                 env: Vec::new(),
                 cwd: Some("/work".into()),
                 user: None,
-                pty: Some(berth_proto::WinSize { rows: 24, cols: 80 }),
+                pty,
             },
             &mut Quiet,
         );

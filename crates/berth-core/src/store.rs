@@ -60,6 +60,13 @@ impl Store {
         self.attempt_dir(id).join("stop-requested")
     }
 
+    /// Left by `berth run` before it hands an attempt to a pooled VM: the command runs
+    /// without a terminal, as `berth run`'s own attempts do. The supervisor takes it (reads
+    /// and removes it) when the command starts, so a later `berth start` gets a terminal.
+    pub fn foreground_marker(&self, id: AttemptId) -> PathBuf {
+        self.attempt_dir(id).join("foreground")
+    }
+
     /// Present while the attempt's terminal sits quiet at a prompt (see `input_wait.rs`).
     pub fn input_marker(&self, id: AttemptId) -> PathBuf {
         self.attempt_dir(id).join("waiting-input")

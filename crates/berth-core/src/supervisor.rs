@@ -392,7 +392,10 @@ fn run_booted<V: RunningVm>(
         let _ = crate::followup::commit_step(&mut session.agent, &previous);
     }
     let prompt = crate::followup::current_prompt(store, id, &title);
-    let request = attempt_request(store, rec, &prompt, Some(DEFAULT_SIZE));
+    // `berth run` follows this attempt from its log and gives it no terminal, as it gives
+    // none to the attempts it boots itself; everyone else gets one.
+    let foreground = std::fs::remove_file(store.foreground_marker(id)).is_ok();
+    let request = attempt_request(store, rec, &prompt, (!foreground).then_some(DEFAULT_SIZE));
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,
         Err(e) => {
@@ -420,8 +423,15 @@ fn run_booted<V: RunningVm>(
             .and_then(|vm| vm.console_log().parent().map(Path::to_path_buf))
             .as_deref(),
     );
-    let mut log = crate::output_log::open_capped(&log_path, limit_watch.limits().output / 2)
+    let log = crate::output_log::open_capped(&log_path, limit_watch.limits().output / 2)
         .map_err(|e| TaskError::Refused(format!("cannot write {}: {e}", log_path.display())))?;
+    // Without a terminal nothing turns a line end into CR LF: the log gets it as a
+    // terminal would show it, like `berth run`'s own attempts' logs.
+    let mut log = LogSink {
+        log,
+        crlf: foreground,
+        after_cr: false,
+    };
     let hub = Arc::new(Hub {
         desk: desk.clone(),
         execs: Mutex::new(HashMap::new()),
@@ -565,6 +575,46 @@ fn run_booted<V: RunningVm>(
     Ok(final_state)
 }
 
+/// The attempt's output log, with CR added before a bare LF when the command has no
+/// terminal (a terminal's line discipline adds it otherwise).
+struct LogSink {
+    log: RotatingLog,
+    crlf: bool,
+    /// The last byte written was a CR (its LF, if next, needs none).
+    after_cr: bool,
+}
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if !self.crlf {
+            return self.log.write(data);
+        }
+        self.log.write_all(&crlf(data, self.after_cr))?;
+        if let Some(&last) = data.last() {
+            self.after_cr = last == b'\r';
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.log.flush()
+    }
+}
+
+/// `data` with every LF not already after a CR turned into CR LF (`after_cr`: the byte
+/// before `data` was a CR).
+fn crlf(data: &[u8], after_cr: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut prev_cr = after_cr;
+    for &b in data {
+        if b == b'\n' && !prev_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev_cr = b == b'\r';
+    }
+    out
+}
+
 enum Outcome {
     Exited(i32),
     Stopped,
@@ -580,10 +630,10 @@ fn run_repo_test(
     hub: &Hub,
     agent: &mut berth_vm::agent::AgentClient,
     plan: &crate::repo_test::TestPlan,
-    log: &mut RotatingLog,
+    log: &mut LogSink,
     code: i32,
 ) {
-    let say = |log: &mut RotatingLog, data: &[u8]| {
+    let say = |log: &mut LogSink, data: &[u8]| {
         let _ = log.write_all(data);
         broadcast(hub, data);
     };
@@ -626,7 +676,7 @@ fn broadcast(hub: &Hub, data: &[u8]) {
 }
 
 /// Sends one agent message where it belongs; returns the outcome when the command ended.
-fn route(hub: &Hub, msg: Message, log: &mut RotatingLog, main: &ExecControl) -> Option<Outcome> {
+fn route(hub: &Hub, msg: Message, log: &mut LogSink, main: &ExecControl) -> Option<Outcome> {
     match msg {
         Message::Stdout { id, data } | Message::Stderr { id, data } if id == main.id() => {
             let _ = log.write_all(&data);
@@ -861,5 +911,16 @@ fn replay(log: &Path, sink: &Sink) {
             id: 0,
             data: chunk.to_vec(),
         });
+    }
+}
+
+#[cfg(test)]
+mod crlf_tests {
+    #[test]
+    fn a_log_without_a_terminal_gets_cr_lf_once() {
+        assert_eq!(super::crlf(b"a\nb\r\nc", false), b"a\r\nb\r\nc");
+        // A CR ending the previous write: its LF needs none.
+        assert_eq!(super::crlf(b"\nx\n", true), b"\nx\r\n");
+        assert_eq!(super::crlf(b"\r", false), b"\r");
     }
 }

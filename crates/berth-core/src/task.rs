@@ -583,6 +583,11 @@ pub fn run_attempt<H: Hypervisor>(
     let mut progress = |line: &str| io.stderr(format!("[berth] {line}\n").as_bytes());
     let (mut session, _proxy) =
         boot_attempt(store, hv, settings, &rec, clock, approver, &mut progress)?;
+    // The pool keeps VMs of this attempt's shape waiting (its environment is built now), for
+    // the next attempt, as after a supervised boot.
+    if let Ok(exe) = std::env::current_exe() {
+        let _ = crate::pool::refill_after(&exe, store, &settings.image, &rec, settings.cpus);
+    }
     set_state(&mut db, clock, id, AttemptState::Running, json!({}))?;
     let title = db.task(id.task)?.title;
     if let Some(previous) = crate::followup::take_followup(store, id, &title) {

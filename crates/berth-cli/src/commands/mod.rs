@@ -36,6 +36,7 @@ pub mod retry;
 pub mod rm;
 pub mod run;
 mod run_ask;
+mod run_pooled;
 pub mod secret;
 pub mod selftest;
 mod since;

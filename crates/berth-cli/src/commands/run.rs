@@ -167,6 +167,33 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
     let hv = Qemu::new(ctx.qemu_config()?);
     let many = prepared.attempts.len() > 1;
     let console = Arc::new(Mutex::new(()));
+    // A pooled VM of the attempts' shape takes an attempt at once (no boot); the rest boot
+    // here. Handed over one after another, before any boots.
+    let pooled: Vec<Option<u32>> = prepared
+        .attempts
+        .iter()
+        .map(|rec| {
+            match berth_core::hand_over_foreground(&ctx.exe, &store, rec.id, args.vm.cpus(), now_ms)
+            {
+                Ok(Some(slot)) => {
+                    eprintln!(
+                        "berth: attempt {} starts on a waiting VM (the pool)",
+                        rec.id
+                    );
+                    Some(slot)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    eprintln!(
+                        "berth: attempt {}: no pooled VM ({}); booting one",
+                        rec.id,
+                        berth_core::escape_controls(&e.to_string())
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
     #[allow(clippy::type_complexity)]
     let outcomes: Vec<(berth_core::AttemptRecord, Result<Option<i32>, String>)> =
         std::thread::scope(|s| {
@@ -174,18 +201,30 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 .attempts
                 .iter()
                 .cloned()
-                .map(|rec| {
+                .zip(pooled)
+                .map(|(rec, pooled)| {
                     let (store, hv, settings) = (&store, &hv, &settings);
                     let mut io = PrefixIo::new(
                         many.then(|| format!("[{}] ", rec.id)),
                         stop.clone(),
                         console.clone(),
                     );
-                    // Kept like a supervised attempt's, for `berth logs` and the app.
-                    io.log = berth_core::open_output_log(&store.output_log(rec.id)).ok();
                     let request = store.stop_request(rec.id);
                     let _ = std::fs::remove_file(&request);
                     io.stop_request = Some(request);
+                    if let Some(slot) = pooled {
+                        // Its slot keeps its log; this process shows it.
+                        let console = console.clone();
+                        return s.spawn(move || {
+                            let r = super::run_pooled::follow(
+                                store, rec.id, slot, &mut io, ask, console,
+                            );
+                            io.finish();
+                            (rec, r)
+                        });
+                    }
+                    // Kept like a supervised attempt's, for `berth logs` and the app.
+                    io.log = berth_core::open_output_log(&store.output_log(rec.id)).ok();
                     let approver = ask.then(|| {
                         super::run_ask::terminal_approver(store.clone(), rec.id, console.clone())
                     });
