@@ -91,6 +91,7 @@ impl TestEnv {
             root: None,
             cache: None,
             tcg_cache_mib: None,
+            private_boot_files: false,
         };
         let opts = BootOptions {
             run_root: self.run_dir(),

@@ -157,15 +157,81 @@ fn a_pooled_vm_serves_one_attempt_which_sees_only_its_own_workspace() {
     wait_ready(&env, 2);
 }
 
+/// A `berth run` the test started, killed if the test fails before it ends.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The command line and memory map of the QEMU of pooled VM `slot`.
+fn qemu_of(env: &TestEnv, slot: &str) -> (String, String) {
+    let run = env.data_dir().join("run").join(slot);
+    let pid = std::fs::read_to_string(run.join("qemu.pid")).unwrap();
+    let pid = pid.split_whitespace().next().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    (
+        cmdline,
+        std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap(),
+    )
+}
+
+/// KiB resident in the mappings of files whose path ends with `name`.
+fn resident_kib(smaps: &str, name: &str) -> u64 {
+    let mut total = 0;
+    let mut inside = false;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            inside = line.trim_end().ends_with(name);
+        } else if inside && first == "Rss:" {
+            total += line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap();
+        }
+    }
+    total
+}
+
 #[test]
 fn berth_run_takes_a_pooled_vm_and_ends_as_an_attempt_it_boots_would() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();
     let _drain = Drain(&env);
     let repo = simple_repo(&env);
+    // A translation cache under a pooled VM's floor is refused; unset, it is an attempt's.
+    let low = env
+        .berth()
+        .args(["config", "pool-tcg-cache", "4"])
+        .output()
+        .unwrap();
+    assert!(!low.status.success());
+    assert!(String::from_utf8_lossy(&low.stderr).contains("8 to 256 MiB"));
     ok(&env, &["pool", "fill", "1"]);
     wait_ready(&env, 1);
     let slot = ready(&env)[0].clone();
+    let (cmdline, smaps) = qemu_of(&env, &slot);
+    // Under TCG the waiting VM's translation cache is an attempt's: the attempt it serves
+    // runs no slower than one that boots.
+    if cmdline.contains("tcg") {
+        assert!(cmdline.contains("tb-size=256"), "{cmdline}");
+    }
+    // The kernel and initrd QEMU loaded are not held while the VM waits: not the image's
+    // files, and the VM's own copies emptied.
+    assert!(!smaps.contains("/images/"), "{smaps}");
+    for copy in ["vmlinux.boot", "initrd.boot"] {
+        let resident = resident_kib(&smaps, copy);
+        assert!(resident <= 64, "{copy}: {resident} KiB resident");
+    }
     let out = env
         .berth()
         .current_dir(&repo)
@@ -217,6 +283,7 @@ fn berth_run_takes_a_pooled_vm_and_ends_as_an_attempt_it_boots_would() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(Some(child));
     assert!(
         wait_until(Duration::from_secs(60), || {
             let out = env.berth().args(["logs", "2.1"]).output().unwrap();
@@ -227,9 +294,9 @@ fn berth_run_takes_a_pooled_vm_and_ends_as_an_attempt_it_boots_would() {
     );
     // SAFETY: a signal to the child this test started.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.0.as_ref().unwrap().id() as i32, libc::SIGINT);
     }
-    let out = child.wait_with_output().unwrap();
+    let out = child.0.take().unwrap().wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(130),

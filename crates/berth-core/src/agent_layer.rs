@@ -362,6 +362,7 @@ fn build<H: Hypervisor>(
         root: Some(base),
         cache: None,
         tcg_cache_mib: None,
+        private_boot_files: false,
     };
     let mut session = VmSession::boot(hv, &spec, &settings.boot)
         .map_err(|e| TaskError::Refused(format!("the setup VM did not boot: {e}")))?;

@@ -536,6 +536,7 @@ fn run_setup<H: Hypervisor>(
             .as_ref()
             .map(|n| berth_vm::CacheDisk::Writable(n.path.clone())),
         tcg_cache_mib: None,
+        private_boot_files: false,
     };
     let mut session = VmSession::boot(hv, &spec, &settings.boot)
         .map_err(|e| TaskError::Refused(format!("the setup VM did not boot: {e}")))?;

@@ -93,9 +93,10 @@ pub use image_build::{ImageBuild, build_image_in_background, image_build_status}
 pub use live_changes::{LiveChanges, live_changes};
 pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as read_log_from};
 pub use pool::{
-    MAX_POOL, MadeFor, POOL_MEMORY_SETTING, POOL_SETTING, PoolLayer, PoolShape, SlotPlan, SlotView,
-    drain as drain_pool, fill as fill_pool, hand_over_foreground, list_slots, machine_pool_size,
-    pool_budget, pool_size, run_slot, set_pool_budget, set_pool_size,
+    MAX_POOL, MIN_POOL_TCG_CACHE_MIB, MadeFor, POOL_MEMORY_SETTING, POOL_SETTING,
+    POOL_TCG_CACHE_SETTING, PoolLayer, PoolShape, SlotPlan, SlotView, drain as drain_pool,
+    fill as fill_pool, hand_over_foreground, list_slots, machine_pool_size, pool_budget, pool_size,
+    pool_tcg_cache, run_slot, set_pool_budget, set_pool_size, set_pool_tcg_cache,
 };
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repo_test::{TestPlan, TestResult, attempt_plan as attempt_test_plan};

@@ -42,9 +42,13 @@ use crate::{Clock, Store};
 
 /// The setting: pooled VMs kept per shape (unset: [`machine_pool_size`]; 0: no pool).
 pub const POOL_SETTING: &str = "pool";
-/// A pooled VM's TCG translation cache, MiB: it waits with what it translated in host
-/// memory (KVM has none).
-pub const POOL_TCG_CACHE_MIB: u32 = 32;
+/// The setting: a pooled VM's TCG translation cache, MiB (unset: a cold attempt's,
+/// [`berth_vm::qemu::TCG_CACHE_MIB`]). It waits with what its boot translated in host
+/// memory, up to this much (KVM has none); a smaller cache holds less while it waits, but
+/// the attempt it serves then translates its code again and again (docs/benchmarks.md).
+pub const POOL_TCG_CACHE_SETTING: &str = "pool-tcg-cache";
+/// The smallest translation cache a pooled VM may have, MiB.
+pub const MIN_POOL_TCG_CACHE_MIB: u32 = 8;
 /// The most a user may ask for per shape.
 pub const MAX_POOL: u32 = 16;
 /// The setting: MiB of guest memory waiting VMs may hold in all (default: a quarter of the
@@ -482,6 +486,36 @@ pub fn pool_budget(store: &Store) -> u64 {
         .unwrap_or_else(|| pool_budget_mib(host_memory_mib()))
 }
 
+/// A pooled VM's TCG translation cache, MiB: the setting, else a cold attempt's.
+pub fn pool_tcg_cache(store: &Store) -> u32 {
+    store
+        .db()
+        .ok()
+        .and_then(|db| db.setting(POOL_TCG_CACHE_SETTING).ok().flatten())
+        .and_then(|v| v.trim().parse::<u32>().ok())
+        .map_or(berth_vm::qemu::TCG_CACHE_MIB, |m| {
+            m.clamp(MIN_POOL_TCG_CACHE_MIB, berth_vm::qemu::TCG_CACHE_MIB)
+        })
+}
+
+/// Sets a pooled VM's TCG translation cache (MiB, from [`MIN_POOL_TCG_CACHE_MIB`] to a cold
+/// attempt's); `None` returns to a cold attempt's. VMs booted from then on get it.
+pub fn set_pool_tcg_cache(store: &Store, mib: Option<u32>) -> Result<(), TaskError> {
+    let most = berth_vm::qemu::TCG_CACHE_MIB;
+    if let Some(m) = mib
+        && !(MIN_POOL_TCG_CACHE_MIB..=most).contains(&m)
+    {
+        return Err(TaskError::Refused(format!(
+            "a pooled VM's translation cache is {MIN_POOL_TCG_CACHE_MIB} to {most} MiB, not {m}"
+        )));
+    }
+    store.db()?.set_setting(
+        POOL_TCG_CACHE_SETTING,
+        mib.map(|m| m.to_string()).as_deref(),
+    )?;
+    Ok(())
+}
+
 /// Sets the pool's memory budget (MiB); `None` returns to a quarter of the host's memory.
 /// Waiting VMs beyond it leave within a second.
 pub fn set_pool_budget(store: &Store, mib: Option<u64>) -> Result<(), TaskError> {
@@ -915,7 +949,9 @@ pub fn run_slot<H: Hypervisor>(
             .cache
             .as_ref()
             .map(|c| berth_vm::CacheDisk::Overlay(c.root_layer())),
-        tcg_cache_mib: Some(POOL_TCG_CACHE_MIB),
+        tcg_cache_mib: Some(pool_tcg_cache(store)),
+        // It waits: the kernel and initrd QEMU loaded are not held while it does.
+        private_boot_files: true,
     };
     let mut session = match berth_vm::session::VmSession::boot(hv, &spec, &settings.boot) {
         Ok(s) => s,
@@ -965,6 +1001,11 @@ pub fn run_slot<H: Hypervisor>(
             if !shape.current() {
                 // Its environment was rebuilt or removed, or a newer cache generation was
                 // published: attempts no longer boot on what it booted on.
+                break None;
+            }
+            if !dir.join("ready.json").exists() && !dir.join("claimed.json").exists() {
+                // Its record is gone (its data directory deleted, or drained by hand): no
+                // claimant can find it any more.
                 break None;
             }
         }

@@ -257,6 +257,7 @@ impl VmSettings {
             root: None,
             cache: None,
             tcg_cache_mib: None,
+            private_boot_files: false,
         }
     }
 }

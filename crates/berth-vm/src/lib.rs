@@ -86,6 +86,11 @@ pub struct VmSpec {
     /// MiB of translated code TCG may cache (default [`qemu::args::TCG_CACHE_MIB`]): a pooled
     /// VM waits with a small one, since what it has translated stays in host memory.
     pub tcg_cache_mib: Option<u32>,
+    /// QEMU boots from the VM's own copy of the kernel and initrd in its run directory, which
+    /// is emptied once the guest is up ([`RunningVm::booted`]): QEMU keeps the files it loaded
+    /// mapped only to load them again on a reset, which `-no-reboot` rules out, so a VM that
+    /// waits (a pooled one) does not hold them. Costs a copy at boot: `false` for attempts.
+    pub private_boot_files: bool,
 }
 
 /// The cache disk of a VM.
@@ -167,6 +172,8 @@ pub trait RunningVm {
     /// result becomes an environment layer). Only a VM that powered off by itself within
     /// `grace` (its file systems synced) has its disk kept; otherwise an error says so.
     fn stop_keeping_disk(self, grace: Duration, to: &Path) -> Result<(), VmError>;
+    /// The guest is up (its agent answered): what only the boot needed may go.
+    fn booted(&mut self) {}
 }
 
 /// How long a stop waits between asking nicely and forcing.

@@ -105,6 +105,14 @@ impl RunDir {
     pub fn overlay(&self) -> PathBuf {
         self.path.join("overlay.qcow2")
     }
+    /// The VM's own copy of the image's kernel (see `VmSpec::private_boot_files`).
+    pub fn boot_kernel(&self) -> PathBuf {
+        self.path.join("vmlinux.boot")
+    }
+    /// The VM's own copy of the image's initrd.
+    pub fn boot_initrd(&self) -> PathBuf {
+        self.path.join("initrd.boot")
+    }
     /// The attempt's throwaway overlay on its cache generation.
     pub fn cache_overlay(&self) -> PathBuf {
         self.path.join("cache.qcow2")

@@ -63,7 +63,10 @@ impl<V: RunningVm> VmSession<V> {
         );
         match connected {
             Ok(agent) => Ok(VmSession {
-                vm: Some(vm),
+                vm: Some({
+                    vm.booted();
+                    vm
+                }),
                 agent,
                 boot_time: started.elapsed(),
                 kept_console,

@@ -168,6 +168,7 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             root: None,
             cache: None,
             tcg_cache_mib: None,
+            private_boot_files: false,
         };
         let session = VmSession::boot(&hv, &spec, &opts)?;
         eprintln!(

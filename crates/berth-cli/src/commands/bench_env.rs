@@ -79,6 +79,7 @@ pub fn run(ctx: &Context, root: &Path, package: &str, runs: u32, json: bool) -> 
             root,
             cache,
             tcg_cache_mib: None,
+            private_boot_files: false,
         };
         let session = VmSession::boot(&hv, &spec, &settings.boot)?;
         let t = session.boot_time;

@@ -47,7 +47,9 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
     berth_core::drain_pool(&store)?;
     let _ = std::fs::remove_dir_all(&repo);
     result?;
-    let idle_mib = idle.iter().sum::<f64>() / idle.len().max(1) as f64;
+    let idle_mib = idle.iter().map(|i| i.0).sum::<f64>() / idle.len().max(1) as f64;
+    let code_mib = idle.iter().map(|i| i.1).sum::<f64>() / idle.len().max(1) as f64;
+    let tcg_cache = berth_core::pool_tcg_cache(&store);
     if json {
         let list: Vec<_> = rows
             .iter()
@@ -56,7 +58,7 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"first_byte": list, "idle_pooled_vm_overhead_mib": idle_mib})
+                &serde_json::json!({"first_byte": list, "idle_pooled_vm_overhead_mib": idle_mib, "idle_translated_code_mib": code_mib, "pool_tcg_cache_mib": tcg_cache})
             )?
         );
         return Ok(());
@@ -70,7 +72,8 @@ pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()>
     }
     println!(
         "idle pooled VM: {idle_mib:.1} MiB of host memory beyond its guest RAM (PSS of QEMU, \
-         virtiofsd, guard and the slot process)"
+         virtiofsd, guard and the slot process), of which {code_mib:.1} MiB is code TCG \
+         translated (its cache: {tcg_cache} MiB, `berth config pool-tcg-cache`; none under KVM)"
     );
     Ok(())
 }
@@ -147,8 +150,31 @@ fn wait_ready(store: &Store, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// Each ready VM's host memory beyond its guest RAM, MiB.
-fn idle_overheads(ctx: &Context, store: &Store) -> Result<Vec<f64>> {
+/// KiB of a process's anonymous executable memory: QEMU's TCG translation cache (the only
+/// such mapping QEMU makes; 0 under KVM).
+fn translated_kib(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut total = 0;
+    let mut in_code = false;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.contains('-') && first.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            let perms = words.next().unwrap_or_default();
+            // Anonymous: no path after offset, device and inode.
+            in_code = perms == "rwxp" && line.split_whitespace().count() == 5;
+        } else if in_code && first == "Pss:" {
+            total += words
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    total
+}
+
+/// Each ready VM's host memory beyond its guest RAM, MiB, and of it QEMU's translated code.
+fn idle_overheads(ctx: &Context, store: &Store) -> Result<Vec<(f64, f64)>> {
     let mut out = Vec::new();
     for s in berth_core::list_slots(store)?
         .iter()
@@ -167,7 +193,8 @@ fn idle_overheads(ctx: &Context, store: &Store) -> Result<Vec<f64>> {
         {
             own += super::bench_attempts::pss_kib(pid).0;
         }
-        out.push(own as f64 / 1024.0);
+        let code = super::bench_attempts::pid_in(&run, "qemu").map_or(0, translated_kib);
+        out.push((own as f64 / 1024.0, code as f64 / 1024.0));
     }
     Ok(out)
 }

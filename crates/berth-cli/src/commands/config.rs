@@ -57,7 +57,9 @@ pub struct Args {
     /// appended); `history` (commits of the base's history each attempt's repo gets, default
     /// 50; `--history` overrides it for one task); `pool` (booted VMs kept waiting per kind of
     /// attempt; default: sized for this machine, 0 turns it off); `pool-memory` (MiB of guest
-    /// memory waiting VMs may hold; default a quarter of this machine's); or `trust`, which
+    /// memory waiting VMs may hold; default a quarter of this machine's); `pool-tcg-cache`
+    /// (MiB of translated code a pooled VM keeps under TCG, 8-256; default 256, as an
+    /// attempt's: smaller holds less while it waits but runs its attempt slower); or `trust`, which
     /// trusts the repo's berth.toml as it is now (what in it widens a guest's reach takes
     /// effect only then; a changed file asks again). Without it, every setting is shown.
     key: Option<String>,
@@ -86,6 +88,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             println!("history = {}", berth_core::history_depth(&store)?);
             println!("pool = {}", berth_core::pool_size(&store)?);
             println!("pool-memory = {}", berth_core::pool_budget(&store));
+            println!("pool-tcg-cache = {}", berth_core::pool_tcg_cache(&store));
         }
         Some(EDITOR_SETTING) => {
             if args.unset {
@@ -131,11 +134,25 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
             }
             println!("{}", berth_core::pool_budget(&store));
         }
+        Some(berth_core::POOL_TCG_CACHE_SETTING) => {
+            if args.unset {
+                berth_core::set_pool_tcg_cache(&store, None)?;
+            } else if let Some(v) = &args.value {
+                let n: u32 = v.trim().parse().with_context(|| {
+                    format!(
+                        "pool-tcg-cache {v:?}: give MiB of translated code a pooled VM may \
+                         keep under TCG"
+                    )
+                })?;
+                berth_core::set_pool_tcg_cache(&store, Some(n))?;
+            }
+            println!("{}", berth_core::pool_tcg_cache(&store));
+        }
         Some("trust") => return trust(ctx, &args),
         Some(other) => {
             bail!(
                 "there is no setting '{other}'; the settings are: editor, history, pool, \
-                 pool-memory, trust"
+                 pool-memory, pool-tcg-cache, trust"
             )
         }
     }

@@ -44,6 +44,11 @@ pub enum PoolCommand {
         /// quarter of this machine's memory); waiting VMs past it leave within a second.
         #[arg(long, value_name = "MIB")]
         budget: Option<u64>,
+        /// Under TCG: MiB of translated code each pooled VM may keep, kept as a setting
+        /// (`pool-tcg-cache`, 8-256; default 256, an attempt's). Smaller holds less host
+        /// memory while a VM waits, but the attempt it serves runs slower.
+        #[arg(long, value_name = "MIB")]
+        tcg_cache: Option<u32>,
     },
     /// Stop every waiting VM (those serving attempts are attempts now); with --off, also set
     /// the pool's size to 0 so nothing refills it.
@@ -94,9 +99,13 @@ pub fn run(ctx: &Context, cmd: PoolCommand) -> Result<ExitCode> {
             cpus,
             network,
             budget,
+            tcg_cache,
         } => {
             if let Some(b) = budget {
                 set_pool_budget(&store, Some(b))?;
+            }
+            if let Some(m) = tcg_cache {
+                berth_core::set_pool_tcg_cache(&store, Some(m))?;
             }
             let vm = VmArgs {
                 accel: None,

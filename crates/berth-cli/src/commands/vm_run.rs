@@ -56,6 +56,9 @@ pub struct Args {
     /// Extra kernel command-line argument (repeatable; for debugging images).
     #[arg(long = "kernel-arg", value_name = "ARG", hide = true)]
     kernel_args: Vec<String>,
+    /// MiB of translated code TCG may cache (for measuring; default 256).
+    #[arg(long, value_name = "MIB", hide = true, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    tcg_cache: Option<u32>,
     /// Print boot progress on stderr even when it is not a terminal.
     #[arg(short, long)]
     verbose: bool,
@@ -116,7 +119,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         network: policy.mode != berth_core::Mode::Off,
         root: None,
         cache: None,
-        tcg_cache_mib: None,
+        tcg_cache_mib: args.tcg_cache,
+        private_boot_files: false,
     };
     // Requests are reported on stderr as they are decided (a plain VM has no audit log).
     let _proxy = berth_core::start_proxy(

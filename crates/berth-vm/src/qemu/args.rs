@@ -104,9 +104,17 @@ pub fn qemu_args(
         "-object".into(),
         format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
         "-kernel".into(),
-        esc(&spec.image.kernel()),
+        esc(&if spec.private_boot_files {
+            dir.boot_kernel()
+        } else {
+            spec.image.kernel()
+        }),
         "-initrd".into(),
-        esc(&spec.image.initrd()),
+        esc(&if spec.private_boot_files {
+            dir.boot_initrd()
+        } else {
+            spec.image.initrd()
+        }),
         "-append".into(),
         kernel_cmdline(spec, tsc_khz),
         "-drive".into(),
@@ -211,6 +219,7 @@ mod tests {
             root: None,
             cache: None,
             tcg_cache_mib: None,
+            private_boot_files: false,
         }
     }
 

@@ -2,6 +2,7 @@
 //! image, virtiofs for `/work`, a virtio-serial port for the agent, QMP for control.
 
 pub(crate) mod args;
+pub use args::TCG_CACHE_MIB;
 mod qmp;
 mod spawn;
 pub mod version;
@@ -92,9 +93,19 @@ impl Hypervisor for Qemu {
             guard: None,
             sandbox: None,
             cgroup: None,
+            boot_copies: Vec::new(),
             done: false,
         };
         // From here on, dropping `vm` on an error tears down whatever was started.
+        if spec.private_boot_files {
+            for (from, to) in [
+                (spec.image.kernel(), vm.dir.boot_kernel()),
+                (spec.image.initrd(), vm.dir.boot_initrd()),
+            ] {
+                std::fs::copy(&from, &to).map_err(|e| VmError::io("cannot copy", &from, e))?;
+                vm.boot_copies.push(to);
+            }
+        }
         let t0 = Instant::now();
         if let Some((exe, args)) = &self.config.guard {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -256,6 +267,8 @@ pub struct QemuVm {
     sandbox: Option<Sandbox>,
     /// QEMU's control group (see [`crate::cgroup`]), when the host gives one.
     cgroup: Option<crate::cgroup::VmCgroup>,
+    /// The VM's own kernel and initrd (`VmSpec::private_boot_files`), emptied once it booted.
+    boot_copies: Vec<PathBuf>,
     done: bool,
 }
 
@@ -325,7 +338,38 @@ impl QemuVm {
     }
 }
 
+/// Frees a file's blocks (and its pages in memory, wherever they are mapped) while keeping
+/// its size: a reader sees zeros, never a SIGBUS as past a truncation.
+fn punch_out(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    let len = f.metadata()?.len() as libc::off_t;
+    // SAFETY: fallocate on a descriptor we own, with a range inside the file.
+    let rc = unsafe {
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            0,
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 impl RunningVm for QemuVm {
+    fn booted(&mut self) {
+        // QEMU copied them into guest memory before the guest ran; it maps them still only
+        // to copy them again on a reset, and -no-reboot makes a reset QEMU's exit.
+        for copy in std::mem::take(&mut self.boot_copies) {
+            if let Err(e) = punch_out(&copy) {
+                tracing::info!("cannot free {} after boot: {e}", copy.display());
+            }
+        }
+    }
+
     fn agent_socket(&self) -> PathBuf {
         self.dir.agent_socket()
     }
