@@ -182,6 +182,21 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
     if let Some(a) = &agent {
         policy = berth_core::with_agent_allow(policy, a).map_err(|e| e.to_string())?;
     }
+    let env_memory = berth_core::env_memory(&app.store, &repo).map_err(|e| e.to_string())?;
+    let memory_mib = berth_core::attempt_memory(
+        None,
+        env_memory,
+        agent.as_ref().map_or(0, |a| a.memory),
+        512,
+    );
+    // As the CLI: what the machine cannot hold (a repo's [env] memory included) is refused.
+    berth_core::check_memory(
+        &app.store,
+        memory_mib as u64 * req.attempts as u64,
+        berth_core::host_memory_mib(),
+        0.75,
+    )
+    .map_err(|e| e.to_string())?;
     let prepared = berth_core::prepare_task(
         &app.store,
         &NewTask {
@@ -191,8 +206,9 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
             title: &req.title,
             command: &command,
             include_uncommitted: false,
-            // What the agent needs (opencode more than the default).
-            memory_mib: agent.as_ref().map_or(512, |a| a.memory.max(512)),
+            // What the repo's environment asks, at least what the agent needs (opencode
+            // more than the default).
+            memory_mib,
             policy,
             with_env: true,
             secrets,

@@ -367,3 +367,74 @@ fn real_projects_fetch_from_registries_once_and_build_offline_on_the_warm_cache(
     assert!(shown.contains("no-poison-in-gen-2"), "{shown}");
     assert!(!shown.contains("Compiling berth_dep"), "{shown}");
 }
+
+/// The guest's MemTotal in the output of `grep MemTotal /proc/meminfo`, kB.
+fn mem_total_kb(out: &Output) -> u64 {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .unwrap_or_else(|| panic!("no MemTotal in {}", self::text(out)));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_environment_sizes_its_attempts_memory_and_the_user_overrides_it() {
+    let env = TestEnv::new();
+    let repo = repo_with_env(&env, "[env]\nmemory = 384\n");
+    let out = run_sh(&env, &repo, 1, "grep MemTotal /proc/meminfo");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("384 MiB per attempt: the repo's berth.toml asks 384 MiB"),
+        "{}",
+        text(&out)
+    );
+    // A 384 MiB guest (the kernel keeps a little for itself), not the default 512.
+    let kb = mem_total_kb(&out);
+    assert!((300_000..=393_216).contains(&kb), "MemTotal {kb} kB");
+    let ls = berth(&env, &repo, &["ls", "--json"]);
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls[0]["memory_mib"], 384, "{ls}");
+    // The user's --memory wins.
+    let out = berth(
+        &env,
+        &repo,
+        &[
+            "run",
+            "--memory",
+            "640",
+            "--",
+            "sh",
+            "-c",
+            "grep MemTotal /proc/meminfo",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let kb = mem_total_kb(&out);
+    assert!(kb > 560_000, "MemTotal {kb} kB with --memory 640");
+
+    // A repo asking for too little or too much: refused, naming the line; nothing made.
+    for (value, why) in [
+        ("64", "not between 256 and 32768"),
+        ("999999", "not between"),
+    ] {
+        let bad = env.home.path().join(format!("bad-{value}"));
+        let bad = repo_with(&bad, "main", "README", "hi\n");
+        commit_file(
+            &bad,
+            "berth.toml",
+            &format!("# sized\n[env]\nmemory = {value}\n"),
+            "env",
+        );
+        let out = run_sh(&env, &bad, 1, "true");
+        assert!(!out.status.success());
+        let says = text(&out);
+        assert!(
+            says.contains("line 3") && says.contains("env.memory") && says.contains(why),
+            "{says}"
+        );
+    }
+    let ls = berth(&env, &repo, &["ls", "--json"]);
+    let ls: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(ls.as_array().unwrap().len(), 2, "{ls}");
+}

@@ -125,6 +125,17 @@ fn env_dir(store: &Store, id: &str) -> PathBuf {
 /// has no `[env]` (attempts boot on the image, which already has git, a C toolchain and
 /// Python with pip and venv). Its id covers everything but the image, which
 /// [`ensure_env`] adds.
+/// The guest MiB the repo's `berth.toml` asks for its attempts (`[env] memory`), if any.
+pub fn env_memory(store: &Store, repo: &Path) -> Result<Option<u32>, TaskError> {
+    let view = repo_config(store, repo)?;
+    Ok(view
+        .config
+        .env
+        .as_ref()
+        .and_then(|e| e.memory.as_ref())
+        .map(|m| *m.get_ref()))
+}
+
 pub fn plan_env(store: &Store, repo: &Path, base: &str) -> Result<Option<EnvPlan>, TaskError> {
     let view = repo_config(store, repo)?;
     let cache = view.config.cache.as_ref().map(|c| CachePlan {

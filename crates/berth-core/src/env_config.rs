@@ -28,6 +28,22 @@ pub struct EnvConfig {
     pub setup: Vec<Spanned<String>>,
     /// The setup steps' network; off unless given (and trusted).
     pub network: Option<NetworkConfig>,
+    /// Guest MiB the repo's attempts get unless the user says (`--memory`); never below what
+    /// their agent needs. Sizes a pooled VM too: what the environment needs, not more.
+    pub memory: Option<Spanned<u32>>,
+}
+
+/// The guest memory an `[env]` may ask for, MiB.
+pub const ENV_MEMORY_MIB: std::ops::RangeInclusive<u32> = 256..=32768;
+
+/// Guest MiB for a task's attempts: the user's (`flag`), else the repo's `[env] memory`
+/// raised to what the agent needs, else the agent's needs raised to `default`.
+pub fn attempt_memory(flag: Option<u32>, env: Option<u32>, agent_needs: u32, default: u32) -> u32 {
+    match (flag, env) {
+        (Some(m), _) => m,
+        (None, Some(e)) => e.max(agent_needs),
+        (None, None) => agent_needs.max(default),
+    }
 }
 
 impl EnvConfig {
@@ -99,7 +115,50 @@ impl EnvConfig {
         if let Some(net) = &self.network {
             net.policy("env.network", None, &[], &[], None)?;
         }
+        if let Some(m) = &self.memory
+            && !ENV_MEMORY_MIB.contains(m.get_ref())
+        {
+            return bad(
+                m.span(),
+                "memory",
+                format!(
+                    "{} MiB is not between {} and {} (MiB of guest memory)",
+                    m.get_ref(),
+                    ENV_MEMORY_MIB.start(),
+                    ENV_MEMORY_MIB.end()
+                ),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn the_users_memory_wins_then_the_environments_then_the_agents_needs() {
+        assert_eq!(attempt_memory(Some(300), Some(2048), 1024, 512), 300);
+        assert_eq!(attempt_memory(None, Some(384), 0, 512), 384);
+        assert_eq!(attempt_memory(None, Some(384), 1024, 512), 1024);
+        assert_eq!(attempt_memory(None, None, 1024, 512), 1024);
+        assert_eq!(attempt_memory(None, None, 0, 512), 512);
+    }
+
+    #[test]
+    fn an_environments_memory_out_of_range_names_its_line() {
+        for (text, ok) in [
+            ("[env]\nmemory = 384\n", true),
+            ("[env]\nmemory = 64\n", false),
+            ("[env]\nmemory = 999999\n", false),
+        ] {
+            let r = crate::config::parse(text).map(|c| c.env);
+            assert_eq!(r.is_ok(), ok, "{text}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.contains("line 2") && e.contains("env.memory"), "{e}");
+            }
+        }
     }
 }
 

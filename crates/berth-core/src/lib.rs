@@ -80,11 +80,13 @@ pub use editor::{
 };
 pub use egress::{audit_sink, proxy_env, start_proxy};
 pub use env::{
-    CachePlan, EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, envs_dir, find_env,
-    list_envs, plan_env, refresh_cache, remove_env,
+    CachePlan, EnvManifest, EnvOutcome, EnvPlan, LOCKFILES, ensure_env, env_memory, envs_dir,
+    find_env, list_envs, plan_env, refresh_cache, remove_env,
 };
 pub use env_activity::{ActivityState, EnvActivity, env_activity};
-pub use env_config::{CacheConfig, CachePreset, EnvConfig, cache_env, cache_presets};
+pub use env_config::{
+    CacheConfig, CachePreset, ENV_MEMORY_MIB, EnvConfig, attempt_memory, cache_env, cache_presets,
+};
 pub use env_status::{BuiltEnv, RepoEnvStatus, repo_env_status};
 pub use followup::{MAX_PROMPT, check_startable, set_followup};
 pub use history::{HISTORY_SETTING, MAX_HISTORY, check_history, history_depth, set_history_depth};
@@ -95,8 +97,9 @@ pub use output_log::{LogChunk, OUTPUT_CAP, open as open_output_log, read_from as
 pub use pool::{
     MAX_POOL, MIN_POOL_TCG_CACHE_MIB, MadeFor, POOL_MEMORY_SETTING, POOL_SETTING,
     POOL_TCG_CACHE_SETTING, PoolLayer, PoolShape, SlotPlan, SlotView, drain as drain_pool,
-    fill as fill_pool, hand_over_foreground, list_slots, machine_pool_size, pool_budget, pool_size,
-    pool_tcg_cache, run_slot, set_pool_budget, set_pool_size, set_pool_tcg_cache,
+    fill as fill_pool, hand_over_foreground, host_memory_mib, list_slots, machine_pool_size,
+    pool_budget, pool_size, pool_tcg_cache, run_slot, set_pool_budget, set_pool_size,
+    set_pool_tcg_cache,
 };
 pub use remove::{Removal, RemovalBlocker, removal_blocker, remove_attempt};
 pub use repo_test::{TestPlan, TestResult, attempt_plan as attempt_test_plan};

@@ -560,7 +560,8 @@ fn under_pressure() -> bool {
     avail > 0 && avail < host_memory_mib() / 10
 }
 
-fn host_memory_mib() -> u64 {
+/// The host's memory, MiB (0 when unknown).
+pub fn host_memory_mib() -> u64 {
     meminfo("MemTotal:")
 }
 

@@ -65,6 +65,20 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Under TCG: a code-heavy workload (Python, a C compile, git) run again and again in a
+    /// VM with each translation cache size: what a smaller cache (a pooled VM's
+    /// `pool-tcg-cache`) costs the commands that run in it.
+    TcgCache {
+        /// Cache sizes to compare, MiB.
+        #[arg(long, value_delimiter = ',', default_values_t = [16, 32, 64, 256])]
+        sizes: Vec<u32>,
+        /// Runs of the workload per VM (the first is reported apart).
+        #[arg(long, default_value_t = 6)]
+        runs: u32,
+        /// Machine-readable output (JSON).
+        #[arg(long)]
+        json: bool,
+    },
     /// Workspace creation on a tiny repo vs one with a large history, and pull-back time.
     Workspace {
         /// MiB of history in the large repo.
@@ -117,6 +131,11 @@ pub fn run(ctx: &Context, cmd: BenchCommand) -> Result<ExitCode> {
             let result = super::bench_env::run(ctx, &root, &package, runs.max(1), json);
             let _ = std::fs::remove_dir_all(&root);
             result?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        BenchCommand::TcgCache { sizes, runs, json } => {
+            ctx.reconcile();
+            super::bench_tcg::run(ctx, &sizes, runs, json)?;
             return Ok(ExitCode::SUCCESS);
         }
         BenchCommand::Workspace {

@@ -10,6 +10,7 @@ pub mod bench_attempts;
 pub mod bench_egress;
 pub mod bench_env;
 pub mod bench_pool;
+mod bench_tcg;
 pub mod bench_workspace;
 pub mod bridge;
 pub mod cache;

@@ -101,9 +101,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
         );
     }
     let image = ctx.image()?;
-    let memory = args
-        .task
-        .memory(planned.as_ref().and_then(|p| p.agent.as_ref()));
+    let memory = args.task.memory(
+        planned.as_ref().and_then(|p| p.agent.as_ref()),
+        berth_core::env_memory(&store, &repo)?,
+    );
     check_memory(
         &store,
         memory as u64 * args.task.attempts as u64,

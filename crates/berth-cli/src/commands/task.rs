@@ -51,7 +51,10 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
     let policy = planned.policy(args.net.policy(&store, Some(&repo))?)?;
     // What the attempts may reach, from the flags and the trusted berth.toml.
     eprintln!("berth: {}", berth_core::describe_policy(&policy));
-    let memory = args.task.memory(planned.agent.as_ref());
+    let memory = args.task.memory(
+        planned.agent.as_ref(),
+        berth_core::env_memory(&store, &repo)?,
+    );
     check_memory(
         &store,
         memory as u64 * args.task.attempts as u64,

@@ -93,23 +93,35 @@ impl Planned {
 pub const DEFAULT_MEMORY: u32 = 512;
 
 impl TaskArgs {
-    /// Guest MiB per attempt: `--memory`, else what the agent needs, else the default. Says
-    /// so when `--memory` is below what the agent needs.
-    pub fn memory(&self, agent: Option<&berth_core::AgentPreset>) -> u32 {
+    /// Guest MiB per attempt: `--memory`, else what the repo's `[env] memory` asks (at
+    /// least what the agent needs), else what the agent needs, else the default. Says so when
+    /// `--memory` is below what the agent needs.
+    pub fn memory(&self, agent: Option<&berth_core::AgentPreset>, env: Option<u32>) -> u32 {
         let needs = agent.map_or(0, |a| a.memory);
-        match self.memory {
-            Some(m) => {
-                if m < needs {
-                    eprintln!(
-                        "berth: note: {} needs about {needs} MiB; with --memory {m} it may \
-                         crawl (swapping) or be killed",
-                        agent.map_or("the agent", |a| a.label.as_str())
-                    );
-                }
-                m
-            }
-            None => needs.max(DEFAULT_MEMORY),
+        if let Some(m) = self.memory
+            && m < needs
+        {
+            eprintln!(
+                "berth: note: {} needs about {needs} MiB; with --memory {m} it may crawl \
+                 (swapping) or be killed",
+                agent.map_or("the agent", |a| a.label.as_str())
+            );
         }
+        let memory = berth_core::attempt_memory(self.memory, env, needs, DEFAULT_MEMORY);
+        if self.memory.is_none()
+            && let Some(e) = env
+        {
+            eprintln!(
+                "berth: {memory} MiB per attempt: the repo's berth.toml asks {e} MiB ([env] \
+                 memory){}; --memory overrides it",
+                if memory > e {
+                    ", raised to what the agent needs"
+                } else {
+                    ""
+                }
+            );
+        }
+        memory
     }
 
     /// The history depth: `--history`, else the user's setting.
@@ -188,9 +200,9 @@ mod tests {
             .unwrap();
         assert!(opencode.memory > super::DEFAULT_MEMORY);
         let plain = Cli::parse_from(["t"]).task;
-        assert_eq!(plain.memory(None), super::DEFAULT_MEMORY);
-        assert_eq!(plain.memory(Some(opencode)), opencode.memory);
+        assert_eq!(plain.memory(None, None), super::DEFAULT_MEMORY);
+        assert_eq!(plain.memory(Some(opencode), None), opencode.memory);
         let given = Cli::parse_from(["t", "--memory", "700"]).task;
-        assert_eq!(given.memory(Some(opencode)), 700);
+        assert_eq!(given.memory(Some(opencode), None), 700);
     }
 }
