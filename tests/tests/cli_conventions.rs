@@ -1329,4 +1329,22 @@ fn the_repos_test_command_judges_each_attempt_after_its_agent() {
             .unwrap(),
     );
     assert!(audit.contains("\"test\""), "{audit}");
+
+    // `berth run` judges its attempts the same way, the tests' output in its own.
+    let run = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--", "sh", "-c", "touch done"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        said.contains("running the repo's tests")
+            && said.contains("tests-saw-done")
+            && said.contains("[berth] tests passed"),
+        "{said}"
+    );
+    let rows = compare_json(&env, 2);
+    assert_eq!(rows[0]["test"]["exit_code"], 0, "{rows}");
 }

@@ -318,6 +318,50 @@ fn berth_run_takes_a_pooled_vm_and_ends_as_an_attempt_it_boots_would() {
 }
 
 #[test]
+fn a_pooled_berth_run_without_a_terminal_denies_what_it_would_have_asked() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::new();
+    let _drain = Drain(&env);
+    let repo = simple_repo(&env);
+    ok(&env, &["pool", "fill", "1", "--network"]);
+    wait_ready(&env, 1);
+    // Its supervisor asks whoever is attached about an unlisted name: `berth run`, attached
+    // with no terminal to ask on, answers no at once (as for the attempts it boots itself),
+    // where nobody answering would hold the connection for a minute.
+    let out = env
+        .berth()
+        .current_dir(&repo)
+        .args(["run", "--network", "allowlist", "--allow", "example.test"])
+        .args(["--", "sh", "-c"])
+        .arg("sleep 2; curl -s -o /dev/null -w 'status=%{http_code}\\n' http://unlisted.test/; echo done")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("starts on a waiting VM"), "{stderr}");
+    assert!(
+        stderr.contains("unlisted.test") && stderr.contains("denied (no terminal to ask on)"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("done"), "{stdout}");
+    let audit = json(&env, &["audit", "1.1", "--json"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "approval"
+                && e["data"]["host"] == "unlisted.test"
+                && e["data"]["decision"] == "deny"),
+        "{audit}"
+    );
+}
+
+#[test]
 fn a_network_attempt_never_gets_a_vm_made_without_one_and_a_dead_pooled_vm_is_replaced() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let env = TestEnv::new();

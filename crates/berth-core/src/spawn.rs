@@ -83,6 +83,9 @@ pub fn spawn_supervisor(
     set_state(&mut db, clock, id, AttemptState::Booting, json!({}))?;
     // A stop asked of an earlier run is not one of this run's.
     let _ = std::fs::remove_file(store.stop_request(id));
+    // Left by a `berth run` whose handoff never reached a supervisor: this one is attached
+    // to, so its command gets a terminal.
+    let _ = std::fs::remove_file(store.foreground_marker(id));
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -614,6 +614,7 @@ pub fn run_attempt<H: Hypervisor>(
             dir,
         )
     });
+    let env = request.env.clone();
     let result = session.agent.exec(request, io);
     if let Some(hit) = watch.and_then(|w| w.finish()) {
         session.kill();
@@ -622,7 +623,6 @@ pub fn run_attempt<H: Hypervisor>(
     }
     match result {
         Ok(status) => {
-            session.shutdown();
             audit(
                 &mut db,
                 clock,
@@ -630,6 +630,18 @@ pub fn run_attempt<H: Hypervisor>(
                 "command",
                 json!({"phase": "end", "exit_code": status.shell_code()}),
             )?;
+            // The repo's test command judges the attempt, as a supervised attempt's does.
+            if let Some(plan) = crate::repo_test::attempt_plan(store, id) {
+                let result = run_repo_test(&mut session.agent, &plan, env, status.shell_code(), io);
+                audit(
+                    &mut db,
+                    clock,
+                    id,
+                    "test",
+                    serde_json::to_value(&result).unwrap_or_default(),
+                )?;
+            }
+            session.shutdown();
             set_state(
                 &mut db,
                 clock,
@@ -662,6 +674,32 @@ pub fn run_attempt<H: Hypervisor>(
             Err(SessionError::from(e).into())
         }
     }
+}
+
+/// `berth run`'s side of the repo's test command: its output with the attempt's, its
+/// result audited (`berth compare` and the app read it there).
+fn run_repo_test(
+    agent: &mut berth_vm::agent::AgentClient,
+    plan: &crate::repo_test::TestPlan,
+    env: Vec<(String, String)>,
+    code: i32,
+    io: &mut dyn ExecIo,
+) -> crate::repo_test::TestResult {
+    let io = std::cell::RefCell::new(io);
+    io.borrow_mut().stdout(
+        format!(
+            "\n[berth] the agent exited with {code}; running the repo's tests: {}\n",
+            crate::table_cell(&plan.command, 200)
+        )
+        .as_bytes(),
+    );
+    let stop = || io.borrow_mut().interrupted();
+    let result = crate::repo_test::run(agent, plan, env, &stop, &mut |data| {
+        io.borrow_mut().stdout(data)
+    });
+    io.borrow_mut()
+        .stdout(format!("[berth] tests {}\n", result.words()).as_bytes());
+    result
 }
 
 /// The outcome of pulling one attempt.
