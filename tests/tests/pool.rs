@@ -333,7 +333,7 @@ fn a_pooled_berth_run_without_a_terminal_denies_what_it_would_have_asked() {
         .current_dir(&repo)
         .args(["run", "--network", "allowlist", "--allow", "example.test"])
         .args(["--", "sh", "-c"])
-        .arg("sleep 2; curl -s -o /dev/null -w 'status=%{http_code}\\n' http://unlisted.test/; echo done")
+        .arg("sleep 5; curl -s -o /dev/null -w 'status=%{http_code}\\n' http://unlisted.test/; echo done")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
