@@ -58,9 +58,12 @@ pub fn follow(
             return match rec.state {
                 AttemptState::Exited => Ok(rec.exit_code),
                 AttemptState::Stopped => Ok(None),
-                _ => Err(rec
-                    .error
-                    .unwrap_or_else(|| format!("the attempt ended {}", rec.state))),
+                // The record's words may quote the guest: shown escaped.
+                _ => Err(berth_core::escape_controls(
+                    &rec.error
+                        .unwrap_or_else(|| format!("the attempt ended {}", rec.state)),
+                )
+                .to_string()),
             };
         }
         if !slot_alive() && rec.state.is_live() {
