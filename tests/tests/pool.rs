@@ -327,13 +327,15 @@ fn a_pooled_berth_run_without_a_terminal_denies_what_it_would_have_asked() {
     wait_ready(&env, 1);
     // Its supervisor asks whoever is attached about an unlisted name: `berth run`, attached
     // with no terminal to ask on, answers no at once (as for the attempts it boots itself),
-    // where nobody answering would hold the connection for a minute.
+    // where nobody answering would hold the connection for a minute. The command asks at
+    // once, before `berth run` can have attached (the supervisor's socket comes up with the
+    // command): the question waits for it rather than being denied for want of anyone.
     let out = env
         .berth()
         .current_dir(&repo)
         .args(["run", "--network", "allowlist", "--allow", "example.test"])
         .args(["--", "sh", "-c"])
-        .arg("sleep 5; curl -s -o /dev/null -w 'status=%{http_code}\\n' http://unlisted.test/; echo done")
+        .arg("curl -s -o /dev/null -w 'status=%{http_code}\\n' http://unlisted.test/; echo done")
         .stdin(std::process::Stdio::null())
         .output()
         .unwrap();

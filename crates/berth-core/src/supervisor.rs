@@ -72,6 +72,9 @@ struct Desk {
     /// While a question waits: a file naming what it is about (`berth ls` shows the attempt
     /// as waiting for approval); gone when none waits.
     marker: Option<std::path::PathBuf>,
+    /// A `berth run` follows this attempt and has not attached yet (it can only once the
+    /// command runs): a question asked before then waits for it instead of being denied.
+    awaits_follower: AtomicBool,
 }
 
 impl Desk {
@@ -101,7 +104,7 @@ impl Desk {
         Arc::new(move |host: &str, port: u16| {
             let (tx, rx) = tokio::sync::oneshot::channel();
             let attached = desk.attached.lock().unwrap_or_else(|e| e.into_inner());
-            if attached.is_empty() {
+            if attached.is_empty() && !desk.awaits_follower.load(Ordering::SeqCst) {
                 let _ = tx.send(Approval::Deny("nobody is attached to approve it".into()));
                 return rx;
             }
@@ -396,6 +399,7 @@ fn run_booted<V: RunningVm>(
     // none to the attempts it boots itself; everyone else gets one.
     let foreground = std::fs::remove_file(store.foreground_marker(id)).is_ok();
     let request = attempt_request(store, rec, &prompt, (!foreground).then_some(DEFAULT_SIZE));
+    desk.awaits_follower.store(foreground, Ordering::SeqCst);
     let main = match session.agent.start(request.clone()) {
         Ok(m) => m,
         Err(e) => {
@@ -781,6 +785,7 @@ fn serve_client(stream: UnixStream, hub: Arc<Hub>) {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push(sink.clone());
+                hub.desk.awaits_follower.store(false, Ordering::SeqCst);
                 hub.desk.ask_again(&sink);
                 if !attached {
                     attached = true;
@@ -922,5 +927,56 @@ mod crlf_tests {
         // A CR ending the previous write: its LF needs none.
         assert_eq!(super::crlf(b"\nx\n", true), b"\nx\r\n");
         assert_eq!(super::crlf(b"\r", false), b"\r");
+    }
+}
+
+#[cfg(test)]
+mod desk_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::sync_channel;
+
+    use berth_egress::Approval;
+    use berth_proto::Message;
+
+    use super::{Desk, Sink};
+
+    fn sink() -> (Sink, std::sync::mpsc::Receiver<Message>) {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (tx, rx) = sync_channel(8);
+        let conn = Arc::new(a);
+        (Sink { tx, conn }, rx)
+    }
+
+    #[test]
+    fn with_nobody_attached_a_question_is_denied_at_once() {
+        let desk = Arc::new(Desk::default());
+        let mut answer = (desk.approver())("unlisted.test", 80);
+        assert!(matches!(answer.try_recv(), Ok(Approval::Deny(_))));
+    }
+
+    #[test]
+    fn a_question_asked_before_berth_run_attaches_waits_for_it() {
+        let desk = Arc::new(Desk::default());
+        desk.awaits_follower.store(true, Ordering::SeqCst);
+        let mut answer = (desk.approver())("unlisted.test", 80);
+        assert!(
+            answer.try_recv().is_err(),
+            "denied before berth run attached"
+        );
+        // berth run attaches (as serve_client does): the question is sent to it.
+        let (sink, got) = sink();
+        desk.attached.lock().unwrap().push(sink.clone());
+        desk.awaits_follower.store(false, Ordering::SeqCst);
+        desk.ask_again(&sink);
+        match got.try_recv() {
+            Ok(Message::ApprovalRequest { id, host, port }) => {
+                assert_eq!((host.as_str(), port), ("unlisted.test", 80));
+                let (tx, _, _) = desk.pending.lock().unwrap().remove(&id).unwrap();
+                let _ = tx.send(Approval::Deny("answered".into()));
+            }
+            other => panic!("berth run was not asked: {other:?}"),
+        }
+        assert!(matches!(answer.try_recv(), Ok(Approval::Deny(why)) if why == "answered"));
     }
 }
