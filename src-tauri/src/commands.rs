@@ -225,9 +225,9 @@ pub fn new_task(app: State<'_, App>, req: NewTaskRequest) -> Res<Vec<String>> {
         cpus: 1,
         boot_timeout_s: 300,
     };
-    for a in &prepared.attempts {
-        berth_core::spawn_supervisor(&app.berth, &app.store, a.id, &opts, now_ms)
-            .map_err(|e| e.to_string())?;
+    let ids: Vec<_> = prepared.attempts.iter().map(|a| a.id).collect();
+    for started in berth_core::spawn_supervisors(&app.berth, &app.store, &ids, &opts, now_ms) {
+        started.map_err(|e| e.to_string())?;
     }
     Ok(prepared.attempts.iter().map(|a| a.id.to_string()).collect())
 }

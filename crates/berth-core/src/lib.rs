@@ -112,7 +112,7 @@ pub use secrets::{
 };
 pub use spawn::{
     SuperviseOptions, install_agent_with_cli, rebuild_env_in_background, refresh_cache_after_pull,
-    spawn_supervisor,
+    spawn_supervisor, spawn_supervisors,
 };
 pub use stop::{STOP_GRACE, stop_attempt};
 pub use store::{Store, create_private_dir};

@@ -105,6 +105,36 @@ pub fn spawn_supervisor(
     Ok(pid)
 }
 
+/// Starts the supervisors of `ids` side by side (a task's attempts): a handoff to a waiting
+/// VM, tens of milliseconds mostly spent waiting on the slot, does not wait for the one
+/// before it, nor does a cold start. Each result in the order of `ids`: one failing to start
+/// does not keep the others from starting.
+pub fn spawn_supervisors(
+    berth: &Path,
+    store: &Store,
+    ids: &[AttemptId],
+    opts: &SuperviseOptions,
+    clock: Clock,
+) -> Vec<Result<u32, TaskError>> {
+    std::thread::scope(|scope| {
+        let started: Vec<_> = ids
+            .iter()
+            .map(|&id| scope.spawn(move || spawn_supervisor(berth, store, id, opts, clock)))
+            .collect();
+        started
+            .into_iter()
+            .zip(ids)
+            .map(|(thread, id)| {
+                thread.join().unwrap_or_else(|_| {
+                    Err(TaskError::Refused(format!(
+                        "starting attempt {id}'s supervisor failed unexpectedly"
+                    )))
+                })
+            })
+            .collect()
+    })
+}
+
 /// After a pull into a repo with a `[cache]`: a detached `berth cache refresh` on the pulled
 /// commit, so the next attempts start warm on what the user kept (a setup VM fills the new
 /// generation; nothing of the attempt's own bytes goes into it). Logs to

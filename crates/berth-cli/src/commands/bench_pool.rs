@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use berth_core::{PoolShape, Store};
 
 use super::stop::stop_attempt;
-use super::supervise::{VmArgs, spawn_supervisor};
+use super::supervise::{VmArgs, spawn_supervisors};
 use crate::context::Context;
 
 pub fn run(ctx: &Context, counts: &[u32], memory: u32, json: bool) -> Result<()> {
@@ -110,9 +110,8 @@ fn first_bytes(
     ];
     let started = Instant::now();
     let prepared = super::bench_attempts::bench_task(store, repo, n, memory, &command)?;
-    for a in &prepared.attempts {
-        spawn_supervisor(ctx, a.id, &vm)?;
-    }
+    let ids: Vec<_> = prepared.attempts.iter().map(|a| a.id).collect();
+    spawn_supervisors(ctx, &ids, &vm)?;
     let mut times: Vec<Option<f64>> = vec![None; prepared.attempts.len()];
     let deadline = Instant::now() + Duration::from_secs(600);
     while times.iter().any(Option::is_none) {

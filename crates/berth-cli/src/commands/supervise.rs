@@ -76,6 +76,22 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
     )?)
 }
 
+/// Starts the supervisors of `ids` side by side (see `berth_core::spawn_supervisors`); the
+/// first failure is the error, after every attempt that could start has.
+pub fn spawn_supervisors(ctx: &Context, ids: &[AttemptId], vm: &VmArgs) -> Result<()> {
+    vm.check_cpus()?;
+    let opts = SuperviseOptions {
+        accel: vm.accel.map(|a| a.to_string()),
+        cpus: vm.cpus(),
+        boot_timeout_s: vm.boot_timeout,
+    };
+    let store = ctx.store();
+    for started in berth_core::spawn_supervisors(&ctx.exe, &store, ids, &opts, now_ms) {
+        started?;
+    }
+    Ok(())
+}
+
 /// `berth __supervise ID`: the supervisor process.
 #[derive(clap::Args)]
 pub struct SuperviseArgs {

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use berth_core::{NewTask, check_memory, prepare_task};
 use clap::Subcommand;
 
-use super::supervise::{VmArgs, spawn_supervisor};
+use super::supervise::{VmArgs, spawn_supervisors};
 use crate::context::{Context, host_memory_mib, now_ms};
 
 #[derive(Subcommand)]
@@ -85,9 +85,8 @@ pub fn run(ctx: &Context, cmd: TaskCommand) -> Result<ExitCode> {
         },
         now_ms,
     )?;
-    for a in &prepared.attempts {
-        spawn_supervisor(ctx, a.id, &args.vm)?;
-    }
+    let started: Vec<_> = prepared.attempts.iter().map(|a| a.id).collect();
+    spawn_supervisors(ctx, &started, &args.vm)?;
     let ids: Vec<String> = prepared.attempts.iter().map(|a| a.id.to_string()).collect();
     if args.json {
         println!(
