@@ -278,7 +278,7 @@ fn real_projects_fetch_from_registries_once_and_build_offline_on_the_warm_cache(
     let env = TestEnv::new();
     let reg = berth_tests::Registries::start();
     let port = reg.http.port;
-    let mut files = reg.cargo("crates.test", 12);
+    let mut files = reg.cargo("crates.test", 3);
     files.extend(reg.npm("npm.test"));
     files.extend(reg.pip("pypi.test"));
     files.push((
@@ -302,7 +302,7 @@ fn real_projects_fetch_from_registries_once_and_build_offline_on_the_warm_cache(
     // Each client really went to its registry, through the proxy.
     for (host, path) in [
         ("crates.test", "/cargo/index.git/info/refs"),
-        ("crates.test", "/cargo/crates/berth_dep_11/1.0.0/download"),
+        ("crates.test", "/cargo/crates/berth_dep_02/1.0.0/download"),
         ("npm.test", "/npm/berth-dep-b/-/berth-dep-b-1.0.0.tgz"),
         ("pypi.test", "/pypi/files/berth_pkg_b-1.0-py3-none-any.whl"),
     ] {
