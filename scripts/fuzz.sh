@@ -9,12 +9,15 @@ secs="${1:-20}"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked
+  echo "==> cargo-fuzz installed in ${SECONDS}s"
 fi
 targets=(agent_frames proxy_request gateway_request gateway_connection berth_toml git_checks)
 # No sanitizer: the code is safe Rust, a panic is what is looked for, and the build is
 # minutes shorter (ASan would instrument every dependency).
 echo "==> building the fuzz targets"
+built=$SECONDS
 (cd fuzz && cargo +nightly fuzz build -s none)
+echo "==> fuzz targets built in $((SECONDS - built))s"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 for t in "${targets[@]}"; do
