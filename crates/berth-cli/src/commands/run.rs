@@ -279,7 +279,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<ExitCode> {
                 "stopped".into()
             }
             Err(e) => {
-                eprintln!("berth: attempt {} failed: {e}", rec.id);
+                eprintln!("{}", failure_line(rec.id, e));
                 "error".into()
             }
         };
@@ -522,9 +522,30 @@ impl ExecIo for PrefixIo {
     }
 }
 
+/// How an attempt's failure is said on the terminal, cold or pooled alike: its words may
+/// quote the guest (an agent's error, the recorded error of a pooled attempt), so escape
+/// sequences in them are shown, never sent to the terminal.
+fn failure_line(id: berth_core::AttemptId, error: &str) -> String {
+    format!(
+        "berth: attempt {id} failed: {}",
+        berth_core::escape_controls(error)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::interactive_shell;
+
+    #[test]
+    fn a_failure_quoting_the_guest_cannot_drive_the_terminal() {
+        let id = berth_core::AttemptId { task: 1, n: 2 };
+        let line = super::failure_line(id, "agent: \x1b]0;pwned\x07\x1b[2Jgone\r");
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert!(
+            line.starts_with("berth: attempt 1.2 failed: agent: \\x1b]0;pwned"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn an_interactive_shell_is_told_apart_from_a_script() {

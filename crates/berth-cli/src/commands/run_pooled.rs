@@ -58,12 +58,10 @@ pub fn follow(
             return match rec.state {
                 AttemptState::Exited => Ok(rec.exit_code),
                 AttemptState::Stopped => Ok(None),
-                // The record's words may quote the guest: shown escaped.
-                _ => Err(berth_core::escape_controls(
-                    &rec.error
-                        .unwrap_or_else(|| format!("the attempt ended {}", rec.state)),
-                )
-                .to_string()),
+                // Shown escaped where every failure is (`run.rs`'s `failure_line`).
+                _ => Err(rec
+                    .error
+                    .unwrap_or_else(|| format!("the attempt ended {}", rec.state))),
             };
         }
         if !slot_alive() && rec.state.is_live() {
