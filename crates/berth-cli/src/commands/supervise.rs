@@ -59,14 +59,19 @@ impl VmArgs {
     }
 }
 
-/// Starts the attempt's supervisor (see `berth_core::spawn_supervisor`).
-pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32> {
+/// What a supervisor boots with, from the command's VM flags (checked).
+fn supervise_options(vm: &VmArgs) -> Result<SuperviseOptions> {
     vm.check_cpus()?;
-    let opts = SuperviseOptions {
+    Ok(SuperviseOptions {
         accel: vm.accel.map(|a| a.to_string()),
         cpus: vm.cpus(),
         boot_timeout_s: vm.boot_timeout,
-    };
+    })
+}
+
+/// Starts the attempt's supervisor (see `berth_core::spawn_supervisor`).
+pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32> {
+    let opts = supervise_options(vm)?;
     Ok(berth_core::spawn_supervisor(
         &ctx.exe,
         &ctx.store(),
@@ -79,12 +84,7 @@ pub fn spawn_supervisor(ctx: &Context, id: AttemptId, vm: &VmArgs) -> Result<u32
 /// Starts the supervisors of `ids` side by side (see `berth_core::spawn_supervisors`); the
 /// first failure is the error, after every attempt that could start has.
 pub fn spawn_supervisors(ctx: &Context, ids: &[AttemptId], vm: &VmArgs) -> Result<()> {
-    vm.check_cpus()?;
-    let opts = SuperviseOptions {
-        accel: vm.accel.map(|a| a.to_string()),
-        cpus: vm.cpus(),
-        boot_timeout_s: vm.boot_timeout,
-    };
+    let opts = supervise_options(vm)?;
     let store = ctx.store();
     for started in berth_core::spawn_supervisors(&ctx.exe, &store, ids, &opts, now_ms) {
         started?;
